@@ -1,0 +1,90 @@
+"""Start the fleet's actors on a Ray cluster, and find them again from another process."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import ray
+
+from actors.facility import FacilityActor
+from actors.gpu import GpuActor
+from actors.options import (
+    facility_actor_name,
+    facility_actor_options,
+    gpu_actor_name,
+    gpu_actor_options,
+)
+from hcp.config import Settings
+from hcp.errors import NotFoundError, UnknownDeviceError
+from hcp.fleet.spec import FleetSpec
+from hcp.store import FleetRepository, connect, migrate
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FleetHandles:
+    gpus: dict[str, Any] = field(default_factory=dict)
+    facilities: dict[str, Any] = field(default_factory=dict)
+
+    def gpu(self, device_id: str) -> Any:
+        try:
+            return self.gpus[device_id]
+        except KeyError:
+            raise UnknownDeviceError(f"no GPU {device_id!r} in the fleet", device_id=device_id) from None
+
+
+def prepare_store(spec: FleetSpec, settings: Settings) -> FleetRepository:
+    engine = connect(settings.resolved_database_url)
+    migrate(engine)
+    repo = FleetRepository(engine)
+    repo.sync_fleet(spec)
+    return repo
+
+
+def launch_fleet(spec: FleetSpec, settings: Settings) -> FleetHandles:
+    """One actor per GPU and per facility; returns once every actor has both contexts up."""
+    handles = FleetHandles()
+    for g in spec.gpus():
+        handles.gpus[g.id] = GpuActor.options(**gpu_actor_options(g, settings)).remote(g, settings)
+    for fac in spec.facilities:
+        own = {g.id: handles.gpus[g.id] for g in fac.gpus}
+        handles.facilities[fac.name] = FacilityActor.options(**facility_actor_options(fac, settings)).remote(
+            fac, settings, own)
+    # Waiting on a cheap call surfaces constructor failures (bad model, store down) here.
+    ray.get([h.status.remote() for h in handles.gpus.values()])
+    ray.get([h.gpu_ids.remote() for h in handles.facilities.values()])
+    return handles
+
+
+def find_fleet(settings: Settings) -> FleetHandles:
+    """Handles of a running fleet, by name, from any driver connected to the cluster."""
+    names = ray.util.list_named_actors(all_namespaces=True)
+    handles = FleetHandles()
+    for entry in names:
+        if entry.get("namespace") != settings.ray_namespace:
+            continue
+        name = entry["name"]
+        if name.startswith("gpu:"):
+            handles.gpus[name[4:]] = ray.get_actor(name, namespace=settings.ray_namespace)
+        elif name.startswith("facility:"):
+            handles.facilities[name[9:]] = ray.get_actor(name, namespace=settings.ray_namespace)
+    if not handles.gpus and not handles.facilities:
+        raise NotFoundError(f"no hcp fleet is running in Ray namespace {settings.ray_namespace!r}")
+    return handles
+
+
+def shutdown_fleet(handles: FleetHandles) -> None:
+    """Final checkpoint on every GPU, then stop the actors."""
+    try:
+        ray.get([h.shutdown.remote() for h in handles.gpus.values()], timeout=30)
+    except Exception:  # shutting down: log and go on killing
+        log.exception("final checkpoint failed on some GPUs")
+    for h in list(handles.facilities.values()) + list(handles.gpus.values()):
+        ray.kill(h, no_restart=True)
+
+
+__all__ = ["FleetHandles", "launch_fleet", "find_fleet", "shutdown_fleet", "prepare_store",
+           "gpu_actor_name", "facility_actor_name"]

@@ -1,0 +1,114 @@
+"""A GPU worker bound to the store: switches become durable, restarts resume committed state."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from hcp.errors import HcpError, StoreError
+from hcp.fleet.modes import GpuMode, SwitchReport
+from hcp.fleet.worker import GpuWorker, WorkerStatus
+from hcp.mining import MiningState
+from hcp.store import FleetRepository
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CommittedSwitch:
+    report: SwitchReport
+    generation: int
+    persist_ms: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.report.to_dict(), "generation": self.generation, "persist_ms": self.persist_ms}
+
+
+class GpuDevice:
+    """The unit a GPU actor wraps. Only committed mode changes count; the rest is rolled back."""
+
+    def __init__(self, worker: GpuWorker, repo: FleetRepository, facility: str) -> None:
+        self.worker = worker
+        self.repo = repo
+        self.facility = facility
+        self.device_id = worker.device_id
+        self._generation = 0
+        self._commit_lock = threading.Lock()
+        self._ckpt_stop = threading.Event()
+        self._ckpt_thread: threading.Thread | None = None
+
+    def start(self, restarted: bool = False) -> GpuMode:
+        """Resume the last committed mode, cursor and counters, then start the contexts."""
+        state = self.repo.device_state(self.device_id)
+        self._generation = state.generation
+        if state.mining_state:
+            self.worker.restore_mining(MiningState.from_dict(state.mining_state))
+        self.worker.start(state.mode, inference_requests=state.inference_requests)
+        if restarted:
+            self.repo.note_restart(self.device_id, self.facility, {
+                "mode": state.mode.value, "generation": state.generation,
+                "hashes_done": state.hashes_done})
+            log.warning("%s restarted; resumed %s at generation %d", self.device_id, state.mode.value,
+                        state.generation)
+        return state.mode
+
+    def switch(self, target: GpuMode | str, reason: str = "") -> CommittedSwitch:
+        with self._commit_lock:
+            report = self.worker.switch(GpuMode.parse(target), reason)
+            if report.noop:
+                return CommittedSwitch(report, self._generation, 0.0)
+            t0 = time.perf_counter()
+            try:
+                saved = self.worker.saved_state
+                gen = self.repo.commit_mode_change(
+                    report, self._generation, facility=self.facility,
+                    mining_state=saved.to_dict() if saved else None,
+                    hashes_done=saved.hashes_done if saved else None)
+            except HcpError:
+                # The switch is only real once committed: put the device back where the record says.
+                self.worker.rollback(report)
+                raise
+            self._generation = gen
+            return CommittedSwitch(report, gen, (time.perf_counter() - t0) * 1e3)
+
+    def checkpoint(self) -> int:
+        """Persist new shares (deduplicated) and the mining cursor and counters; returns shares added."""
+        shares = self.worker.drain_shares()
+        try:
+            added = self.repo.record_shares(self.device_id, shares)
+        except StoreError:
+            self.worker.requeue_shares(shares)
+            raise
+        # Cursor after shares: a crash in between re-finds those shares, and the store dedups them.
+        snap = self.worker.mining_snapshot()
+        self.repo.checkpoint(self.device_id, snap.to_dict(), snap.hashes_done, self.worker.inference_requests)
+        return added
+
+    def start_checkpointing(self, every_s: float) -> None:
+        def loop() -> None:
+            while not self._ckpt_stop.wait(every_s):
+                try:
+                    self.checkpoint()
+                except StoreError:
+                    log.exception("%s: checkpoint failed; will retry", self.device_id)
+
+        self._ckpt_thread = threading.Thread(target=loop, name=f"ckpt-{self.device_id}", daemon=True)
+        self._ckpt_thread.start()
+
+    def status(self) -> WorkerStatus:
+        return self.worker.status()
+
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+    def stop(self) -> None:
+        self._ckpt_stop.set()
+        self.worker.stop()
+        try:
+            self.checkpoint()
+        except StoreError:
+            log.exception("%s: final checkpoint failed", self.device_id)

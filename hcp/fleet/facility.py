@@ -1,0 +1,114 @@
+"""A facility: its ASICs' modes (committed like GPU modes) and its power against the cap."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from hcp.clock import Clock, SystemClock
+from hcp.errors import InvalidTransitionError, UnknownDeviceError
+from hcp.fleet.modes import GpuMode, SwitchPhases, SwitchReport
+
+if TYPE_CHECKING:
+    from hcp.fleet.spec import AsicSpec, FacilitySpec
+    from hcp.store import FleetRepository
+
+log = logging.getLogger(__name__)
+
+# An ASIC that is curtailed or idle still draws its control board and fans.
+_ASIC_STANDBY_W = 15.0
+
+
+@dataclass(frozen=True)
+class FacilityReport:
+    facility: str
+    capacity_w: float
+    pue: float
+    it_power_w: float
+    facility_power_w: float  # IT power × PUE: what the grid connection sees
+    headroom_w: float
+    over_cap: bool
+    gpu_modes: dict[str, int]
+    asic_modes: dict[str, int]
+    gpu_hashrate_hs: float
+    asic_hashrate_ths: float
+    telemetry_sources: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def asic_power_w(spec: AsicSpec, mode: GpuMode) -> float:
+    return spec.power_w if mode is GpuMode.MINING else _ASIC_STANDBY_W
+
+
+def facility_report(spec: FacilitySpec, gpu_status: list[dict[str, Any]],
+                    asic_modes: dict[str, GpuMode]) -> FacilityReport:
+    """Aggregate the devices' power (GPUs: measured or simulated telemetry) against the cap."""
+    it_w = sum(float(g["telemetry"]["power_w"]) for g in gpu_status)
+    gpu_modes: dict[str, int] = {}
+    for g in gpu_status:
+        gpu_modes[g["mode"]] = gpu_modes.get(g["mode"], 0) + 1
+    asic_counts: dict[str, int] = {}
+    ths = 0.0
+    for a in spec.asics:
+        mode = asic_modes.get(a.id, GpuMode.MINING)
+        it_w += asic_power_w(a, mode)
+        asic_counts[mode.value] = asic_counts.get(mode.value, 0) + 1
+        if mode is GpuMode.MINING:
+            ths += a.hashrate_ths
+    fac_w = it_w * spec.pue
+    cap_w = spec.capacity_mw * 1e6
+    return FacilityReport(
+        facility=spec.name, capacity_w=cap_w, pue=spec.pue, it_power_w=it_w, facility_power_w=fac_w,
+        headroom_w=cap_w - fac_w, over_cap=fac_w > cap_w, gpu_modes=gpu_modes, asic_modes=asic_counts,
+        gpu_hashrate_hs=sum(float(g.get("hashrate_hs", 0.0)) for g in gpu_status),
+        asic_hashrate_ths=ths,
+        telemetry_sources=sorted({g["telemetry"]["source"] for g in gpu_status}),
+    )
+
+
+class Facility:
+    """Owns the facility's ASICs. ASIC mode changes are committed to the store like GPU switches."""
+
+    def __init__(self, spec: FacilitySpec, repo: FleetRepository, clock: Clock | None = None) -> None:
+        self.spec = spec
+        self.repo = repo
+        self._clock = clock or SystemClock()
+        self._asics = {a.id: a for a in spec.asics}
+        self._modes: dict[str, GpuMode] = {}
+        self._generations: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def load(self) -> None:
+        for a in self.spec.asics:
+            st = self.repo.device_state(a.id)
+            self._modes[a.id] = st.mode
+            self._generations[a.id] = st.generation
+
+    def asic_modes(self) -> dict[str, GpuMode]:
+        return dict(self._modes)
+
+    def set_asic_mode(self, asic_id: str, target: GpuMode | str, reason: str = "") -> SwitchReport:
+        target = GpuMode.parse(target)
+        if asic_id not in self._asics:
+            raise UnknownDeviceError(f"no ASIC {asic_id!r} in facility {self.spec.name!r}", device_id=asic_id)
+        if target is GpuMode.INFERENCE:
+            raise InvalidTransitionError(f"{asic_id} is a mining ASIC; it cannot run inference",
+                                         device_id=asic_id, target=target.value)
+        with self._lock:
+            source = self._modes[asic_id]
+            zero = SwitchPhases(0.0, 0.0, 0.0, 0.0)
+            report = SwitchReport(asic_id, source, target, zero, 0.0, self._clock.now(), reason,
+                                  True, source is target)
+            if report.noop:
+                return report
+            self._generations[asic_id] = self.repo.commit_mode_change(
+                report, self._generations[asic_id], facility=self.spec.name)
+            self._modes[asic_id] = target
+            return report
+
+    def report(self, gpu_status: list[dict[str, Any]]) -> FacilityReport:
+        return facility_report(self.spec, gpu_status, self._modes)

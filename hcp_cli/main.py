@@ -1,0 +1,246 @@
+"""``hcp`` commands: run the platform, inspect it, switch a device."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from hcp.config import Settings
+from hcp.errors import HcpError
+from hcp.fleet.modes import GpuMode
+from hcp.fleet.spec import load_fleet_spec
+from hcp.logging_setup import configure_logging
+
+app = typer.Typer(help="hcp: a GPU fleet that switches between mining and AI inference in milliseconds.",
+                  no_args_is_help=True, add_completion=False)
+# Piped output (logs, tests, scripts) must not be re-wrapped at 80 columns.
+console = Console(soft_wrap=not sys.stdout.isatty())
+log = logging.getLogger(__name__)
+
+
+def _settings(spec: Optional[Path] = None) -> Settings:
+    s = Settings()
+    if spec is not None:
+        s = s.model_copy(update={"fleet_spec": spec})
+    configure_logging(s.log_level)
+    return s
+
+
+def _fail(exc: HcpError) -> None:
+    console.print(f"[red]error[/] {exc.code}: {exc.detail}")
+    raise typer.Exit(code=2)
+
+
+@app.command()
+def run(
+    spec: Optional[Path] = typer.Option(None, help="Fleet spec YAML (default: HCP_FLEET_SPEC or the local fleet)."),
+    mode: str = typer.Option("MINING", help="Mode every GPU enters at start; KEEP resumes the committed modes."),
+    duration: float = typer.Option(0.0, help="Stop after this many seconds (0: run until Ctrl-C)."),
+    live: bool = typer.Option(True, help="Show a live fleet table (off: log one line per refresh)."),
+    refresh: float = typer.Option(1.0, help="Seconds between refreshes."),
+) -> None:
+    """Start a local Ray cluster (or join HCP_RAY_ADDRESS), build the fleet, start mining, show it."""
+    import ray
+
+    from actors.fleet import launch_fleet, prepare_store, shutdown_fleet
+    from hcp_cli.runtime import start_or_join
+    from hcp_cli.views import fleet_view
+
+    settings = _settings(spec)
+    try:
+        fleet_spec = load_fleet_spec(settings.fleet_spec)
+        target = None if mode.upper() == "KEEP" else GpuMode.parse(mode)
+        prepare_store(fleet_spec, settings)
+    except HcpError as exc:
+        _fail(exc)
+    console.print(f"[bold]hcp[/] fleet [cyan]{fleet_spec.name}[/]: {len(fleet_spec.facilities)} facilities, "
+                  f"{len(fleet_spec.gpus())} GPUs, {len(fleet_spec.asics())} ASICs; "
+                  f"store {settings.resolved_database_url.split('@')[-1]}")
+    start_or_join(settings, log_to_driver=not live)
+    stop = {"now": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+    handles = None
+    try:
+        with console.status("starting GPU actors (loading and warming both contexts)..."):
+            handles = launch_fleet(fleet_spec, settings)
+        if target is not None:
+            for gid, h in handles.gpus.items():
+                r = ray.get(h.switch.remote(target.value, "platform start"))
+                console.print(f"{gid}: {r['from_mode']} → {r['to_mode']} in {r['total_ms']:.2f} ms")
+        console.print("[green]fleet running[/] — `hcp status`, `hcp switch GPU MODE`; Ctrl-C stops.")
+        t_end = time.monotonic() + duration if duration > 0 else float("inf")
+
+        def snapshot() -> list[dict]:
+            return ray.get([f.report.remote() for f in handles.facilities.values()])
+
+        if live and console.is_terminal:
+            from rich.live import Live
+
+            with Live(fleet_view(snapshot()), console=console, refresh_per_second=4) as view:
+                while time.monotonic() < t_end and not stop["now"]:
+                    time.sleep(refresh)
+                    view.update(fleet_view(snapshot()))
+        else:
+            while time.monotonic() < t_end and not stop["now"]:
+                time.sleep(refresh)
+                for r in snapshot():
+                    modes = ", ".join(f"{g['device_id']}={g['mode']}@{g['hashrate_hs']:.0f}H/s" for g in r["gpus"])
+                    log.info("%s power %.0f W of %.0f W cap; %s", r["facility"], r["facility_power_w"],
+                             r["capacity_w"], modes)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        console.print("stopping: final checkpoint and shutdown...")
+        if handles is not None:
+            shutdown_fleet(handles)
+        ray.shutdown()
+        console.print("stopped.")
+
+
+@app.command()
+def status(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables.")) -> None:
+    """Show the running fleet (or, if none runs, the committed state in the store)."""
+    settings = _settings()
+    try:
+        import ray
+
+        from actors.fleet import find_fleet
+        from hcp_cli.runtime import join
+
+        join(settings)
+        handles = find_fleet(settings)
+        reports = ray.get([f.report.remote() for f in handles.facilities.values()])
+    except HcpError as exc:
+        console.print(f"[yellow]{exc.code}[/]: {exc.detail}")
+        _stored_status(settings, as_json)
+        return
+    if as_json:
+        print(json.dumps(reports, default=str, indent=2))
+        return
+    from hcp_cli.views import fleet_view
+
+    console.print(fleet_view(reports))
+
+
+def _stored_status(settings: Settings, as_json: bool) -> None:
+    from hcp.store import FleetRepository, connect
+    from hcp_cli.views import stored_table
+
+    try:
+        states = FleetRepository(connect(settings.resolved_database_url)).device_states()
+    except HcpError as exc:
+        _fail(exc)
+    if as_json:
+        print(json.dumps([{**s.__dict__, "mode": s.mode.value} for s in states], default=str, indent=2))
+    else:
+        console.print(stored_table(states))
+
+
+@app.command()
+def switch(device: str = typer.Argument(..., help="GPU id (or ASIC id) from the fleet spec."),
+           mode: str = typer.Argument(..., help="MINING, INFERENCE, IDLE or CURTAILED."),
+           reason: str = typer.Option("operator", help="Why; recorded in the event log.")) -> None:
+    """Switch one device of the running fleet and print the phase breakdown."""
+    settings = _settings()
+    try:
+        import ray
+
+        from actors.fleet import find_fleet
+        from hcp_cli.runtime import join
+
+        target = GpuMode.parse(mode)
+        join(settings)
+        handles = find_fleet(settings)
+        if device in handles.gpus:
+            r = ray.get(handles.gpus[device].switch.remote(target.value, reason))
+        else:
+            owner = _asic_owner(handles, device, settings)
+            r = ray.get(owner.set_asic_mode.remote(device, target.value, reason))
+    except HcpError as exc:
+        _fail(exc)
+    if r.get("noop"):
+        console.print(f"{device} already in {r['to_mode']}")
+        return
+    p = r["phases"]
+    console.print(f"{device}: {r['from_mode']} → {r['to_mode']} in [bold]{r['total_ms']:.3f} ms[/] "
+                  f"(pause {p['pause_ms']:.3f}, save {p['save_state_ms']:.3f}, activate "
+                  f"{p['activate_ms']:.3f}, health {p['health_check_ms']:.3f})"
+                  + (f"; committed as generation {r['generation']}" if "generation" in r else ""))
+
+
+def _asic_owner(handles, device: str, settings: Settings):  # type: ignore[no-untyped-def]
+    from hcp.errors import UnknownDeviceError
+
+    spec = load_fleet_spec(settings.fleet_spec)
+    for fac in spec.facilities:
+        if any(a.id == device for a in fac.asics) and fac.name in handles.facilities:
+            return handles.facilities[fac.name]
+    raise UnknownDeviceError(f"no device {device!r} in the running fleet", device_id=device)
+
+
+@app.command()
+def events(device: Optional[str] = typer.Option(None), limit: int = typer.Option(20)) -> None:
+    """The latest events from the append-only log."""
+    from rich.table import Table
+
+    from hcp.store import FleetRepository, connect
+
+    settings = _settings()
+    try:
+        rows = FleetRepository(connect(settings.resolved_database_url)).events(device_id=device, limit=limit)
+    except HcpError as exc:
+        _fail(exc)
+    t = Table(title="events")
+    for col in ("id", "at", "kind", "device", "change", "total ms", "reason"):
+        t.add_column(col)
+    for e in rows:
+        change = f"{e.from_mode} → {e.to_mode}" if e.to_mode else ""
+        t.add_row(str(e.id), e.at.isoformat(timespec="seconds"), e.kind, e.device_id or "", change,
+                  f"{e.total_ms:.3f}" if e.total_ms is not None else "", e.reason or "")
+    console.print(t)
+
+
+@app.command("validate-spec")
+def validate_spec(path: Path) -> None:
+    """Check a fleet spec file; prints every bad field."""
+    _settings()
+    try:
+        spec = load_fleet_spec(path)
+    except HcpError as exc:
+        _fail(exc)
+    console.print(f"[green]ok[/] {spec.name}: {len(spec.facilities)} facilities, {len(spec.gpus())} GPUs, "
+                  f"{len(spec.asics())} ASICs")
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the store's schema up to date."""
+    from hcp.store import connect
+    from hcp.store import migrate as do_migrate
+
+    settings = _settings()
+    try:
+        do_migrate(connect(settings.resolved_database_url))
+    except HcpError as exc:
+        _fail(exc)
+    console.print("schema up to date")
+
+
+def main() -> None:
+    try:
+        app()
+    except HcpError as exc:  # last resort: typed errors never print a traceback
+        console.print(f"[red]error[/] {exc.code}: {exc.detail}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""Rich renderings of fleet state for the terminal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Group
+from rich.table import Table
+
+_MODE_STYLE = {"MINING": "yellow", "INFERENCE": "cyan", "IDLE": "white", "CURTAILED": "red"}
+
+
+def _si(value: float, unit: str) -> str:
+    for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:.2f} {prefix}{unit}"
+    return f"{value:.1f} {unit}"
+
+
+def gpu_table(gpus: list[dict[str, Any]]) -> Table:
+    t = Table(title="GPUs", expand=False)
+    for col in ("device", "facility", "mode", "hashrate", "hashes", "shares", "power", "temp",
+                "util", "mem", "telemetry", "gen"):
+        t.add_column(col, justify="right" if col not in ("device", "facility", "mode", "telemetry") else "left")
+    for g in sorted(gpus, key=lambda x: x["device_id"]):
+        tel = g["telemetry"]
+        mode = g["mode"]
+        t.add_row(
+            g["device_id"], g.get("facility", ""), f"[{_MODE_STYLE.get(mode, 'white')}]{mode}[/]",
+            _si(g["hashrate_hs"], "H/s"), f"{g['hashes_done']:,}", str(g["shares_found"]),
+            f"{tel['power_w']:.0f} W", f"{tel['temperature_c']:.0f} °C", f"{100 * g['utilization']:.0f}%",
+            f"{tel['memory_used_mb'] / 1024:.1f}/{tel['memory_total_mb'] / 1024:.0f} GiB",
+            tel["source"] + (" (model)" if tel["source"] == "simulated" else ""), str(g.get("generation", "")),
+        )
+    return t
+
+
+def facility_table(reports: list[dict[str, Any]]) -> Table:
+    t = Table(title="Facilities")
+    for col in ("facility", "power (×PUE)", "cap", "headroom", "GPU modes", "ASIC modes", "ASIC TH/s"):
+        t.add_column(col)
+    for r in reports:
+        style = "red" if r["over_cap"] else "green"
+        t.add_row(
+            r["facility"], f"[{style}]{_si(r['facility_power_w'], 'W')}[/]", _si(r["capacity_w"], "W"),
+            _si(r["headroom_w"], "W"), _modes(r["gpu_modes"]), _modes(r["asic_modes"]),
+            f"{r['asic_hashrate_ths']:.0f}",
+        )
+    return t
+
+
+def _modes(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "-"
+
+
+def fleet_view(reports: list[dict[str, Any]]) -> Group:
+    gpus = [g for r in reports for g in r["gpus"]]
+    return Group(facility_table(reports), gpu_table(gpus))
+
+
+def stored_table(states: list[Any]) -> Table:
+    t = Table(title="Committed device state (from the store; the fleet is not running)")
+    for col in ("device", "kind", "mode", "since", "gen", "hashes", "shares", "restarts"):
+        t.add_column(col)
+    for s in states:
+        t.add_row(s.device_id, s.kind, s.mode.value, s.mode_since.isoformat(timespec="seconds"),
+                  str(s.generation), f"{s.hashes_done:,}", str(s.shares_found), str(s.restarts))
+    return t

@@ -1,0 +1,94 @@
+"""The main job as a user runs it: `hcp run`, then `hcp status` and `hcp switch` from another shell."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+HCP = str(Path(sys.executable).parent / "hcp")
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    e = dict(os.environ)
+    e.update(HCP_HOME=str(tmp_path / "home"), HCP_RAY_TEMP_DIR=tempfile.mkdtemp(prefix="hcp-e2e-", dir="/tmp"),
+             HCP_CHECKPOINT_SECONDS="1", PYTHONUNBUFFERED="1")
+    e.pop("HCP_DATABASE_URL", None)
+    e.pop("HCP_RAY_ADDRESS", None)
+    return e
+
+
+def _hcp(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([HCP, *args], env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_run_status_switch_and_clean_shutdown(env: dict[str, str]) -> None:
+    log_path = Path(env["HCP_HOME"]).parent / "run.log"
+    with open(log_path, "w") as log:
+        run = subprocess.Popen([HCP, "run", "--no-live", "--duration", "300", "--refresh", "2"], env=env,
+                               stdout=log, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while "fleet running" not in log_path.read_text():
+            assert run.poll() is None, log_path.read_text()[-3000:]
+            assert time.monotonic() < deadline, log_path.read_text()[-3000:]
+            time.sleep(1)
+
+        st = _hcp(env, "status", "--json")
+        assert st.returncode == 0, st.stderr
+        reports = json.loads(st.stdout)
+        gpus = {g["device_id"]: g for r in reports for g in r["gpus"]}
+        assert set(gpus) == {"lab-gpu-0", "lab-gpu-1"}
+        assert {g["mode"] for g in gpus.values()} == {"MINING"}
+        assert {g["telemetry"]["source"] for g in gpus.values()} == {"simulated"}
+
+        sw = _hcp(env, "switch", "lab-gpu-0", "inference", "--reason", "e2e")
+        assert sw.returncode == 0, sw.stdout + sw.stderr
+        assert "MINING → INFERENCE" in sw.stdout and "generation 2" in sw.stdout
+
+        bad = _hcp(env, "switch", "lab-gpu-0", "TURBO")
+        assert bad.returncode == 2 and "invalid_mode" in bad.stdout
+        missing = _hcp(env, "switch", "no-such-gpu", "IDLE")
+        assert missing.returncode == 2 and "unknown_device" in missing.stdout
+
+        st = json.loads(_hcp(env, "status", "--json").stdout)
+        modes = {g["device_id"]: g["mode"] for r in st for g in r["gpus"]}
+        assert modes == {"lab-gpu-0": "INFERENCE", "lab-gpu-1": "MINING"}
+    finally:
+        run.send_signal(signal.SIGINT)
+        try:
+            rc = run.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            run.kill()
+            raise
+    out = log_path.read_text()
+    assert rc == 0, out[-3000:]
+    assert "stopped." in out
+
+    # With the fleet gone, status falls back to the committed state in the store.
+    st = _hcp(env, "status", "--json")
+    assert st.returncode == 0
+    stored = {s["device_id"]: s for s in json.loads(st.stdout[st.stdout.index("["):])}
+    assert stored["lab-gpu-0"]["mode"] == "INFERENCE" and stored["lab-gpu-0"]["generation"] == 2
+    assert stored["lab-gpu-1"]["mode"] == "MINING" and stored["lab-gpu-1"]["hashes_done"] > 0
+    ev = _hcp(env, "events", "--device", "lab-gpu-0")
+    assert "MINING → INFERENCE" in ev.stdout and "IDLE → MINING" in ev.stdout
+
+
+def test_invalid_fleet_spec_is_refused_with_every_problem(env: dict[str, str], tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("fleet: x\nfacilities:\n  - name: a\n    location: here\n    capacity_mw: -1\n    pue: 9\n")
+    r = _hcp(env, "validate-spec", str(bad))
+    assert r.returncode == 2
+    assert "invalid_fleet_spec" in r.stdout
+    assert "capacity_mw" in r.stdout and "pue" in r.stdout
+    r = _hcp(env, "run", "--spec", str(bad), "--duration", "1")
+    assert r.returncode == 2 and "invalid_fleet_spec" in r.stdout
