@@ -12,6 +12,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from hcp.config import Settings
 from hcp.errors import HcpError
@@ -22,7 +23,7 @@ from hcp.logging_setup import configure_logging
 app = typer.Typer(help="hcp: a GPU fleet that switches between mining and AI inference in milliseconds.",
                   no_args_is_help=True, add_completion=False)
 # Piped output (logs, tests, scripts) must not be re-wrapped at 80 columns.
-console = Console(soft_wrap=not sys.stdout.isatty())
+console = Console(soft_wrap=not sys.stdout.isatty(), width=None if sys.stdout.isatty() else 160)
 log = logging.getLogger(__name__)
 
 
@@ -35,7 +36,8 @@ def _settings(spec: Optional[Path] = None) -> Settings:
 
 
 def _fail(exc: HcpError) -> None:
-    console.print(f"[red]error[/] {exc.code}: {exc.detail}")
+    # str(exc) carries the full message (a spec error lists every bad field on its own line).
+    console.print(f"[red]error[/] {exc.code}: {escape(str(exc))}", highlight=False)
     raise typer.Exit(code=2)
 
 
@@ -119,7 +121,7 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print JSON instea
         handles = find_fleet(settings)
         reports = ray.get([f.report.remote() for f in handles.facilities.values()])
     except HcpError as exc:
-        console.print(f"[yellow]{exc.code}[/]: {exc.detail}")
+        console.print(f"[yellow]{exc.code}[/]: {escape(exc.detail)}")
         _stored_status(settings, as_json)
         return
     if as_json:
@@ -187,7 +189,8 @@ def _asic_owner(handles, device: str, settings: Settings):  # type: ignore[no-un
 
 
 @app.command()
-def events(device: Optional[str] = typer.Option(None), limit: int = typer.Option(20)) -> None:
+def events(device: Optional[str] = typer.Option(None), limit: int = typer.Option(20),
+           as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
     """The latest events from the append-only log."""
     from rich.table import Table
 
@@ -198,6 +201,9 @@ def events(device: Optional[str] = typer.Option(None), limit: int = typer.Option
         rows = FleetRepository(connect(settings.resolved_database_url)).events(device_id=device, limit=limit)
     except HcpError as exc:
         _fail(exc)
+    if as_json:
+        print(json.dumps([e.__dict__ for e in rows], default=str, indent=2))
+        return
     t = Table(title="events")
     for col in ("id", "at", "kind", "device", "change", "total ms", "reason"):
         t.add_column(col)
@@ -238,7 +244,7 @@ def main() -> None:
     try:
         app()
     except HcpError as exc:  # last resort: typed errors never print a traceback
-        console.print(f"[red]error[/] {exc.code}: {exc.detail}")
+        console.print(f"[red]error[/] {exc.code}: {escape(str(exc))}")
         sys.exit(2)
 
 

@@ -215,6 +215,7 @@ class GpuWorker:
                 if not self._mining_on.is_set() or self._stop.is_set():
                     continue
                 t0 = self._clock.monotonic()
+                h0 = self._mining.hashes_done
                 try:
                     shares = self._mining.mine_batch()
                 except Exception:  # a broken backend must park the thread, not kill the actor
@@ -222,7 +223,8 @@ class GpuWorker:
                     self._mining_on.clear()
                     continue
                 busy = self._clock.monotonic() - t0
-            self._mining_meter.add(busy, self._mining.batch_nonces)
+                hashed = self._mining.hashes_done - h0
+            self._mining_meter.add(busy, hashed)
             if shares:
                 with self._shares_lock:
                     self._pending_shares.extend(shares)

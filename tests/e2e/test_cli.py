@@ -79,8 +79,9 @@ def test_run_status_switch_and_clean_shutdown(env: dict[str, str]) -> None:
     stored = {s["device_id"]: s for s in json.loads(st.stdout[st.stdout.index("["):])}
     assert stored["lab-gpu-0"]["mode"] == "INFERENCE" and stored["lab-gpu-0"]["generation"] == 2
     assert stored["lab-gpu-1"]["mode"] == "MINING" and stored["lab-gpu-1"]["hashes_done"] > 0
-    ev = _hcp(env, "events", "--device", "lab-gpu-0")
-    assert "MINING → INFERENCE" in ev.stdout and "IDLE → MINING" in ev.stdout
+    ev = json.loads(_hcp(env, "events", "--device", "lab-gpu-0", "--json").stdout)
+    changes = [(e["from_mode"], e["to_mode"], e["reason"]) for e in ev if e["kind"] == "mode_change"]
+    assert changes == [("MINING", "INFERENCE", "e2e"), ("IDLE", "MINING", "platform start")]
 
 
 def test_invalid_fleet_spec_is_refused_with_every_problem(env: dict[str, str], tmp_path: Path) -> None:

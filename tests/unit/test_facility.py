@@ -1,0 +1,59 @@
+"""Facility power against its cap, and ASIC mode changes committed like GPU switches."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hcp.errors import InvalidTransitionError, UnknownDeviceError
+from hcp.fleet.facility import Facility, facility_report
+from hcp.fleet.modes import GpuMode
+from hcp.fleet.spec import parse_fleet_spec
+from hcp.store import FleetRepository, connect, migrate
+
+SPEC = parse_fleet_spec({"fleet": "f", "facilities": [{
+    "name": "site", "location": "x", "capacity_mw": 0.01, "pue": 1.25,
+    "gpus": [{"id": "g", "model": "H100"}],
+    "asics": [{"id": "s21", "model": "S21", "count": 2}, {"id": "xp", "model": "S19 XP"}]}]}, "f")
+
+
+def _gpu(mode: str, watts: float, hashrate: float = 0.0) -> dict:
+    return {"device_id": "g", "mode": mode, "hashrate_hs": hashrate,
+            "telemetry": {"power_w": watts, "source": "simulated"}}
+
+
+def test_report_adds_gpu_telemetry_and_asic_nameplate_times_pue() -> None:
+    fac = SPEC.facilities[0]
+    modes = {"s21-0": GpuMode.MINING, "s21-1": GpuMode.CURTAILED, "xp": GpuMode.MINING}
+    r = facility_report(fac, [_gpu("MINING", 650.0, 1e6)], modes)
+    assert r.it_power_w == pytest.approx(650 + 3500 + 15 + 3010)
+    assert r.facility_power_w == pytest.approx(r.it_power_w * 1.25)
+    assert r.capacity_w == 10_000 and r.over_cap is False
+    assert r.headroom_w == pytest.approx(10_000 - r.facility_power_w)
+    assert r.asic_modes == {"MINING": 2, "CURTAILED": 1} and r.gpu_modes == {"MINING": 1}
+    assert r.asic_hashrate_ths == 200 + 140 and r.gpu_hashrate_hs == 1e6
+    all_on = facility_report(fac, [_gpu("MINING", 650.0)], {})  # ASICs default to MINING
+    assert all_on.over_cap is True and all_on.headroom_w < 0
+
+
+def test_asic_modes_are_committed_and_validated(tmp_path: Path) -> None:
+    repo = FleetRepository(connect(f"sqlite:///{tmp_path / 'f.db'}"))
+    migrate(repo.engine)
+    repo.sync_fleet(SPEC)
+    fac = Facility(SPEC.facilities[0], repo)
+    fac.load()
+    r = fac.set_asic_mode("s21-0", "curtailed", "power price above break-even")
+    assert (r.from_mode, r.to_mode) == (GpuMode.MINING, GpuMode.CURTAILED)
+    assert fac.set_asic_mode("s21-0", GpuMode.CURTAILED).noop
+    with pytest.raises(InvalidTransitionError):
+        fac.set_asic_mode("s21-1", "INFERENCE")
+    with pytest.raises(UnknownDeviceError):
+        fac.set_asic_mode("nope", "IDLE")
+    st = repo.device_state("s21-0")
+    assert (st.mode, st.generation) == (GpuMode.CURTAILED, 1)
+    reloaded = Facility(SPEC.facilities[0], repo)
+    reloaded.load()  # a restarted facility actor sees the committed modes
+    assert reloaded.asic_modes()["s21-0"] is GpuMode.CURTAILED
+    [ev] = repo.events(device_id="s21-0", kind="mode_change")
+    assert ev.reason == "power price above break-even" and ev.facility == "site"
