@@ -11,10 +11,36 @@ from hcp.config import Settings
 from hcp.fleet.builder import build_gpu_worker
 from hcp.fleet.device import GpuDevice
 from hcp.fleet.spec import GpuSpec
+from hcp.fleet.worker import WorkerStatus
 from hcp.logging_setup import configure_logging
 from hcp.store import FleetRepository, connect
 
 log = logging.getLogger(__name__)
+
+
+class _GpuMetrics:
+    """Prometheus-style gauges exported through Ray's metrics agent."""
+
+    def __init__(self, device_id: str, facility: str) -> None:
+        from ray.util.metrics import Gauge
+
+        keys = ("device", "facility")
+        self._tags = {"device": device_id, "facility": facility}
+        self._gauges = {
+            "hashrate_hs": Gauge("hcp_gpu_hashrate_hs", "SHA-256d hashes per second", tag_keys=keys),
+            "power_w": Gauge("hcp_gpu_power_w", "GPU power draw (NVML or simulated)", tag_keys=keys),
+            "temperature_c": Gauge("hcp_gpu_temperature_c", "GPU temperature", tag_keys=keys),
+            "utilization": Gauge("hcp_gpu_utilization", "busy fraction of the active context", tag_keys=keys),
+            "mode": Gauge("hcp_gpu_mode", "0 IDLE, 1 MINING, 2 INFERENCE, 3 CURTAILED", tag_keys=keys),
+        }
+
+    def export(self, st: WorkerStatus) -> None:
+        codes = {"IDLE": 0, "MINING": 1, "INFERENCE": 2, "CURTAILED": 3}
+        values = {"hashrate_hs": st.hashrate_hs, "power_w": st.telemetry.power_w,
+                  "temperature_c": st.telemetry.temperature_c, "utilization": st.utilization,
+                  "mode": codes[st.mode.value]}
+        for k, v in values.items():
+            self._gauges[k].set(float(v), tags=self._tags)
 
 
 @ray.remote
@@ -30,7 +56,8 @@ class GpuActor:
         )
         self._device = GpuDevice(worker, FleetRepository(connect(settings.resolved_database_url)), spec.facility)
         self._device.start(restarted=ctx.was_current_actor_reconstructed)
-        self._device.start_checkpointing(settings.checkpoint_seconds)
+        self._metrics = _GpuMetrics(spec.id, spec.facility)
+        self._device.start_checkpointing(settings.checkpoint_seconds, on_status=self._metrics.export)
 
     def switch(self, target: str, reason: str = "") -> dict[str, Any]:
         return self._device.switch(target, reason).to_dict()

@@ -19,11 +19,16 @@ def percentile(values: list[float], q: float) -> float:
 def emit(bench: str, metric: str, value: float, unit: str, baseline: float | None = None,
          **extra: Any) -> dict[str, Any]:
     ratio = (value / baseline) if baseline not in (None, 0) else None
-    line = {"bench": bench, "metric": metric, "value": round(value, 6), "unit": unit,
-            "baseline": None if baseline is None else round(baseline, 6),
-            "ratio": None if ratio is None else round(ratio, 3), **extra}
+    line = {"bench": bench, "metric": metric, "value": _sig(value), "unit": unit,
+            "baseline": None if baseline is None else _sig(baseline),
+            "ratio": None if ratio is None else _sig(ratio), **extra}
     print(json.dumps(line), flush=True)
     return line
+
+
+def _sig(x: float) -> float:
+    """Six significant digits: small ratios (resident/cold) must not round to 0."""
+    return float(f"{x:.6g}")
 
 
 def note(message: str) -> None:

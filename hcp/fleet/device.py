@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from hcp.errors import HcpError, StoreError
 from hcp.fleet.modes import GpuMode, SwitchReport
@@ -87,13 +87,21 @@ class GpuDevice:
         self.repo.checkpoint(self.device_id, snap.to_dict(), snap.hashes_done, self.worker.inference_requests)
         return added
 
-    def start_checkpointing(self, every_s: float) -> None:
+    def start_checkpointing(self, every_s: float,
+                            on_status: Callable[[WorkerStatus], None] | None = None) -> None:
+        """Persist periodically; ``on_status`` receives a fresh status each time (metrics export)."""
+
         def loop() -> None:
             while not self._ckpt_stop.wait(every_s):
                 try:
                     self.checkpoint()
                 except StoreError:
                     log.exception("%s: checkpoint failed; will retry", self.device_id)
+                if on_status is not None:
+                    try:
+                        on_status(self.worker.status())
+                    except Exception:  # metrics must never stop checkpointing
+                        log.exception("%s: status export failed", self.device_id)
 
         self._ckpt_thread = threading.Thread(target=loop, name=f"ckpt-{self.device_id}", daemon=True)
         self._ckpt_thread.start()
