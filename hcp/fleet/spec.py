@@ -1,154 +1,41 @@
 """The fleet spec: which facilities exist and which GPUs and ASICs each one holds.
 
 A YAML file is checked against strict pydantic models (no extra keys, no silent
-type coercion), catalog figures fill what the operator left out, ``count``
-expands into individual devices, and the result is a tree of frozen dataclasses
-the rest of the platform reads. Every problem in a file is collected and raised
-as one ``FleetSpecError`` so an operator fixes a spec in one pass, not one
-error per run.
+type coercion; see ``hcp.fleet.spec_schema``), catalog figures fill what the
+operator left out, ``count`` expands into individual devices, and the result is
+a tree of frozen dataclasses the rest of the platform reads. Every problem in a
+file is collected and raised as one ``FleetSpecError`` so an operator fixes a
+spec in one pass, not one error per run.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
-
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
-from pydantic import ValidationError as PydanticValidationError
+from typing import Any
 
 from hcp.errors import FieldProblem, FleetSpecError, NotFoundError, UnknownDeviceError
 from hcp.fleet.catalog import ASIC_MODELS, GPU_MODELS, find_asic, find_gpu
+from hcp.fleet.spec_schema import (
+    ID_MAX_LEN,
+    ID_RE,
+    MAX_COUNT,
+    AsicDoc,
+    FacilityDoc,
+    FleetDoc,
+    GpuDoc,
+    ProblemCollector,
+    read_yaml,
+)
 
 logger = logging.getLogger(__name__)
 
 # Unknown GPU models without an idle figure idle at this share of board power,
 # the typical ratio of the data-centre parts in the catalog.
 DEFAULT_IDLE_SHARE = 0.10
-
-# --- input schema: what a YAML document may contain ---------------------------
-
-ID_MAX_LEN = 63
-# Device and facility ids become actor names, metric labels and URL segments.
-ID_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
-_ID_RULE = (
-    "lowercase letters, digits, '-', '_' or '.', starting with a letter or digit,"
-    " at most 63 characters"
-)
-MAX_COUNT = 100_000  # a typo like count: 1000000 should not build a million objects
-
-Slug = Annotated[str, StringConstraints(pattern=ID_RE.pattern)]
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
-
-
-class _Doc(BaseModel):
-    # strict: a quoted "700" or a YAML bool is an error, never silently coerced.
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
-
-
-_DocT = TypeVar("_DocT", bound=_Doc)
-
-
-class GpuDoc(_Doc):
-    id: Slug
-    model: Text
-    memory_gb: Annotated[float, Field(gt=0)] | None = None
-    power_w: Annotated[float, Field(gt=0)] | None = None
-    idle_w: Annotated[float, Field(ge=0)] | None = None
-    device_index: Annotated[int, Field(ge=0)] | None = None
-    count: Annotated[int, Field(ge=1, le=MAX_COUNT)] = 1
-
-
-class AsicDoc(_Doc):
-    id: Slug
-    model: Text
-    hashrate_ths: Annotated[float, Field(gt=0)] | None = None
-    power_w: Annotated[float, Field(gt=0)] | None = None
-    count: Annotated[int, Field(ge=1, le=MAX_COUNT)] = 1
-
-
-class FacilityDoc(_Doc):
-    name: Slug
-    location: Text
-    lat: Annotated[float, Field(ge=-90, le=90)] | None = None
-    lon: Annotated[float, Field(ge=-180, le=180)] | None = None
-    capacity_mw: Annotated[float, Field(gt=0)]
-    pue: Annotated[float, Field(ge=1.0, le=3.0)]
-    electricity_zone: Text | None = None
-    # Entries are validated one by one (GpuDoc/AsicDoc) so that one bad device
-    # does not hide the problems of the others.
-    gpus: list[Any] | None = None
-    asics: list[Any] | None = None
-
-
-class FleetDoc(_Doc):
-    fleet: Slug
-    facilities: list[Any]  # each one validated as a FacilityDoc
-
-
-def _problem(model: type[_Doc], err: Any, loc: str) -> FieldProblem:
-    parts = [loc] if loc else []
-    for part in err["loc"]:
-        if isinstance(part, int):  # list index: facilities[0], not facilities.0
-            parts[-1:] = [f"{parts[-1] if parts else ''}[{part}]"]
-        else:
-            parts.append(str(part))
-    where = ".".join(parts) or "(root)"
-    kind, value = err["type"], err.get("input")
-    if kind == "missing":
-        return FieldProblem(where, "required field is missing")
-    if kind == "extra_forbidden":
-        allowed = ", ".join(model.model_fields)
-        return FieldProblem(where, f"unknown field (allowed: {allowed})", value)
-    if kind == "string_pattern_mismatch":
-        return FieldProblem(where, f"must be {_ID_RULE}", value)
-    if kind.endswith("_type"):
-        message = f"{err['msg']}, got {type(value).__name__} {value!r}"
-        if kind in ("float_type", "int_type") and isinstance(value, str) and _numeric(value):
-            # PyYAML reads quoted numbers and exponents without a dot (1e3) as text.
-            message += "; write it as a plain number (e.g. 1000 or 1.0e3)"
-        return FieldProblem(where, message, value)
-    return FieldProblem(where, f"{err['msg']} (got {value!r})", value)
-
-
-def _numeric(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-class _StrictSafeLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys, which YAML would otherwise let win silently."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            try:
-                hash(key)
-            except TypeError:
-                continue  # the base constructor reports unhashable keys with a line number
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    "while constructing a mapping", node.start_mark,
-                    f"duplicate key {key!r}", key_node.start_mark,
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
-def _yaml_problem(exc: yaml.YAMLError) -> FieldProblem:
-    mark = getattr(exc, "problem_mark", None)
-    where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "(file)"
-    message = getattr(exc, "problem", None) or str(exc)
-    return FieldProblem(where, f"YAML syntax: {message}")
 
 
 # --- result objects -------------------------------------------------------------
@@ -258,20 +145,7 @@ class FleetSpec:
 def load_fleet_spec(path: str | Path) -> FleetSpec:
     """Read, validate and expand a fleet spec YAML file."""
     path = Path(path).expanduser()
-    source = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise _file_error(source, "file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise _file_error(source, f"cannot read file: {exc}") from None
-    try:
-        data = yaml.load(text, Loader=_StrictSafeLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        raise FleetSpecError(
-            f"invalid fleet spec {source}: not valid YAML", [_yaml_problem(exc)]
-        ) from None
-    return parse_fleet_spec(data, source)
+    return parse_fleet_spec(read_yaml(path), str(path))
 
 
 def parse_fleet_spec(data: dict[str, Any], source: str = "<data>") -> FleetSpec:
@@ -294,7 +168,7 @@ def parse_fleet_spec(data: dict[str, Any], source: str = "<data>") -> FleetSpec:
     return spec
 
 
-class _Parser:
+class _Parser(ProblemCollector):
     """One pass over a document that keeps going after a problem, collecting them all.
 
     Names, ids and devices are checked even when sibling fields are broken, so
@@ -302,20 +176,10 @@ class _Parser:
     """
 
     def __init__(self) -> None:
-        self.problems: list[FieldProblem] = []
+        super().__init__()
         self._facility_names: dict[str, str] = {}  # name -> where first defined
         self._device_ids: dict[str, str] = {}  # id -> where first defined
 
-    def problem(self, location: str, message: str, value: Any = None) -> None:
-        self.problems.append(FieldProblem(location, message, value))
-
-    def validate(self, model: type[_DocT], raw: Any, loc: str) -> _DocT | None:
-        """``model`` built from ``raw``, or None with every error recorded."""
-        try:
-            return model.model_validate(raw)
-        except PydanticValidationError as exc:
-            self.problems.extend(_problem(model, err, loc) for err in exc.errors(include_url=False))
-            return None
 
     def facilities(self, raw: Any) -> list[FacilitySpec]:
         if not isinstance(raw, list):
@@ -325,7 +189,7 @@ class _Parser:
         out = [
             fac
             for i, entry in enumerate(raw)
-            if self._is_mapping(entry, f"facilities[{i}]", "a facility")
+            if self.is_mapping(entry, f"facilities[{i}]", "a facility")
             and (fac := self._facility(entry, f"facilities[{i}]")) is not None
         ]
         if out and not self.problems and not any(f.gpus or f.asics for f in out):
@@ -343,13 +207,13 @@ class _Parser:
         gpus = [
             gpu
             for j, entry in enumerate(_entries(raw, "gpus"))
-            if self._is_mapping(entry, f"{loc}.gpus[{j}]", "a GPU")
+            if self.is_mapping(entry, f"{loc}.gpus[{j}]", "a GPU")
             for gpu in self._gpus(entry, f"{loc}.gpus[{j}]", name)
         ]
         asics = [
             asic
             for j, entry in enumerate(_entries(raw, "asics"))
-            if self._is_mapping(entry, f"{loc}.asics[{j}]", "an ASIC")
+            if self.is_mapping(entry, f"{loc}.asics[{j}]", "an ASIC")
             for asic in self._asics(entry, f"{loc}.asics[{j}]", name)
         ]
         if doc is None:
@@ -454,12 +318,6 @@ class _Parser:
             self.problem(f"{loc}.{name}", message)
         return not missing
 
-    def _is_mapping(self, value: Any, loc: str, what: str) -> bool:
-        if isinstance(value, dict):
-            return True
-        got = f"{type(value).__name__} {value!r}"
-        self.problem(loc, f"expected a mapping describing {what}, got {got}", value)
-        return False
 
 
 def _entries(raw: dict[str, Any], key: str) -> list[Any]:
@@ -472,11 +330,6 @@ def _figure(override: float | None, catalog: float | None) -> float:
     assert value is not None, "guaranteed by _has_figures"
     return float(value)
 
-
-def _file_error(source: str, message: str) -> FleetSpecError:
-    return FleetSpecError(
-        f"invalid fleet spec {source}: {message}", [FieldProblem("(file)", message, source)]
-    )
 
 
 def _log_loaded(spec: FleetSpec) -> None:
