@@ -217,7 +217,9 @@ class GpuWorker:
                 t0 = self._clock.monotonic()
                 h0 = self._mining.hashes_done
                 try:
-                    shares = self._mining.mine_batch()
+                    # A switch clears _mining_on: backends that can stop mid-batch do so,
+                    # and the abandoned range is mined again later (nothing skipped).
+                    shares = self._mining.mine_batch(cancel=self._mining_paused)
                 except Exception:  # a broken backend must park the thread, not kill the actor
                     log.exception("%s: mining batch failed; mining parked", self.device_id)
                     self._mining_on.clear()
@@ -231,6 +233,9 @@ class GpuWorker:
             if self._cpu_share < 1.0:
                 # Duty-cycle throttle: a CPU-backed "GPU" mines only its share of a core.
                 self._stop.wait(busy * (1.0 - self._cpu_share) / self._cpu_share)
+
+    def _mining_paused(self) -> bool:
+        return not self._mining_on.is_set()
 
     def drain_shares(self) -> list[Share]:
         with self._shares_lock:

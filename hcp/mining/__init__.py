@@ -1,7 +1,8 @@
-"""Mining context: real Bitcoin SHA-256d proof-of-work on hashlib, numpy or torch.
+"""Mining context: real Bitcoin SHA-256d proof-of-work on hashlib, numpy, numba or torch.
 
 Pure library (no Ray). ``torch`` is imported only when a torch backend is made or
-``make_backend("auto")`` probes for CUDA with torch installed.
+``make_backend("auto")`` probes for CUDA with torch installed; ``numba`` only when a
+numba backend is made or ``make_backend("auto")`` probes for it.
 """
 
 from hcp.mining.backends import (
@@ -11,10 +12,13 @@ from hcp.mining.backends import (
     NONCE_SPACE,
     HashlibBackend,
     MiningBackend,
+    NumbaBackend,
     NumpyBackend,
+    SearchCancelled,
     TorchBackend,
     cuda_available,
     make_backend,
+    numba_available,
     validate_search,
 )
 from hcp.mining.context import (
@@ -49,7 +53,9 @@ __all__ = [
     "MiningBackend",
     "MiningContext",
     "MiningState",
+    "NumbaBackend",
     "NumpyBackend",
+    "SearchCancelled",
     "Share",
     "TorchBackend",
     "bits_to_target",
@@ -61,6 +67,7 @@ __all__ = [
     "local_job_template",
     "make_backend",
     "merkle_root_for",
+    "numba_available",
     "share_target",
     "target_to_bits",
     "validate_search",

@@ -1,13 +1,15 @@
 """The mining context a GPU actor keeps resident: a job, a nonce cursor, counters, a backend.
 
 ``mine_batch`` advances the cursor by one batch; a switch to inference pauses between
-batches and persists ``snapshot()`` (JSON-safe) so mining resumes exactly where it
-stopped, possibly in a new process. ``health_check`` is on the switch's critical path,
+batches (or cancels the batch in flight, which then leaves no trace) and persists
+``snapshot()`` (JSON-safe) so mining resumes exactly where it stopped, possibly in a
+new process. ``health_check`` is on the switch's critical path,
 so it hashes two nonces of a real block instead of running a kernel batch.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -20,6 +22,8 @@ from hcp.mining.backends import (
     GENESIS_TARGET,
     NONCE_SPACE,
     MiningBackend,
+    SearchCancelled,
+    cancel_check,
 )
 from hcp.mining.header import (
     DIFF1_TARGET,
@@ -114,6 +118,15 @@ def merkle_root_for(template_root: str, extranonce: int) -> str:
     return digest[::-1].hex()
 
 
+def _accepts_cancel(backend: MiningBackend) -> bool:
+    """Whether ``backend.search`` takes a ``cancel`` keyword (the protocol does not need it)."""
+    try:
+        params = inspect.signature(backend.search).parameters
+    except (TypeError, ValueError):
+        return False
+    return "cancel" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
 def _share_difficulty_of(digest: bytes) -> float:
     value = int.from_bytes(digest, "little")
     return float("inf") if value == 0 else DIFF1_TARGET / value
@@ -141,6 +154,7 @@ class MiningContext:
         ):
             raise MiningError("batch_nonces must be in 1..2^32", batch_nonces=repr(batch_nonces))
         self._backend = backend
+        self._cancellable = _accepts_cancel(backend)
         self._target = share_target(share_difficulty)
         self._share_difficulty = float(share_difficulty)
         self._batch = batch_nonces
@@ -194,6 +208,11 @@ class MiningContext:
         return self._header
 
     @property
+    def batch_nonces(self) -> int:
+        """Nonces per ``mine_batch`` (fewer only at the end of a nonce space)."""
+        return self._batch
+
+    @property
     def share_target(self) -> int:
         return self._target
 
@@ -221,11 +240,27 @@ class MiningContext:
     def warm(self) -> None:
         self._backend.warm()
 
-    def mine_batch(self) -> list[Share]:
-        """Hash the next ``batch_nonces`` nonces (fewer at the end of the nonce space)."""
+    def mine_batch(self, cancel: object = None) -> list[Share]:
+        """Hash the next ``batch_nonces`` nonces (fewer at the end of the nonce space).
+
+        ``cancel`` (a ``threading.Event`` or a callable returning bool) abandons the batch
+        when it turns true before the backend finishes: then nothing changes (cursor,
+        counters, extranonce) and ``[]`` is returned, so the same nonces are mined by the
+        next call; compare ``hashes_done`` to tell that from a batch without shares.
+        Backends whose ``search`` takes no ``cancel`` run the batch to its end.
+        """
+        check = cancel_check(cancel)
         start = self._next_nonce
         count = min(self._batch, NONCE_SPACE - start)  # a batch never straddles two extranonces
-        nonces = self._backend.search(self._header80, start, count, self._target)
+        if check is not None and self._cancellable:
+            try:
+                nonces = self._backend.search(
+                    self._header80, start, count, self._target, cancel=check
+                )
+            except SearchCancelled:
+                return []
+        else:
+            nonces = self._backend.search(self._header80, start, count, self._target)
         shares = [self._make_share(nonce) for nonce in nonces]
         self._hashes_done += count
         self._shares_found += len(shares)

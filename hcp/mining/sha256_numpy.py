@@ -20,6 +20,7 @@ compares lower — that rare tie is settled with hashlib.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -183,7 +184,10 @@ class Sha256dKernel:
             self._ci ^= 1
         return [h, a, b, c, d, e, f, g]
 
-    def run(self, job: Sha256dJob, start: int) -> Buf:
+    def run(
+        self, job: Sha256dJob, start: int, cancel: Callable[[], bool] | None = None
+    ) -> Buf | None:
+        """H7 of nonces ``start ..``; None if ``cancel()`` turned true (checked every round)."""
         o = self.ops
         ring, st = self._ring, self._state
         # --- first hash: second block of the header, from round 3 on ---
@@ -199,6 +203,8 @@ class Sha256dKernel:
         w[3] = w3
         s = list(st)
         for t in range(4, 64):
+            if cancel is not None and cancel():
+                return None
             if t >= 16:
                 self._schedule(w, t)
             s = self._round(s, t, w[t])
@@ -217,6 +223,8 @@ class Sha256dKernel:
         o.fill(self._carry[0], iv[0] ^ iv[1])
         s = list(st)
         for t in range(1, 61):
+            if cancel is not None and cancel():
+                return None
             if t >= 16:
                 self._schedule(w, t)
             s = self._round(s, t, w[t], need_a=t <= 56)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,7 +18,9 @@ from hcp.mining import (
     BlockHeader,
     HashlibBackend,
     MiningBackend,
+    NumbaBackend,
     NumpyBackend,
+    SearchCancelled,
     TorchBackend,
     bits_to_target,
     make_backend,
@@ -35,8 +38,9 @@ FACTORIES: dict[str, Callable[[], MiningBackend]] = {
     "numpy": lambda: NumpyBackend(batch_size=1024, scalar_below=0),
     "numpy-2threads": lambda: NumpyBackend(batch_size=1024, threads=2, scalar_below=0),
     "torch-cpu": lambda: TorchBackend(device="cpu", batch_size=1024, scalar_below=0),
+    "numba": lambda: NumbaBackend(batch_size=1024, scalar_below=0),
 }
-VECTOR = ["numpy", "numpy-2threads", "torch-cpu"]
+VECTOR = ["numpy", "numpy-2threads", "torch-cpu", "numba"]
 _cache: dict[str, MiningBackend] = {}
 
 
@@ -146,7 +150,7 @@ def test_range_ending_exactly_at_the_nonce_space_end_is_allowed() -> None:
     assert backend("numpy").search(bytes(80), NONCE_SPACE - 5, 5, 1) == []
 
 
-@pytest.mark.parametrize("name", ["hashlib", "numpy", "torch-cpu"])
+@pytest.mark.parametrize("name", ["hashlib", "numpy", "torch-cpu", "numba"])
 def test_warm_self_test_and_protocol(name: str) -> None:
     b = backend(name)
     b.warm()
@@ -160,8 +164,16 @@ def test_make_backend_names(monkeypatch: pytest.MonkeyPatch) -> None:
     assert isinstance(make_backend("numpy"), NumpyBackend)
     torch_cpu = make_backend("torch-cpu", batch_size=1024)
     assert (torch_cpu.name, torch_cpu.device) == ("torch-cpu", "cpu")
+    numba = make_backend("numba", batch_size=2048)
+    assert (numba.name, numba.device, numba.batch_size) == ("numba", "cpu", 2048)
+    assert isinstance(numba, NumbaBackend)
     monkeypatch.setattr(backends_mod, "cuda_available", lambda: False)
+    assert make_backend().name == "numba"
+    monkeypatch.setattr(backends_mod, "numba_available", lambda: False)
     assert make_backend().name == "numpy"
+    monkeypatch.setattr(backends_mod, "cuda_available", lambda: True)
+    monkeypatch.setattr(backends_mod, "TorchBackend", lambda device, **kw: f"torch on {device}")
+    assert make_backend("auto") == "torch on cuda"
     with pytest.raises(MiningError):
         make_backend("asic")
 
@@ -172,12 +184,135 @@ def test_cuda_backend_without_cuda_is_a_mining_error() -> None:
         TorchBackend(device="cuda")
 
 
-def test_numpy_path_imports_neither_torch_nor_ray() -> None:
+def test_numpy_path_imports_neither_torch_nor_numba_nor_ray() -> None:
     code = (
         "import sys, hcp.mining as m\n"
         "b = m.NumpyBackend(batch_size=1024, scalar_below=0)\n"
         "h = m.GENESIS_HEADER\n"
         "assert b.search(h.serialize(), h.nonce - 10, 20, m.GENESIS_TARGET) == [h.nonce]\n"
-        "assert 'torch' not in sys.modules and 'ray' not in sys.modules, sorted(sys.modules)\n"
+        "assert not {'torch', 'numba', 'ray'} & set(sys.modules), sorted(sys.modules)\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+# --- cancellation ---------------------------------------------------------------------
+
+
+class CancelAfter:
+    """A cancel callable that turns true on its ``n``-th call (i.e. mid-search)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.calls = 0
+
+    def __call__(self) -> bool:
+        self.calls += 1
+        return self.calls >= self.n
+
+
+@pytest.mark.parametrize("name", list(FACTORIES))
+def test_a_set_cancel_abandons_the_search_and_an_unset_one_changes_nothing(name: str) -> None:
+    b = backend(name)
+    header = bytes.fromhex(SAMPLES[7]["header_hex"])
+    stop = threading.Event()
+    expected = b.search(header, 5000, 3000, EASY)
+    assert b.search(header, 5000, 3000, EASY, cancel=stop) == expected
+    assert b.search(header, 5000, 3000, EASY, cancel=lambda: False) == expected
+    stop.set()
+    with pytest.raises(SearchCancelled) as info:
+        b.search(header, 5000, 3000, EASY, cancel=stop)
+    assert 5000 <= info.value.at < 8000
+    assert b.search(header, 5000, 3000, EASY) == expected  # nothing left behind
+
+
+@pytest.mark.parametrize("name", ["numpy", "numpy-2threads", "torch-cpu"])
+def test_array_kernels_cancel_between_rounds(name: str) -> None:
+    b = backend(name)
+    header = bytes.fromhex(SAMPLES[7]["header_hex"])
+    cancel = CancelAfter(30)  # inside the first kernel run: ~120 rounds per run
+    with pytest.raises(SearchCancelled):
+        b.search(header, 0, 5000, EASY, cancel=cancel)  # 5000: both threads of numpy-2threads
+    assert cancel.calls < 100
+    # The abandoned run leaves nothing in the buffers that a later search would see.
+    assert b.search(header, 0, 5000, EASY) == backend("hashlib").search(header, 0, 5000, EASY)
+
+
+def test_hashlib_checks_cancel_every_1024_nonces() -> None:
+    cancel = CancelAfter(2)
+    with pytest.raises(SearchCancelled) as info:
+        HashlibBackend().search(GENESIS_HEADER.serialize(), 0, 5000, EASY, cancel=cancel)
+    assert info.value.at == 1024
+
+
+@pytest.mark.parametrize("bad", [1, "yes", object()])
+def test_cancel_must_be_an_event_or_a_callable(bad: object) -> None:
+    with pytest.raises(MiningError):
+        backend("numpy").search(GENESIS_HEADER.serialize(), 0, 10, EASY, cancel=bad)
+
+
+# --- numba specifics --------------------------------------------------------------------
+
+
+def test_numba_kernel_releases_the_gil_and_handles_long_ranges() -> None:
+    from hcp.mining import sha256_numba
+
+    b = backend("numba")
+    b.warm()
+    assert sha256_numba.scan.dispatcher.targetoptions["nogil"] is True
+    # A range of several kernel calls (batch_size 1024) ending at the nonce-space end.
+    header = bytes.fromhex(SAMPLES[2]["header_hex"])
+    start, count = NONCE_SPACE - 4500, 4500
+    assert b.search(header, start, count, EASY) == backend("hashlib").search(
+        header, start, count, EASY
+    )
+
+
+def _add(x, y):  # type: ignore[no-untyped-def]
+    return x + y
+
+
+class _FailingFirstCall:
+    """Stands in for a numba dispatcher whose first call fails in its disk cache."""
+
+    def __init__(self, compiled: bool) -> None:
+        self.signatures = ["(int64, int64)"] if compiled else []
+        self.calls = 0
+
+    def __call__(self, x: int, y: int) -> int:
+        self.calls += 1
+        if self.calls == 1:
+            raise OSError(28, "No space left on device")
+        return x + y
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_numba_cache_failure_on_first_call_falls_back(compiled: bool) -> None:
+    from hcp.mining.sha256_numba import CachedKernel
+
+    kernel = CachedKernel(_add, cache=False)
+    failing = _FailingFirstCall(compiled)
+    kernel.dispatcher = failing
+    assert kernel(2, 3) == 5
+    if compiled:  # the cache write failed after compiling: the same code is reused
+        assert kernel.dispatcher is failing and failing.calls == 2
+    else:  # nothing compiled: rebuilt without a disk cache
+        assert kernel.dispatcher is not failing and not kernel.dispatcher.stats.cache_path
+    assert kernel(4, 5) == 9
+
+
+def test_numba_without_a_usable_cache_dir_compiles_in_memory(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from hcp.mining import sha256_numba
+
+    real_njit = sha256_numba.njit
+
+    def njit(**options: object) -> object:
+        if options.get("cache"):
+            raise RuntimeError("cannot cache function '_add': no locator available")
+        return real_njit(**options)
+
+    monkeypatch.setattr(sha256_numba, "njit", njit)
+    kernel = sha256_numba.CachedKernel(_add)
+    assert kernel(20, 22) == 42
+    assert kernel.dispatcher.targetoptions["nogil"] is True

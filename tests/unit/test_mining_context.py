@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from hcp.mining import (
     HashlibBackend,
     MiningContext,
     MiningState,
+    NumbaBackend,
     NumpyBackend,
     bits_to_target,
     difficulty_from_target,
@@ -27,6 +29,7 @@ SAMPLES = json.loads((Path(__file__).parents[1] / "data" / "btc_headers_sample.j
 TIP = BlockHeader.from_hex(SAMPLES[-1]["header_hex"])
 EASY = 2**-24  # ~1 share per 256 hashes
 NUMPY = NumpyBackend(batch_size=2048, scalar_below=0)
+NUMBA = NumbaBackend(batch_size=1024, scalar_below=0)
 
 
 def make_ctx(
@@ -48,9 +51,89 @@ def test_mine_batch_advances_cursor_and_returns_valid_shares() -> None:
         assert share.difficulty >= EASY and (share.job_id, share.extranonce) == ("job-1", 0)
 
 
-def test_numpy_and_hashlib_contexts_find_the_same_shares() -> None:
-    a, b = make_ctx(), make_ctx(HashlibBackend())
+@pytest.mark.parametrize("backend", [NUMPY, NUMBA], ids=["numpy", "numba"])
+def test_vector_and_hashlib_contexts_find_the_same_shares(backend) -> None:
+    a, b = make_ctx(backend), make_ctx(HashlibBackend())
     assert a.mine_batch() == b.mine_batch()
+    assert a.mine_batch() == b.mine_batch()
+    assert a.snapshot() == b.snapshot()
+
+
+def test_batch_nonces_is_a_read_only_view() -> None:
+    ctx = make_ctx(batch=1500)
+    assert ctx.batch_nonces == 1500
+    with pytest.raises(AttributeError):
+        ctx.batch_nonces = 10  # type: ignore[misc]
+
+
+# --- cancellation ---------------------------------------------------------------------
+
+
+class CancelAfter:
+    """Turns true on its ``n``-th check: a switch arriving while the batch runs."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.calls = 0
+
+    def __call__(self) -> bool:
+        self.calls += 1
+        return self.calls >= self.n
+
+
+@pytest.mark.parametrize(
+    "backend", [NUMPY, NUMBA, HashlibBackend()], ids=["numpy", "numba", "hashlib"]
+)
+def test_a_cancelled_batch_leaves_cursor_and_counters_unchanged(backend) -> None:
+    ctx, reference = make_ctx(backend), make_ctx(backend)
+    first = ctx.mine_batch()
+    assert first == reference.mine_batch()
+    before = ctx.snapshot()
+    stop = threading.Event()
+    stop.set()  # the switch asked for the device before / while this batch ran
+    assert ctx.mine_batch(cancel=stop) == []
+    assert ctx.snapshot() == before
+    # Nothing was skipped and nothing is mined twice: the next batch is the one cancelled.
+    assert ctx.mine_batch() == reference.mine_batch()
+    assert ctx.snapshot() == reference.snapshot()
+
+
+def test_a_batch_cancelled_mid_kernel_is_mined_again_in_full() -> None:
+    ctx, reference = make_ctx(), make_ctx()
+    before = ctx.snapshot()
+    cancel = CancelAfter(50)  # numpy checks between rounds: this lands inside the kernel
+    assert ctx.mine_batch(cancel=cancel) == []
+    assert cancel.calls == 50 and ctx.snapshot() == before
+    shares = ctx.mine_batch(cancel=threading.Event())  # an unset event changes nothing
+    assert shares and shares == reference.mine_batch()
+    assert ctx.snapshot() == reference.snapshot()
+
+
+def test_cancel_at_the_end_of_the_nonce_space_keeps_the_extranonce() -> None:
+    ctx = make_ctx(batch=1000)
+    state = MiningState("job-1", TIP.serialize().hex(), 0, NONCE_SPACE - 500, 7, 2)
+    ctx.restore(state)
+    assert ctx.mine_batch(cancel=lambda: True) == []
+    assert ctx.snapshot() == state and ctx.current_header.merkle_root == TIP.merkle_root
+    ctx.mine_batch()
+    assert (ctx.extranonce, ctx.next_nonce, ctx.hashes_done) == (1, 0, 507)
+
+
+def test_backends_without_cancel_run_the_batch_to_its_end() -> None:
+    class Plain(HashlibBackend):  # an older backend: search() has no cancel parameter
+        def search(self, header80: bytes, start_nonce: int, count: int, target: int) -> list[int]:
+            return super().search(header80, start_nonce, count, target)
+
+    ctx, reference = make_ctx(Plain(), batch=512), make_ctx(HashlibBackend(), batch=512)
+    assert ctx.mine_batch(cancel=lambda: True) == reference.mine_batch()
+    assert ctx.snapshot() == reference.snapshot()
+
+
+def test_cancel_of_the_wrong_type_is_refused() -> None:
+    ctx = make_ctx()
+    with pytest.raises(MiningError):
+        ctx.mine_batch(cancel=True)
+    assert ctx.next_nonce == 0
 
 
 def test_snapshot_restore_resumes_at_the_same_cursor_and_counters() -> None:
