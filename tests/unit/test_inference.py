@@ -19,6 +19,7 @@ from hcp.inference import (
     register_model,
     unregister_model,
 )
+from hcp.mining import cuda_available
 
 MINILM = "all-MiniLM-L6-v2"
 
@@ -226,10 +227,8 @@ def test_package_import_stays_light() -> None:
 
 
 @pytest.mark.gpu
+@pytest.mark.skipif(not cuda_available(), reason="GPU test: CUDA unavailable")
 def test_minilm_on_cuda() -> None:
-    torch = pytest.importorskip("torch")
-    if not torch.cuda.is_available():
-        pytest.skip("CUDA unavailable")
     m = MiniLMEmbedder(device="cuda")
     m.warm()
     try:

@@ -160,9 +160,8 @@ def test_open_telemetry_falls_back_to_simulated(monkeypatch: pytest.MonkeyPatch)
 
 
 @pytest.mark.gpu
+@pytest.mark.skipif(not nvml_available(), reason="GPU test: NVML unavailable (no NVIDIA driver)")
 def test_nvml_telemetry_reads_a_real_gpu() -> None:
-    if not nvml_available():
-        pytest.skip("NVML unavailable (no NVIDIA driver)")
     from hcp.fleet.telemetry import NvmlTelemetry
 
     src = NvmlTelemetry(0)
