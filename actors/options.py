@@ -44,3 +44,104 @@ def facility_actor_options(spec: FacilitySpec, settings: Settings) -> dict[str, 
         "max_concurrency": 4,
         "num_cpus": 0,
     }
+
+
+def router_actor_name() -> str:
+    return "router"
+
+
+def router_actor_options(settings: Settings) -> dict[str, Any]:
+    return {
+        "name": router_actor_name(),
+        "namespace": settings.ray_namespace,
+        # Restarted from the store (queued/scheduled/running workloads are reloaded).
+        "max_restarts": settings.actor_max_restarts,
+        # Not replayed: a retried submit would admit the workload twice.
+        "max_task_retries": 0,
+        "max_concurrency": 1000,
+        "num_cpus": 0,
+        "get_if_exists": True,
+    }
+
+
+# --- optimizer (issue 3) ---
+def optimizer_actor_name() -> str:
+    return "optimizer"
+
+
+def optimizer_actor_options(settings: Settings) -> dict[str, Any]:
+    return {
+        "name": optimizer_actor_name(),
+        "namespace": settings.ray_namespace,
+        # Restarted by Ray after a crash; it resumes from the store and never re-sends a decision.
+        "max_restarts": settings.actor_max_restarts,
+        "max_task_retries": 0,
+        # status/recent/profitability answer while a step runs on the schedule thread.
+        "max_concurrency": 4,
+        "num_cpus": 0,
+    }
+
+
+# --- marketplace (issue 6) ---
+def escrow_actor_name() -> str:
+    return "escrow-ledger"
+
+
+def escrow_actor_options(settings: Settings) -> dict[str, Any]:
+    return {
+        "name": escrow_actor_name(),
+        "namespace": settings.ray_namespace,
+        # Restarted by Ray after a crash; all state is in the ledger (SQL or chain).
+        "max_restarts": settings.actor_max_restarts,
+        # Safe to retry: every ledger operation is idempotent by job id / op id.
+        "max_task_retries": -1,
+        # One operation at a time: the books are updated in a single order.
+        "max_concurrency": 1,
+        "num_cpus": 0,
+        "get_if_exists": True,
+    }
+
+
+# --- backtest sweep (issue 3) ---
+def sweep_task_options() -> dict[str, Any]:
+    # One CPU per grid point; retried on a lost worker (the task is pure and idempotent).
+    return {"num_cpus": 1, "max_retries": 2}
+
+
+def notary_runner_name(index: int) -> str:
+    return f"notary-sandbox:{index}"
+
+
+def notary_runner_options(index: int, settings: Settings) -> dict[str, Any]:
+    """One sandbox runner: a whole CPU for one verification at a time (runs are CPU-bound)."""
+    return {
+        "name": notary_runner_name(index),
+        "namespace": settings.ray_namespace,
+        "get_if_exists": True,
+        "max_restarts": settings.actor_max_restarts,
+        # A sandbox run has no side effects outside its private temp dir: replaying it after a
+        # runner crash is safe.
+        "max_task_retries": 1,
+        "max_concurrency": 1,
+        "num_cpus": 1,
+    }
+
+
+# --- chain indexer (issue 6) ---
+def indexer_actor_name(settings: Settings) -> str:
+    return "chain-indexer"
+
+
+def indexer_actor_options(settings: Settings) -> dict[str, Any]:
+    """The one chain indexer: restarted on failure, resuming from the cursor in the store."""
+    return {
+        "name": indexer_actor_name(settings),
+        "namespace": settings.ray_namespace,
+        "get_if_exists": True,
+        "max_restarts": settings.actor_max_restarts,
+        # poll/status are idempotent (unique tx hash + log index), so a retried call is harmless.
+        "max_task_retries": 1,
+        # status() answers while a poll is running; polls themselves are serialized inside.
+        "max_concurrency": 4,
+        "num_cpus": 0,
+    }

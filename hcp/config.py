@@ -48,6 +48,125 @@ class Settings(BaseSettings):
     inference_model: str = "all-MiniLM-L6-v2"
     inference_device: str | None = Field(default=None, description="torch device; None picks cuda if present.")
 
+    # Auth (JWT bearer tokens)
+    jwt_secret: str | None = Field(
+        default=None,
+        description="HS256 secret for API tokens; None: a random secret kept in HCP_HOME/jwt.secret.",
+    )
+    jwt_ttl_seconds: int = Field(default=24 * 3600, gt=0, description="Lifetime of issued tokens.")
+
+    # --- optimizer and market (issue 3) ---
+    optimizer_interval_seconds: float = Field(
+        default=5.0, gt=0, description="Seconds between optimizer steps (tick, decide, broadcast)."
+    )
+    optimizer_apply_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="How long a broadcast waits for devices to acknowledge."
+    )
+    optimizer_feed: str = Field(
+        default="simulator", pattern="^(simulator|replay)$",
+        description="Price feed of the optimizer: 'simulator' or 'replay' (packaged 2022H1 series).",
+    )
+    optimizer_feed_seed: int = Field(default=7, description="Seed of the market simulator feed.")
+    optimizer_threshold_pct: float = Field(
+        default=5.0, ge=0, description="Live policy: advantage (%) another mode needs before a switch."
+    )
+    optimizer_dwell_seconds: float = Field(
+        default=60.0, ge=0, description="Live policy: how long the advantage must hold before a switch."
+    )
+
+    # --- HTTP API, workloads and router (issue 4) ---
+    router_tick_seconds: float = Field(
+        default=0.25, gt=0, description="Router loop period: schedule queued work, end expired work."
+    )
+    router_max_queued: int = Field(default=200_000, gt=0, description="Queued workloads before refusal.")
+    gpu_price_micro_usd_per_hour: dict[str, int] = Field(
+        # Medians of the 2024 cloud rental offers in data/gpu_rental_prices_2024.csv, per GPU model.
+        default_factory=lambda: {"H100": 3_540_000, "A100": 2_205_000, "L40S": 1_090_000,
+                                 "L40": 1_140_000, "A10": 750_000, "RTX 4090": 540_000},
+        description="Metered price per GPU-hour by model, integer micro-USD.",
+    )
+    default_gpu_price_micro_usd_per_hour: int = Field(
+        default=2_000_000, ge=0, description="Price of a GPU model missing from the price table."
+    )
+    api_host: str = Field(default="127.0.0.1", description="Address the Serve HTTP proxy binds.")
+    api_port: int = Field(default=8000, ge=1, le=65535, description="Port of the Serve HTTP proxy.")
+    api_rate_limit: int = Field(default=600, gt=0, description="Requests per client per window.")
+    api_rate_window_seconds: int = Field(default=60, gt=0, description="Rate-limit window.")
+    api_rate_limit_backend: str = Field(
+        default="sql", pattern="^(sql|redis|memory)$",
+        description="Where per-client API rate counters live: the SQL store, Redis, or in process.")
+    api_redis_url: str | None = Field(default=None, description="Redis URL when the backend is redis.")
+    api_ws_heartbeat_seconds: float = Field(default=15.0, gt=0, description="WebSocket heartbeat period.")
+    api_live_poll_seconds: float = Field(default=0.2, gt=0, description="Event-log poll period (live).")
+    api_embed_batch_size: int = Field(default=32, gt=0, description="Max requests per embeddings batch.")
+    api_embed_batch_wait_s: float = Field(default=0.005, ge=0, description="Batch fill wait (seconds).")
+
+    # --- notary (issue 5) ---
+    notary_redis_url: str | None = Field(
+        default=None,
+        description="Redis for nonces and rate counters (production); None keeps them in SQL.",
+    )
+    notary_miner_limit: int = Field(default=10, gt=0, description="Claims per miner per window.")
+    notary_miner_window_seconds: int = Field(default=3600, gt=0)
+    notary_client_limit: int = Field(
+        default=120, gt=0, description="Requests per client address per window (flood guard)."
+    )
+    notary_client_window_seconds: int = Field(default=60, gt=0)
+    notary_nonce_ttl_seconds: int = Field(default=24 * 3600, gt=0)
+    notary_max_artifact_bytes: int = Field(default=16 << 20, gt=0, description="Upload cap (413).")
+    notary_max_extracted_bytes: int = Field(default=64 << 20, gt=0)
+    notary_max_artifact_files: int = Field(default=16, gt=0)
+    notary_max_payload_bytes: int = Field(default=4096, gt=0)
+    notary_score_tolerance: float = Field(default=0.001, ge=0)
+    notary_sandbox_mode: str = Field(default="wasm", description="wasm (wasmtime) or docker.")
+    notary_sandbox_fuel: int = Field(default=200_000_000_000, gt=0)
+    notary_sandbox_memory_bytes: int = Field(default=1 << 30, gt=0)
+    notary_sandbox_max_timeout_seconds: float = Field(default=600.0, gt=0)
+    notary_sandbox_max_stdout_bytes: int = Field(default=64 << 10, gt=0)
+    notary_sandbox_workers: int = Field(default=2, gt=0, description="Sandbox actors (or threads).")
+    notary_sandbox_queue: int = Field(
+        default=8, ge=0, description="Claims that may wait for a sandbox before 503."
+    )
+    notary_slash_base_bps: int = Field(
+        default=500, ge=0, le=10_000, description="First slash, in basis points of the stake."
+    )
+    notary_task_cache_seconds: float = Field(default=5.0, ge=0)
+
+    # --- marketplace and chain (issue 6) ---
+    chain_rpc_url: str | None = Field(
+        default=None, description="EVM JSON-RPC URL (anvil, geth); None: in-process py-evm chain."
+    )
+    chain_deployment: Path | None = Field(
+        default=None, description="JSON file of deployed contract addresses (hcp.chain.Deployment)."
+    )
+    chain_operator_key: str | None = Field(
+        default=None, description="Hex key of the operator/oracle; None: the node's first unlocked account."
+    )
+    chain_wallet_seed: str | None = Field(
+        default=None, description="Seed of custodial account keys; None: random, kept in HCP_HOME/chain.seed."
+    )
+    chain_confirmations: int = Field(default=0, ge=0, description="Blocks behind head the indexer trusts.")
+    chain_reorg_window: int = Field(default=64, gt=0, description="Recent block hashes kept for re-orgs.")
+    chain_poll_seconds: float = Field(default=1.0, gt=0, description="Indexer polling interval.")
+    chain_receipt_timeout_seconds: float = Field(default=120.0, gt=0, description="Receipt wait limit.")
+    marketplace_escrow_backend: str = Field(
+        default="sql", description="Escrow ledger of the marketplace: 'sql' (embedded) or 'chain'."
+    )
+    marketplace_platform_account: str = Field(default="platform", description="Account paid the 2% fee.")
+    marketplace_oracles: list[str] = Field(
+        default_factory=list, description="Token subjects (besides admins) allowed to resolve disputes."
+    )
+    marketplace_login_ttl_seconds: int = Field(default=300, gt=0, description="Wallet challenge lifetime.")
+    marketplace_login_domain: str = Field(default="hcp.local", description="EIP-4361 domain of challenges.")
+    marketplace_chain_id: int = Field(default=1337, gt=0, description="Chain id named in wallet challenges.")
+    marketplace_max_job_seconds: int = Field(default=30 * 24 * 3600, gt=0, description="Longest job.")
+    marketplace_response_max_seconds: int = Field(
+        default=3600, gt=0, description="Accept latency that scores 0 on the reputation's response term."
+    )
+    marketplace_dispute_penalty: int = Field(
+        default=100, ge=0, le=1000, description="Reputation points taken for a provider-fault dispute."
+    )
+
     @field_validator("home", mode="after")
     @classmethod
     def _expand_home(cls, v: Path) -> Path:

@@ -48,6 +48,11 @@ def run(
     duration: float = typer.Option(0.0, help="Stop after this many seconds (0: run until Ctrl-C)."),
     live: bool = typer.Option(True, help="Show a live fleet table (off: log one line per refresh)."),
     refresh: float = typer.Option(1.0, help="Seconds between refreshes."),
+    api: bool = typer.Option(True, "--api/--no-api", help="Deploy the HTTP API (router + Ray Serve)."),
+    optimizer: bool = typer.Option(True, "--optimizer/--no-optimizer",
+                                   help="Run the economic optimizer: it decides and switches devices live."),
+    feed: str = typer.Option("simulator", help="Optimizer price feed: simulator, or replay (the real "
+                             "2022H1 series, one hour per optimizer step)."),
 ) -> None:
     """Start a local Ray cluster (or join HCP_RAY_ADDRESS), build the fleet, start mining, show it."""
     import ray
@@ -66,10 +71,11 @@ def run(
     console.print(f"[bold]hcp[/] fleet [cyan]{fleet_spec.name}[/]: {len(fleet_spec.facilities)} facilities, "
                   f"{len(fleet_spec.gpus())} GPUs, {len(fleet_spec.asics())} ASICs; "
                   f"store {settings.resolved_database_url.split('@')[-1]}")
-    start_or_join(settings, log_to_driver=not live)
+    start_or_join(settings, log_to_driver=not live, record=True)
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
     handles = None
+    opt = None  # optimizer actor (issue 3)
     try:
         with console.status("starting GPU actors (loading and warming both contexts)..."):
             handles = launch_fleet(fleet_spec, settings)
@@ -77,6 +83,23 @@ def run(
             for gid, h in handles.gpus.items():
                 r = ray.get(h.switch.remote(target.value, "platform start"))
                 console.print(f"{gid}: {r['from_mode']} → {r['to_mode']} in {r['total_ms']:.2f} ms")
+        # --- HTTP API (issue 4): router actor + Serve app ---
+        if api:
+            from hcp_cli.api import start_api
+
+            with console.status("starting the router and the HTTP API (Ray Serve)..."):
+                url, api_router = start_api(handles, settings)  # the handle keeps the router alive
+            console.print(f"[green]API[/] {url}/docs — tokens: `hcp token --role customer --subject ME`")
+        # --- end HTTP API ---
+        # --- optimizer (issue 3) ---
+        if optimizer:
+            from hcp_cli import optimizer as opt_cli
+
+            with console.status("starting the optimizer..."):
+                opt, _ = opt_cli.start_optimizer(fleet_spec, settings, handles, feed)
+            console.print(f"[green]optimizer[/] every {settings.optimizer_interval_seconds:g} s on the {feed} "
+                          "feed — decisions below and in `hcp decisions`")
+        # --- end optimizer ---
         console.print("[green]fleet running[/] — `hcp status`, `hcp switch GPU MODE`; Ctrl-C stops.")
         t_end = time.monotonic() + duration if duration > 0 else float("inf")
 
@@ -86,24 +109,38 @@ def run(
         if live and console.is_terminal:
             from rich.live import Live
 
-            with Live(fleet_view(snapshot()), console=console, refresh_per_second=4) as view:
+            from hcp_cli.optimizer import with_decisions  # issue 3: decisions under the fleet
+
+            with Live(with_decisions(fleet_view(snapshot()), opt), console=console, refresh_per_second=4) as view:
                 while time.monotonic() < t_end and not stop["now"]:
                     time.sleep(refresh)
-                    view.update(fleet_view(snapshot()))
+                    view.update(with_decisions(fleet_view(snapshot()), opt))
         else:
+            seen: set[str] = set()
             while time.monotonic() < t_end and not stop["now"]:
                 time.sleep(refresh)
                 for r in snapshot():
                     modes = ", ".join(f"{g['device_id']}={g['mode']}@{g['hashrate_hs']:.0f}H/s" for g in r["gpus"])
                     log.info("%s power %.0f W of %.0f W cap; %s", r["facility"], r["facility_power_w"],
                              r["capacity_w"], modes)
+                if opt is not None:  # issue 3: one line per new decision
+                    from hcp_cli.optimizer import log_decisions, recent_decisions
+
+                    log_decisions(recent_decisions(opt, 20), seen)
     except KeyboardInterrupt:
         pass
     finally:
         console.print("stopping: final checkpoint and shutdown...")
+        if opt is not None:  # issue 3: no decision goes out while the fleet stops
+            from hcp_cli.optimizer import stop as stop_opt
+
+            stop_opt(opt)
         if handles is not None:
             shutdown_fleet(handles)
         ray.shutdown()
+        from hcp_cli.runtime import forget_address
+
+        forget_address(settings)
         console.print("stopped.")
 
 
@@ -121,7 +158,8 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print JSON instea
         handles = find_fleet(settings)
         reports = ray.get([f.report.remote() for f in handles.facilities.values()])
     except HcpError as exc:
-        console.print(f"[yellow]{exc.code}[/]: {escape(exc.detail)}")
+        # stderr: `--json` output on stdout stays parseable.
+        Console(stderr=True).print(f"[yellow]{exc.code}[/]: {escape(exc.detail)}")
         _stored_status(settings, as_json)
         return
     if as_json:
@@ -238,6 +276,18 @@ def migrate() -> None:
     except HcpError as exc:
         _fail(exc)
     console.print("schema up to date")
+
+
+# Each area's commands live in its own module; they are registered here, after `app` exists.
+from hcp_cli.api import token_cmd  # noqa: E402
+from hcp_cli.backtest import backtest_cmd  # noqa: E402
+from hcp_cli.miner import miner_app  # noqa: E402
+from hcp_cli.optimizer import decisions_cmd  # noqa: E402
+
+app.add_typer(miner_app, name="miner")
+app.command("backtest")(backtest_cmd)
+app.command("token")(token_cmd)
+app.command("decisions")(decisions_cmd)
 
 
 def main() -> None:

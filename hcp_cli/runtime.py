@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 
 import ray
 
@@ -25,7 +26,7 @@ def _quiet_ray() -> None:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
-def start_or_join(settings: Settings, *, log_to_driver: bool = True) -> None:
+def start_or_join(settings: Settings, *, log_to_driver: bool = True, record: bool = False) -> None:
     """Join ``HCP_RAY_ADDRESS`` if set; otherwise start a local cluster on this machine."""
     _quiet_ray()
     kwargs: dict = {
@@ -40,15 +41,48 @@ def start_or_join(settings: Settings, *, log_to_driver: bool = True) -> None:
     if settings.ray_temp_dir:
         kwargs["_temp_dir"] = str(settings.ray_temp_dir)
     ray.init(**kwargs)
+    if record:  # the platform's own cluster (`hcp run`), not a backtest sweep's
+        _record_address(settings)
+
+
+def _address_file(settings: Settings) -> Path:
+    return settings.home / "ray.address"
+
+
+def _record_address(settings: Settings) -> None:
+    """Remember which cluster this platform runs on: with several Ray clusters on one machine
+    (tests, notebooks, other users), `address="auto"` may find another one."""
+    try:
+        settings.home.mkdir(parents=True, exist_ok=True)
+        _address_file(settings).write_text(ray.get_runtime_context().gcs_address)
+    except (OSError, AttributeError) as exc:
+        log.warning("cannot record the cluster address: %s", exc)
+
+
+def forget_address(settings: Settings) -> None:
+    _address_file(settings).unlink(missing_ok=True)
+
+
+def _recorded_address(settings: Settings) -> str | None:
+    try:
+        return _address_file(settings).read_text().strip() or None
+    except OSError:
+        return None
 
 
 def join(settings: Settings) -> None:
     """Connect to the running cluster (``hcp status``/``hcp switch``) or raise NoClusterError."""
     _quiet_ray()
-    address = settings.ray_address or "auto"
-    try:
-        ray.init(address=address, namespace=settings.ray_namespace, log_to_driver=False,
-                 logging_level=logging.WARNING,
-                 **({"_temp_dir": str(settings.ray_temp_dir)} if settings.ray_temp_dir else {}))
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise NoClusterError(f"no running hcp cluster at {address!r} (start one with `hcp run`): {exc}") from exc
+    recorded = _recorded_address(settings)
+    # A recorded address left by an `hcp run` that crashed is tried first, then "auto".
+    candidates = [settings.ray_address] if settings.ray_address else [a for a in (recorded, "auto") if a]
+    errors = []
+    for address in candidates:
+        try:
+            ray.init(address=address, namespace=settings.ray_namespace, log_to_driver=False,
+                     logging_level=logging.WARNING,
+                     **({"_temp_dir": str(settings.ray_temp_dir)} if settings.ray_temp_dir else {}))
+            return
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            errors.append(f"{address!r}: {exc}")
+    raise NoClusterError(f"no running hcp cluster (start one with `hcp run`): {'; '.join(errors)}")

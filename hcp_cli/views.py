@@ -66,3 +66,28 @@ def stored_table(states: list[Any]) -> Table:
         t.add_row(s.device_id, s.kind, s.mode.value, s.mode_since.isoformat(timespec="seconds"),
                   str(s.generation), f"{s.hashes_done:,}", str(s.shares_found), str(s.restarts))
     return t
+
+
+# --- optimizer (issue 3) ---
+_STATUS_STYLE = {"APPLIED": "green", "RECONCILED_APPLIED": "green", "NOOP": "white", "ISSUED": "yellow",
+                 "FAILED": "red", "TIMEOUT": "red", "RECONCILED_NOT_APPLIED": "red"}
+
+
+def decisions_table(rows: list[dict[str, Any]]) -> Table:
+    """The optimizer's latest decisions (newest first) and what became of each."""
+    t = Table(title="Optimizer decisions")
+    for col in ("tick", "device", "change", "reason", "expected USD/h", "outcome", "ack ms", "realized USD"):
+        t.add_column(col, justify="right" if col in ("expected USD/h", "ack ms", "realized USD") else "left")
+    for r in rows:
+        st = r["status"]
+        profit = r.get("realized_profit_micro_usd")
+        t.add_row(
+            r["tick_at"][:19], r["device_id"],
+            f"[{_MODE_STYLE.get(r['from_mode'], 'white')}]{r['from_mode']}[/] → "
+            f"[{_MODE_STYLE.get(r['to_mode'], 'white')}]{r['to_mode']}[/]",
+            r["reason"], f"{r['expected_gain_usd_per_hour']:+.4f}",
+            f"[{_STATUS_STYLE.get(st, 'white')}]{st}[/]",
+            f"{r['latency_ms']:.1f}" if r.get("latency_ms") is not None else "",
+            f"{profit / 1e6:+.6f}" if profit is not None else "",
+        )
+    return t

@@ -21,3 +21,41 @@ if command -v redis-server >/dev/null 2>&1 && ! redis_up; then
   for _ in $(seq 1 20); do redis_up && break; sleep 0.5; done
 fi
 echo "services: PostgreSQL up$(redis_up && echo ', Redis up')"
+
+# Docker Engine (Debian's docker.io): the notary's isolation mode and the provider agent run
+# containers through it.
+if ! command -v dockerd >/dev/null 2>&1; then
+  echo "installing Docker Engine (docker.io)"
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q docker.io >/tmp/hcp-docker-install.log 2>&1 \
+    || { $SUDO apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q docker.io >/tmp/hcp-docker-install.log 2>&1; } \
+    || { echo "cannot install docker.io (see /tmp/hcp-docker-install.log)" >&2; exit 1; }
+fi
+docker_up() { docker info >/dev/null 2>&1; }
+if ! docker_up; then
+  echo "starting dockerd"
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO sh -c 'nohup dockerd >/tmp/hcp-dockerd.log 2>&1 &'
+  for _ in $(seq 1 60); do docker_up && break; sleep 0.5; done
+  docker_up || { echo "Docker Engine did not start (see /tmp/hcp-dockerd.log)" >&2; exit 1; }
+fi
+
+# The reference notary task's toolchain (C → wasm32-wasi): its test rebuilds train.wasm.
+if ! command -v clang-14 >/dev/null 2>&1 || [ ! -d /usr/lib/wasm32-wasi ] \
+   || ! ls /usr/lib/llvm-14/lib/clang/*/lib/wasi >/dev/null 2>&1; then
+  echo "installing clang-14 and wasi-libc"
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  pkgs="clang-14 lld-14 wasi-libc libclang-rt-14-dev-wasm32"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q $pkgs >/tmp/hcp-wasi-install.log 2>&1 \
+    || { $SUDO apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q $pkgs >/tmp/hcp-wasi-install.log 2>&1; } \
+    || { echo "cannot install the wasm32-wasi toolchain (see /tmp/hcp-wasi-install.log)" >&2; exit 1; }
+fi
+
+# solc and anvil from npm, pinned in package.json / package-lock.json.
+if [ ! -x node_modules/.bin/anvil ] || [ ! -x node_modules/.bin/solcjs ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "installing solc and anvil (npm)"
+  # `npm install`, not `npm ci`: npm 11 rejects this lock file in ci mode because of the
+  # per-platform optional packages of @foundry-rs/anvil; install still honours the lock.
+  npm install --no-audit --no-fund --loglevel=error >/dev/null
+fi
+echo "services: Docker up, solc $(node_modules/.bin/solcjs --version | head -n1), anvil ready"

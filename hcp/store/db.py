@@ -49,8 +49,12 @@ def alembic_config(engine: Engine) -> Config:
     return cfg
 
 
-def migrate(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to ``revision`` (idempotent; safe to call at every start)."""
+def migrate(engine: Engine, revision: str = "heads") -> None:
+    """Bring the schema to ``revision`` (idempotent; safe to call at every start).
+
+    ``heads``: each area of hcp (fleet, optimizer, workloads, notary, marketplace) owns a
+    migration branch rooted at ``0001_fleet``; upgrading to all heads applies every one.
+    """
     cfg = alembic_config(engine)
     try:
         with engine.begin() as conn:

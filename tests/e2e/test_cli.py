@@ -20,10 +20,18 @@ HCP = str(Path(sys.executable).parent / "hcp")
 def env(tmp_path: Path) -> dict[str, str]:
     e = dict(os.environ)
     e.update(HCP_HOME=str(tmp_path / "home"), HCP_RAY_TEMP_DIR=tempfile.mkdtemp(prefix="hcp-e2e-", dir="/tmp"),
-             HCP_CHECKPOINT_SECONDS="1", PYTHONUNBUFFERED="1")
+             HCP_CHECKPOINT_SECONDS="1", PYTHONUNBUFFERED="1", HCP_API_PORT=str(_free_port()))
     e.pop("HCP_DATABASE_URL", None)
     e.pop("HCP_RAY_ADDRESS", None)
     return e
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def _hcp(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -33,7 +41,7 @@ def _hcp(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.Co
 def test_run_status_switch_and_clean_shutdown(env: dict[str, str]) -> None:
     log_path = Path(env["HCP_HOME"]).parent / "run.log"
     with open(log_path, "w") as log:
-        run = subprocess.Popen([HCP, "run", "--no-live", "--duration", "300", "--refresh", "2"], env=env,
+        run = subprocess.Popen([HCP, "run", "--no-live", "--no-optimizer", "--duration", "300", "--refresh", "2"], env=env,
                                stdout=log, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 240

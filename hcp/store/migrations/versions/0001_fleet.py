@@ -8,6 +8,7 @@ Create Date: 2026-11-23
 import sqlalchemy as sa
 from alembic import op
 
+from hcp.store.migrations.append_only import allow_rewrites, forbid_rewrites
 from hcp.store.models import UtcDateTime
 
 revision = "0001_fleet"
@@ -94,28 +95,11 @@ def upgrade() -> None:
 
 def _forbid_event_rewrites() -> None:
     """The event log is evidence: the database itself refuses to change or delete it."""
-    dialect = op.get_bind().dialect.name
-    if dialect == "sqlite":
-        for action in ("UPDATE", "DELETE"):
-            op.execute(
-                f"CREATE TRIGGER events_no_{action.lower()} BEFORE {action} ON events "
-                f"BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;"
-            )
-    elif dialect == "postgresql":
-        op.execute(
-            "CREATE FUNCTION hcp_events_append_only() RETURNS trigger AS $$ "
-            "BEGIN RAISE EXCEPTION 'events are append-only'; END; $$ LANGUAGE plpgsql;"
-        )
-        op.execute(
-            "CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE ON events "
-            "FOR EACH ROW EXECUTE FUNCTION hcp_events_append_only();"
-        )
+    forbid_rewrites(["events"], "hcp_events_append_only", lambda _t: "events are append-only",
+                    "events are append-only")
 
 
 def downgrade() -> None:
-    dialect = op.get_bind().dialect.name
-    if dialect == "postgresql":
-        op.execute("DROP TRIGGER IF EXISTS events_append_only ON events")
-        op.execute("DROP FUNCTION IF EXISTS hcp_events_append_only()")
+    allow_rewrites(["events"], "hcp_events_append_only")
     for table in ("shares", "events", "device_state", "asics", "gpus", "facilities"):
         op.drop_table(table)

@@ -1,0 +1,110 @@
+"""IndexerActor: follows the contracts' events into the store in the background.
+
+A thin shell over ``hcp.chain.indexer.ChainIndexer``. The cursor lives in the store, so a
+restarted actor picks up where the last committed batch ended. It needs a chain other
+processes can reach (``HCP_CHAIN_RPC_URL``) and a deployment file (``HCP_CHAIN_DEPLOYMENT``):
+the in-process py-evm chain lives inside one Python process and cannot be followed from here.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from typing import Any
+
+import ray
+
+from actors.options import indexer_actor_options
+from hcp.chain.client import ChainClient
+from hcp.chain.deploy import Contracts, Deployment
+from hcp.chain.indexer import ChainIndexer
+from hcp.config import Settings
+from hcp.errors import ConfigError
+from hcp.store.db import connect, migrate
+
+log = logging.getLogger(__name__)
+
+
+class _Indexer:
+    def __init__(self, settings: Settings, autostart: bool = True) -> None:
+        if not settings.chain_rpc_url or settings.chain_deployment is None:
+            raise ConfigError("the indexer actor needs HCP_CHAIN_RPC_URL and HCP_CHAIN_DEPLOYMENT")
+        self._settings = settings
+        self._indexer: ChainIndexer | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._events = 0
+        self._polls = 0
+        self._last_error: str | None = None
+        self._thread: threading.Thread | None = None
+        if autostart:
+            self.resume()
+
+    def _get(self) -> ChainIndexer:
+        if self._indexer is None:
+            s = self._settings
+            client = ChainClient.from_url(s.chain_rpc_url or "", s.chain_receipt_timeout_seconds)
+            contracts = Contracts.bind(client, Deployment.load(s.chain_deployment))  # type: ignore[arg-type]
+            engine = connect(s.resolved_database_url)
+            migrate(engine)
+            self._indexer = ChainIndexer(client, contracts, engine, confirmations=s.chain_confirmations,
+                                         reorg_window=s.chain_reorg_window)
+        return self._indexer
+
+    def poll_once(self) -> dict[str, Any]:
+        """Catch up with the head now; returns the status afterwards."""
+        with self._lock:
+            self._events += self._get().run_until_head()
+            self._polls += 1
+        return self.status()
+
+    def status(self) -> dict[str, Any]:
+        cursor = self._indexer.cursor() if self._indexer is not None else (None, None)
+        return {"running": self._thread is not None and self._thread.is_alive(),
+                "cursor_block": cursor[0], "cursor_hash": cursor[1], "events_indexed": self._events,
+                "polls": self._polls, "last_error": self._last_error, "pid": os.getpid()}
+
+    def resume(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="chain-indexer", daemon=True)
+        self._thread.start()
+
+    def pause(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.poll_once()
+                self._last_error = None
+            except Exception as exc:  # noqa: BLE001 - keep following: node or store may come back
+                self._last_error = f"{type(exc).__name__}: {exc}"
+                log.warning("indexer poll failed: %s", self._last_error)
+            self._stop.wait(self._settings.chain_poll_seconds)
+
+
+IndexerActor = ray.remote(_Indexer)
+
+
+def launch_indexer(settings: Settings) -> Any:
+    handle = IndexerActor.options(**indexer_actor_options(settings)).remote(settings)
+    ray.get(handle.status.remote())  # surfaces constructor errors here
+    return handle
+
+
+def wait_for_block(handle: Any, block: int, timeout: float = 60.0) -> dict[str, Any]:
+    """Block until the actor's cursor reaches ``block`` (tests, CLI)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        st = ray.get(handle.status.remote())
+        if st["cursor_block"] is not None and st["cursor_block"] >= block:
+            return st
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"indexer at {st['cursor_block']}, wanted {block}: {st['last_error']}")
+        time.sleep(0.2)

@@ -1,0 +1,88 @@
+"""Sandbox-runner actors: verification capacity that scales with the cluster.
+
+Each ``SandboxRunnerActor`` is a thin shell over ``hcp.notary.pool.run_job`` with the sandbox
+chosen by settings. ``RaySandboxPool`` implements ``hcp.notary.pool.SandboxPool`` over their
+handles: bounded admission (503 when every runner is busy and the queue is full), least-busy
+dispatch, and each task dataset put once into the object store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from typing import Any
+
+import ray
+
+from actors.options import notary_runner_options
+from hcp.config import Settings
+from hcp.errors import SandboxBusyError
+from hcp.logging_setup import configure_logging
+from hcp.notary.pool import SandboxJob, Slots, make_sandbox, run_job
+from hcp.notary.sandbox.base import SandboxLimits, SandboxResult
+
+log = logging.getLogger(__name__)
+
+
+@ray.remote
+class SandboxRunnerActor:
+    def __init__(self, settings: Settings) -> None:
+        configure_logging(settings.log_level)
+        self._sandbox = make_sandbox(settings)
+
+    def run(self, wasm: bytes, hyperparameters: bytes | None, dataset: bytes,
+            limits: SandboxLimits) -> SandboxResult:
+        return run_job(self._sandbox, SandboxJob(wasm, hyperparameters, dataset, limits))
+
+    def ping(self) -> bool:
+        return True
+
+
+def start_sandbox_pool(settings: Settings, size: int | None = None) -> list[Any]:
+    """Start (or find, by name) the runner actors and wait until each answers."""
+    n = size or settings.notary_sandbox_workers
+    handles = [SandboxRunnerActor.options(**notary_runner_options(i, settings)).remote(settings)
+               for i in range(n)]
+    ray.get([h.ping.remote() for h in handles])
+    return handles
+
+
+class RaySandboxPool:
+    def __init__(self, runners: list[Any], queue: int) -> None:
+        if not runners:
+            raise ValueError("a sandbox pool needs at least one runner")
+        self._runners = list(runners)
+        self._busy = [0] * len(self._runners)
+        self._lock = threading.Lock()
+        self._slots = Slots(len(self._runners) + queue)
+        self._datasets: dict[str, Any] = {}
+
+    def _dataset_ref(self, data: bytes) -> Any:
+        key = hashlib.sha256(data).hexdigest()
+        with self._lock:
+            ref = self._datasets.get(key)
+            if ref is None:
+                if len(self._datasets) > 8:
+                    self._datasets.clear()
+                ref = self._datasets[key] = ray.put(data)
+        return ref
+
+    def run(self, job: SandboxJob) -> SandboxResult:
+        self._slots.acquire()
+        try:
+            with self._lock:
+                i = min(range(len(self._runners)), key=self._busy.__getitem__)
+                self._busy[i] += 1
+            try:
+                ref = self._runners[i].run.remote(job.wasm, job.hyperparameters,
+                                                  self._dataset_ref(job.dataset), job.limits)
+                return ray.get(ref)
+            except ray.exceptions.RayError as exc:
+                log.warning("sandbox runner %d failed: %s", i, exc)
+                raise SandboxBusyError("a sandbox runner failed; retry later") from exc
+            finally:
+                with self._lock:
+                    self._busy[i] -= 1
+        finally:
+            self._slots.release()

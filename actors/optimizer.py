@@ -1,0 +1,207 @@
+"""The optimizer actor: a thin Ray shell running ``OptimizerService.step`` on a schedule.
+
+Decisions go to the fleet through ``RayFleetPort``: every order is sent first (GPU actors'
+``switch``, facility actors' ``set_asic_mode``), then all are awaited together up to the apply
+timeout. Restart safety lives in ``hcp.optimizer.service``; a restarted actor picks up the
+policy's dwell state and settles any decision left unacknowledged by the crash.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import ray
+
+from actors.options import optimizer_actor_name, optimizer_actor_options
+from hcp.config import Settings
+from hcp.errors import HcpError, NotFoundError
+from hcp.fleet.spec import FleetSpec
+from hcp.logging_setup import configure_logging
+from hcp.market.source import PriceFeed
+from hcp.optimizer import OptimizerRepository, OptimizerService, outcome_dict
+from hcp.optimizer.economics import FleetProfit
+from hcp.optimizer.types import ApplyOrder, ApplyResult, PolicyLike, StepResult
+from hcp.store import connect, migrate
+
+log = logging.getLogger(__name__)
+
+
+class RayFleetPort:
+    """``FleetPort`` over actor handles: all remotes first, then one bounded wait."""
+
+    def __init__(self, gpus: dict[str, Any], facilities: dict[str, Any]) -> None:
+        self._gpus = gpus
+        self._facilities = facilities
+
+    def apply(self, orders: Sequence[ApplyOrder], timeout_s: float) -> list[ApplyResult]:
+        t0 = time.perf_counter()
+        results: dict[str, ApplyResult] = {}
+        in_flight: dict[Any, ApplyOrder] = {}
+        for o in orders:
+            try:
+                if o.kind == "gpu":
+                    ref = self._gpus[o.device_id].switch.remote(o.to_mode, o.reason)
+                else:
+                    ref = self._facilities[o.facility].set_asic_mode.remote(o.device_id, o.to_mode, o.reason)
+            except KeyError:
+                results[o.decision_id] = ApplyResult(o.decision_id, False, None,
+                                                     error=f"no actor for {o.kind} {o.device_id!r}")
+                continue
+            in_flight[ref] = o
+        pending = list(in_flight)
+        deadline = t0 + timeout_s
+        while pending:
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                break
+            ready, pending = ray.wait(pending, num_returns=1, timeout=remaining)
+            acked = time.perf_counter()
+            for ref in ready:
+                o = in_flight[ref]
+                results[o.decision_id] = _result(o, ref, (acked - t0) * 1e3)
+        for ref in pending:  # still running: recorded as a timeout, never re-sent
+            o = in_flight[ref]
+            results[o.decision_id] = ApplyResult(o.decision_id, False, None, timed_out=True,
+                                                 error=f"no acknowledgement within {timeout_s:g} s")
+        return [results[o.decision_id] for o in orders]
+
+
+def _result(o: ApplyOrder, ref: Any, latency_ms: float) -> ApplyResult:
+    try:
+        r = ray.get(ref)
+    except ray.exceptions.RayTaskError as exc:
+        cause = getattr(exc, "cause", None)
+        msg = f"{cause.code}: {cause.detail}" if isinstance(cause, HcpError) else str(cause or exc)
+        return ApplyResult(o.decision_id, False, latency_ms, error=msg[:300])
+    except ray.exceptions.RayError as exc:  # actor died or unreachable
+        return ApplyResult(o.decision_id, False, latency_ms, error=f"{type(exc).__name__}: {exc}"[:300])
+    return ApplyResult(o.decision_id, True, latency_ms, generation=r.get("generation"),
+                       noop=bool(r.get("noop", False)))
+
+
+@ray.remote
+class OptimizerActor:
+    def __init__(self, spec: FleetSpec, settings: Settings, gpus: dict[str, Any], facilities: dict[str, Any],
+                 feed: PriceFeed | None = None, policy: PolicyLike | None = None,
+                 autostart: bool = True) -> None:
+        from hcp.optimizer.feeds import live_policy_params, make_feed
+        from hcp.policy import FleetPolicy
+
+        configure_logging(settings.log_level)
+        engine = connect(settings.resolved_database_url)
+        migrate(engine)
+        params = live_policy_params(settings)
+        self._repo = OptimizerRepository(engine)
+        self._service = OptimizerService(
+            feed=feed if feed is not None else make_feed(settings, spec),
+            policy=policy if policy is not None else FleetPolicy.from_fleet_spec(spec, params),
+            profit=FleetProfit.from_fleet_spec(spec, params),
+            port=RayFleetPort(gpus, facilities), repo=self._repo,
+            apply_timeout_s=settings.optimizer_apply_timeout_seconds)
+        self._service.recover()
+        self._interval = settings.optimizer_interval_seconds
+        self._lock = threading.Lock()  # one step at a time: the loop and step_now share the service
+        self._stop = threading.Event()
+        self._running = threading.Event()
+        self._last: StepResult | None = None
+        self._steps = 0
+        self._errors = 0
+        self._thread = threading.Thread(target=self._loop, name="optimizer", daemon=True)
+        self._thread.start()
+        if autostart:
+            self._running.set()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            if not self._running.wait(timeout=0.5):
+                continue
+            t0 = time.monotonic()
+            try:
+                self._step()
+            except Exception:  # a failed step (store down, bad tick) must not end the schedule
+                self._errors += 1
+                log.exception("optimizer step failed; next one in %.1f s", self._interval)
+            self._stop.wait(max(0.0, self._interval - (time.monotonic() - t0)))
+
+    def _step(self) -> StepResult:
+        with self._lock:
+            r = self._service.step()
+            self._last = r
+            self._steps += 1
+            return r
+
+    # -- remote API -----------------------------------------------------------------------
+    def step_now(self) -> dict[str, Any]:
+        """Run one step at once (tests, benchmarks, an operator's nudge)."""
+        return self._step().to_dict()
+
+    def reconcile(self) -> list[dict[str, Any]]:
+        """Settle issued decisions whose apply timeout has passed (the schedule does it too)."""
+        with self._lock:
+            return [{"decision_id": o.decision_id, "status": o.status.value, "generation": o.generation}
+                    for o in self._service.reconcile()]
+
+    def pause(self) -> None:
+        self._running.clear()
+        with self._lock:  # returns once a step in progress has finished
+            pass
+
+    def resume(self) -> None:
+        self._running.set()
+
+    def status(self) -> dict[str, Any]:
+        last = self._service.last_step
+        return {"running": self._running.is_set(), "interval_s": self._interval, "steps": self._steps,
+                "errors": self._errors,
+                "last_tick_at": last.tick_at.isoformat() if last else None,
+                "last_realized_profit_micro_usd": last.realized_profit_micro_usd if last else None,
+                "last_result": self._last.to_dict() if self._last else None}
+
+    def recent(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The latest decisions with their outcomes, from the store (they survive restarts)."""
+        return [outcome_dict(d, o) for d, o in self._repo.decisions(limit=limit)]
+
+    def profitability(self) -> dict[str, Any]:
+        return self._service.profitability()
+
+    def pid(self) -> int:
+        import os
+
+        return os.getpid()
+
+    def shutdown(self) -> None:
+        self._stop.set()
+        self._running.set()
+        self._thread.join(timeout=30)
+
+
+def launch_optimizer(spec: FleetSpec, settings: Settings, gpus: dict[str, Any], facilities: dict[str, Any],
+                     *, feed: PriceFeed | None = None, policy: PolicyLike | None = None,
+                     autostart: bool = True, name: str | None = None) -> Any:
+    """Start the optimizer actor over a running fleet's handles; returns once it is up."""
+    opts = optimizer_actor_options(settings)
+    if name is not None:
+        opts["name"] = name
+    handle = OptimizerActor.options(**opts).remote(spec, settings, gpus, facilities, feed, policy, autostart)
+    ray.get(handle.status.remote())  # surfaces constructor failures (store down, bad spec) here
+    return handle
+
+
+def find_optimizer(settings: Settings) -> Any:
+    """The running optimizer's handle, by name, from any driver connected to the cluster."""
+    try:
+        return ray.get_actor(optimizer_actor_name(), namespace=settings.ray_namespace)
+    except ValueError:
+        raise NotFoundError(f"no optimizer is running in Ray namespace {settings.ray_namespace!r}") from None
+
+
+def stop_optimizer(handle: Any) -> None:
+    try:
+        ray.get(handle.shutdown.remote(), timeout=30)
+    except Exception:  # stopping anyway
+        log.exception("optimizer did not stop cleanly")
+    ray.kill(handle, no_restart=True)

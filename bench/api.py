@@ -1,0 +1,270 @@
+"""Platform API latency through Ray Serve against a no-op Serve endpoint, same run, same proxy.
+
+Starts a local Ray cluster, the local fleet (simulated GPUs), the router and the Serve app,
+plus a no-op FastAPI deployment with the same Serve options. For each endpoint it sends
+``--requests`` requests from ``--concurrency`` concurrent clients, alternating rounds
+between the endpoint and its no-op twin so both see the same machine load. Reports p50,
+p95, p99 and requests/s with the no-op figure as baseline (goal: ratio <= 1.3). Then runs
+``bench.router.run()`` (router admissions per second).
+
+    python -m bench.api [--requests 400] [--concurrency 8] [--rounds 4] [--no-router]
+
+Prints one JSON object per line (see bench/common.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.common import emit, note, percentile
+
+B = "api"
+SPEC_BODY = {"type": "batch", "priority": 3, "duration_seconds": 5, "name": "bench"}
+EMBED_BODY = {
+    "model": "all-MiniLM-L6-v2",
+    "input": "How fast does the platform answer an embedding request?",
+    "encoding_format": "float",
+}
+
+
+def _noop_app() -> Any:
+    from fastapi import FastAPI
+    from ray import serve
+
+    from serve_apps.app import MAX_ONGOING
+
+    app = FastAPI()
+
+    @app.get("/ping")
+    async def ping_get() -> dict[str, Any]:
+        return {}
+
+    @app.post("/ping", status_code=201)
+    async def ping_post(body: dict[str, Any]) -> dict[str, Any]:
+        return body
+
+    @serve.deployment(
+        name="noop", max_ongoing_requests=MAX_ONGOING, ray_actor_options={"num_cpus": 0}
+    )
+    @serve.ingress(app)
+    class Noop:
+        pass
+
+    return Noop.bind()
+
+
+async def _load(
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    body: Any,
+    headers: dict[str, str],
+    n: int,
+    concurrency: int,
+    expect: int,
+) -> tuple[list[float], float]:
+    lat: list[float] = []
+    todo = iter(range(n))
+
+    async def worker() -> None:
+        for _ in todo:
+            t0 = time.perf_counter()
+            r = await client.request(method, url, json=body, headers=headers)
+            lat.append((time.perf_counter() - t0) * 1e3)
+            if r.status_code != expect:
+                raise RuntimeError(f"{method} {url}: {r.status_code} {r.text[:200]}")
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return lat, n / (time.perf_counter() - t0)
+
+
+async def _measure(
+    base: str,
+    case: tuple[str, str, str, Any, int],
+    noop: tuple[str, Any, int],
+    headers: dict[str, str],
+    n: int,
+    concurrency: int,
+    rounds: int,
+    rate_limit_backend: str,
+) -> None:
+    name, method, path, body, expect = case
+    noop_path, noop_body, noop_expect = noop
+    per_round = max(1, n // rounds)
+    lat: dict[str, list[float]] = {"api": [], "noop": []}
+    rps: dict[str, list[float]] = {"api": [], "noop": []}
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base, timeout=120, limits=limits) as client:
+        # Warm both paths (connections, first-call imports, the router's and GPU's first use).
+        await _load(client, method, path, body, headers, concurrency * 2, concurrency, expect)
+        await _load(
+            client, method, noop_path, noop_body, {}, concurrency * 2, concurrency, noop_expect
+        )
+        for _ in range(rounds):
+            for key, (m, p, b, h, e) in (
+                ("noop", (method, noop_path, noop_body, {}, noop_expect)),
+                ("api", (method, path, body, headers, expect)),
+            ):
+                got, r = await _load(client, m, p, b, h, per_round, concurrency, e)
+                lat[key] += got
+                rps[key].append(r)
+    extra = {
+        "requests": per_round * rounds,
+        "concurrency": concurrency,
+        "endpoint": f"{method} {path}",
+        "baseline_kind": f"no-op Serve endpoint {method} {noop_path}",
+        "rate_limit_backend": rate_limit_backend,
+        # Shared, busy machines make every figure noisier; the ratio to the no-op is what counts.
+        "loadavg_1m": round(os.getloadavg()[0], 2),
+        "cpus": os.cpu_count(),
+    }
+    for q in (50, 95, 99):
+        emit(
+            B,
+            f"{name}_p{q}_ms",
+            percentile(lat["api"], q),
+            "ms",
+            baseline=percentile(lat["noop"], q),
+            **extra,
+        )
+    emit(
+        B,
+        f"{name}_rps",
+        sum(rps["api"]) / rounds,
+        "1/s",
+        baseline=sum(rps["noop"]) / rounds,
+        **extra,
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run(
+    requests: int = 400,
+    concurrency: int = 8,
+    rounds: int = 4,
+    router: bool = True,
+    rate_limit_backend: str = "sql",
+) -> None:
+    import ray
+    from ray import serve
+
+    from actors.fleet import launch_fleet, prepare_store, shutdown_fleet
+    from actors.router import launch_router
+    from hcp.auth.tokens import Role, TokenService
+    from hcp.config import Settings
+    from hcp.fleet.spec import load_fleet_spec
+    from serve_apps.app import application
+
+    home = Path(tempfile.mkdtemp(prefix="hcp-bench-api-"))
+    port = _free_port()
+    settings = Settings(
+        home=home,
+        database_url=f"sqlite:///{home / 'hcp.db'}",
+        ray_namespace="hcp-bench-api",
+        jwt_secret="bench-secret-" + "z" * 32,
+        api_rate_limit=1_000_000_000,
+        api_port=port,
+        api_rate_limit_backend=rate_limit_backend,
+    )
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    ray.init(
+        num_cpus=8,
+        include_dashboard=False,
+        log_to_driver=False,
+        namespace="hcp-bench-api",
+        _temp_dir=tempfile.mkdtemp(prefix="hcp-ray-", dir="/tmp"),
+        runtime_env={
+            "env_vars": {
+                "HF_HUB_OFFLINE": "1",
+                "TRANSFORMERS_OFFLINE": "1",
+                "PYTHONPATH": os.getcwd(),
+            }
+        },
+    )
+    handles = router_actor = None
+    try:
+        spec = load_fleet_spec(settings.fleet_spec)
+        prepare_store(spec, settings)
+        note("starting the fleet, router and Serve...")
+        handles = launch_fleet(spec, settings)
+        router_actor = launch_router(handles, settings)  # the handle keeps the actor alive
+        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        serve.run(application(settings), name="hcp", route_prefix="/", blocking=False)
+        serve.run(_noop_app(), name="noop", route_prefix="/noop", blocking=False)
+        tokens = TokenService(settings.jwt_secret or "")
+        admin = {"Authorization": f"Bearer {tokens.issue('bench-admin', Role.ADMIN)}"}
+        customer = {"Authorization": f"Bearer {tokens.issue('bench-customer', Role.CUSTOMER)}"}
+        base = f"http://127.0.0.1:{port}"
+        cases = [
+            (
+                ("get_workloads", "GET", "/api/v1/workloads?limit=20", None, 200),
+                ("/noop/ping", None, 200),
+                customer,
+            ),
+            (
+                ("post_workloads", "POST", "/api/v1/workloads", SPEC_BODY, 201),
+                ("/noop/ping", SPEC_BODY, 201),
+                customer,
+            ),
+            (
+                ("get_resources", "GET", "/api/v1/resources", None, 200),
+                ("/noop/ping", None, 200),
+                admin,
+            ),
+            (
+                ("embeddings", "POST", "/v1/embeddings", EMBED_BODY, 200),
+                ("/noop/ping", EMBED_BODY, 201),
+                customer,
+            ),
+        ]
+        for case, noop, headers in cases:
+            note(f"measuring {case[1]} {case[2]}...")
+            asyncio.run(
+                _measure(
+                    base, case, noop, headers, requests, concurrency, rounds, rate_limit_backend
+                )
+            )
+    finally:
+        if router_actor is not None:
+            ray.kill(router_actor, no_restart=True)
+        if handles is not None:
+            shutdown_fleet(handles)
+        serve.shutdown()
+        ray.shutdown()
+    if router:
+        try:
+            import bench.router as router_bench
+        except ImportError:
+            note("bench.router is not available; router admissions not measured")
+            return
+        router_bench.run()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--requests", type=int, default=400)
+    ap.add_argument("--concurrency", type=int, default=8)
+    ap.add_argument("--rounds", type=int, default=4)
+    ap.add_argument("--no-router", action="store_true")
+    ap.add_argument("--rate-limit-backend", choices=("sql", "memory", "redis"), default="sql")
+    a = ap.parse_args()
+    run(a.requests, a.concurrency, a.rounds, not a.no_router, a.rate_limit_backend)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Solidity sources of hcp's chain contracts and their committed compiled artifacts."""

@@ -1,0 +1,120 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.20;
+
+import "./Guards.sol";
+
+/// @notice GPU resources offered by providers: pricing and availability set by the provider,
+/// uptime by the marketplace, reputation mirrored from the ReputationSystem.
+contract ResourceRegistry is Owned {
+    struct GPUResource {
+        address provider;
+        string gpuModel;
+        uint16 vcpu;
+        uint32 memoryGB;
+        uint32 storageGB;
+        uint256 pricePerHour; // smallest token units per hour
+        bool available;
+        uint256 totalUptime;  // seconds
+        uint256 reputation;   // 0-1000
+        uint256 registeredAt;
+    }
+
+    mapping(bytes32 => GPUResource) private _resources;
+    mapping(address => bytes32[]) private _providerResources;
+    bytes32[] public allResourceIds;
+    mapping(address => uint256) public registrationNonce;
+
+    address public marketplace;
+    address public reputationSystem;
+
+    event ResourceRegistered(bytes32 indexed resourceId, address indexed provider, string gpuModel, uint256 pricePerHour);
+    event AvailabilityUpdated(bytes32 indexed resourceId, bool available);
+    event PricingUpdated(bytes32 indexed resourceId, uint256 newPrice);
+    event UptimeUpdated(bytes32 indexed resourceId, uint256 totalUptime);
+    event ResourceReputationUpdated(bytes32 indexed resourceId, uint256 reputation);
+    event WiringSet(address marketplace, address reputationSystem);
+
+    constructor(address initialOwner) Owned(initialOwner) {}
+
+    function setWiring(address marketplace_, address reputation_) external onlyOwner {
+        require(marketplace == address(0), "WiringSet");
+        require(marketplace_ != address(0) && reputation_ != address(0), "ZeroAddress");
+        marketplace = marketplace_;
+        reputationSystem = reputation_;
+        emit WiringSet(marketplace_, reputation_);
+    }
+
+    modifier onlyResourceProvider(bytes32 resourceId) {
+        require(_resources[resourceId].provider != address(0), "UnknownResource");
+        require(_resources[resourceId].provider == msg.sender, "NotResourceProvider");
+        _;
+    }
+
+    /// @notice resourceId = keccak256(provider, nonce): deterministic, so a client can compute it.
+    function registerResource(
+        string calldata gpuModel,
+        uint16 vcpu,
+        uint32 memoryGB,
+        uint32 storageGB,
+        uint256 pricePerHour
+    ) external returns (bytes32 resourceId) {
+        require(bytes(gpuModel).length > 0 && bytes(gpuModel).length <= 64, "BadModel");
+        require(pricePerHour > 0, "ZeroPrice");
+        resourceId = keccak256(abi.encode(msg.sender, registrationNonce[msg.sender]));
+        registrationNonce[msg.sender] += 1;
+        GPUResource storage r = _resources[resourceId];
+        r.provider = msg.sender;
+        r.gpuModel = gpuModel;
+        r.vcpu = vcpu;
+        r.memoryGB = memoryGB;
+        r.storageGB = storageGB;
+        r.pricePerHour = pricePerHour;
+        r.available = true;
+        r.registeredAt = block.timestamp;
+        _providerResources[msg.sender].push(resourceId);
+        allResourceIds.push(resourceId);
+        emit ResourceRegistered(resourceId, msg.sender, gpuModel, pricePerHour);
+        emit AvailabilityUpdated(resourceId, true);
+    }
+
+    function updateAvailability(bytes32 resourceId, bool available) external onlyResourceProvider(resourceId) {
+        _resources[resourceId].available = available;
+        emit AvailabilityUpdated(resourceId, available);
+    }
+
+    function updatePricing(bytes32 resourceId, uint256 newPrice) external onlyResourceProvider(resourceId) {
+        require(newPrice > 0, "ZeroPrice");
+        _resources[resourceId].pricePerHour = newPrice;
+        emit PricingUpdated(resourceId, newPrice);
+    }
+
+    function updateUptime(bytes32 resourceId, uint256 additionalSeconds) external {
+        require(msg.sender == marketplace, "NotMarketplace");
+        require(_resources[resourceId].provider != address(0), "UnknownResource");
+        _resources[resourceId].totalUptime += additionalSeconds;
+        emit UptimeUpdated(resourceId, _resources[resourceId].totalUptime);
+    }
+
+    /// @notice Mirror a provider's score onto each of its resources.
+    function updateReputation(address provider, uint256 newReputation) external {
+        require(msg.sender == reputationSystem, "NotReputationSystem");
+        require(newReputation <= 1000, "BadScore");
+        bytes32[] storage ids = _providerResources[provider];
+        for (uint256 i = 0; i < ids.length; i++) {
+            _resources[ids[i]].reputation = newReputation;
+            emit ResourceReputationUpdated(ids[i], newReputation);
+        }
+    }
+
+    function getResource(bytes32 resourceId) external view returns (GPUResource memory) {
+        return _resources[resourceId];
+    }
+
+    function getProviderResources(address provider) external view returns (bytes32[] memory) {
+        return _providerResources[provider];
+    }
+
+    function resourceCount() external view returns (uint256) {
+        return allResourceIds.length;
+    }
+}

@@ -1,0 +1,1 @@
+"""GPU rental marketplace: offers, jobs, escrow, disputes and reputation (pure domain)."""

@@ -1,0 +1,33 @@
+"""Which escrow ledger the marketplace uses: the SQL double-entry ledger (embedded default) or
+the on-chain PaymentEscrow (``HCP_MARKETPLACE_ESCROW_BACKEND=chain``)."""
+
+from __future__ import annotations
+
+import importlib
+
+from sqlalchemy import Engine
+
+from hcp.config import Settings
+from hcp.errors import ConfigError
+from hcp.marketplace.escrow_backend import EscrowBackend
+from hcp.marketplace.sql_ledger import SqlEscrowBackend
+
+
+def build_escrow_backend(settings: Settings, engine: Engine | None = None) -> EscrowBackend:
+    kind = settings.marketplace_escrow_backend.lower()
+    if kind == "sql":
+        if engine is None:
+            from hcp.store.db import connect, migrate
+
+            engine = connect(settings.resolved_database_url)
+            migrate(engine)
+        return SqlEscrowBackend(engine, platform_account=settings.marketplace_platform_account)
+    if kind == "chain":
+        try:
+            chain = importlib.import_module("hcp.chain.escrow_backend")
+            factory = chain.ChainEscrowBackend.from_settings
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(f"the chain escrow backend is not available: {exc}") from exc
+        backend: EscrowBackend = factory(settings)
+        return backend
+    raise ConfigError(f"unknown marketplace escrow backend {kind!r} (use 'sql' or 'chain')")

@@ -1,0 +1,111 @@
+"""Immutable views of the notary ledger's rows (what the ledger returns and accepts)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class MinerRecord:
+    miner_id: str
+    public_key: str
+    stake: int
+    balance: int
+    slashed_total: int
+    warnings: int
+    slashes: int
+    status: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = self.__dict__.copy()
+        d["created_at"] = self.created_at.isoformat()
+        d["revoked_at"] = self.revoked_at.isoformat() if self.revoked_at else None
+        return d
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    task_id: str
+    metric: str
+    performance_threshold: float
+    dataset_hash: str
+    max_training_time_seconds: float
+    reward: int
+    created_at: datetime
+    expires_at: datetime
+    status: str
+
+    def to_dict(self) -> dict[str, Any]:
+        d = self.__dict__.copy()
+        d["created_at"] = self.created_at.isoformat()
+        d["expires_at"] = self.expires_at.isoformat()
+        return d
+
+
+@dataclass(frozen=True)
+class ClaimDraft:
+    submission_id: str
+    miner_id: str
+    task_id: str
+    claimed_score: float
+    verified_score: float | None
+    outcome: str
+    details: str | None
+    artifact_hash: str
+    artifact_uri: str
+    signature: str
+    payload_timestamp: str
+    nonce: str
+    received_at: datetime
+    verification_seconds: float
+
+
+@dataclass(frozen=True)
+class ClaimRecord:
+    submission_id: str
+    miner_id: str
+    task_id: str
+    status: str
+    claimed_score: float
+    verified_score: float | None
+    outcome: str
+    details: str | None
+    artifact_hash: str
+    artifact_uri: str
+    signature: str
+    payload_timestamp: str
+    nonce: str
+    received_at: datetime
+    verification_seconds: float
+    duplicate_of: str | None
+    reward: int
+    slashed: int
+    warning: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        d = self.__dict__.copy()
+        d["received_at"] = self.received_at.isoformat()
+        return d
+
+
+def miner_record(row: Any) -> MinerRecord:
+    return MinerRecord(row.id, row.public_key, row.stake, row.balance, row.slashed_total,
+                       row.warnings, row.slashes, row.status, row.created_at, row.revoked_at)
+
+
+def task_record(row: Any) -> TaskRecord:
+    return TaskRecord(row.id, row.metric, row.performance_threshold, row.dataset_hash,
+                      row.max_training_time_seconds, row.reward, row.created_at, row.expires_at,
+                      row.status)
+
+
+def claim_record(row: Any) -> ClaimRecord:
+    return ClaimRecord(row.submission_id, row.miner_id, row.task_id, row.status,
+                       row.claimed_score, row.verified_score, row.outcome, row.details,
+                       row.artifact_hash, row.artifact_uri, row.signature, row.payload_timestamp,
+                       row.nonce, row.received_at, row.verification_seconds, row.duplicate_of,
+                       row.reward, row.slashed, bool(row.warning))

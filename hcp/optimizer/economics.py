@@ -1,0 +1,33 @@
+"""Expected USD/hour per device and mode, priced by the policy's own vectorized fleet model."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from hcp.economics import from_fleet_spec
+from hcp.fleet.spec import FleetSpec
+from hcp.market.tick import PriceTick
+from hcp.policy.params import PolicyParams
+from hcp.policy.profit import MODES, FleetArrays
+
+
+class FleetProfit:
+    """``ProfitModel`` over ``FleetArrays``: the same economics the policy decides with."""
+
+    def __init__(self, arrays: FleetArrays) -> None:
+        self._arrays = arrays
+
+    @classmethod
+    def from_fleet_spec(cls, spec: FleetSpec, params: PolicyParams | None = None) -> FleetProfit:
+        params = params or PolicyParams()
+        devices, facilities = from_fleet_spec(spec, params.economics)
+        return cls(FleetArrays(devices, facilities, gpu_may_power_down=params.gpu_may_power_down))
+
+    def rates(self, tick: PriceTick) -> Mapping[str, Mapping[str, float]]:
+        profit, _rev = self._arrays.profit(tick)
+        names = [m.value for m in MODES]
+        ok = np.isfinite(profit)
+        return {dev: {names[j]: float(profit[i, j]) for j in range(len(names)) if ok[i, j]}
+                for i, dev in enumerate(self._arrays.ids)}

@@ -1,0 +1,158 @@
+"""Typed messages of the optimizer: what is sent to the fleet, what comes back, what is recorded."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Any, Protocol
+
+REASON_PREFIX = "optimizer"
+
+
+class OutcomeStatus(str, Enum):
+    APPLIED = "APPLIED"  # the device committed the change
+    NOOP = "NOOP"  # the device was already in the target mode; nothing changed
+    FAILED = "FAILED"  # the device refused or the call failed; not retried
+    TIMEOUT = "TIMEOUT"  # no answer within the apply timeout; not retried
+    # After a restart: an issued decision with no outcome, settled against the committed record.
+    RECONCILED_APPLIED = "RECONCILED_APPLIED"
+    RECONCILED_NOT_APPLIED = "RECONCILED_NOT_APPLIED"
+
+    @property
+    def applied(self) -> bool:
+        return self in (OutcomeStatus.APPLIED, OutcomeStatus.RECONCILED_APPLIED)
+
+
+def switch_reason(decision_id: str, reason: str) -> str:
+    """The reason a device records with the switch: it names the decision, so a restarted
+    optimizer can find out from the device's own committed record whether it was applied."""
+    return f"{REASON_PREFIX} {decision_id} {reason}"
+
+
+@dataclass(frozen=True)
+class ApplyOrder:
+    decision_id: str
+    device_id: str
+    facility: str
+    kind: str  # "gpu" | "asic"
+    to_mode: str
+    reason: str  # as recorded by the device (see switch_reason)
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    decision_id: str
+    ok: bool
+    latency_ms: float | None
+    generation: int | None = None
+    noop: bool = False
+    timed_out: bool = False
+    error: str | None = None
+
+
+class FleetPort(Protocol):
+    """Where decisions are carried out (GPU and facility actors in production, fakes in tests).
+
+    ``apply`` sends every order first and then waits for all of them, up to ``timeout_s`` in
+    total; it returns one result per order and never retries.
+    """
+
+    def apply(self, orders: Sequence[ApplyOrder], timeout_s: float) -> list[ApplyResult]: ...
+
+
+class PolicyLike(Protocol):
+    """What the optimizer needs from a policy (``hcp.policy.FleetPolicy`` implements it)."""
+
+    def decide(self, tick: Any, current_modes: Mapping[str, str], now: datetime) -> list[Any]: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, d: dict[str, Any]) -> None: ...
+
+
+@dataclass(frozen=True)
+class DeviceMode:
+    """A device's committed mode, as the store holds it."""
+
+    device_id: str
+    kind: str
+    mode: str
+    generation: int
+    mode_since: datetime
+
+
+@dataclass(frozen=True)
+class ModeChange:
+    device_id: str
+    at: datetime
+    from_mode: str
+    to_mode: str
+
+
+@dataclass(frozen=True)
+class DecisionRecord:
+    decision_id: str
+    tick_at: datetime
+    issued_at: datetime
+    device_id: str
+    facility: str
+    kind: str
+    from_mode: str
+    to_mode: str
+    reason: str
+    expected_gain_usd_per_hour: float
+    issued_generation: int
+
+
+@dataclass(frozen=True)
+class OutcomeRecord:
+    decision_id: str
+    at: datetime
+    status: OutcomeStatus
+    latency_ms: float | None = None
+    generation: int | None = None
+    error: str | None = None
+    realized_profit_micro_usd: int | None = None
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    tick_at: datetime
+    at: datetime
+    tick: dict[str, Any]
+    decisions: int
+    period_start: datetime | None
+    realized_profit_micro_usd: int | None
+    policy_state: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What one ``OptimizerService.step`` did."""
+
+    at: datetime
+    tick_at: datetime | None
+    skipped: str | None = None  # "no_tick" | "already_processed"
+    decisions: list[DecisionRecord] = field(default_factory=list)
+    outcomes: list[OutcomeRecord] = field(default_factory=list)
+    reconciled: list[OutcomeRecord] = field(default_factory=list)
+    held_back: list[str] = field(default_factory=list)  # devices with an unsettled decision
+    realized_profit_micro_usd: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        return _jsonable(d)
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {k: _jsonable(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, datetime):
+        return x.isoformat()
+    if isinstance(x, Enum):
+        return x.value
+    return x

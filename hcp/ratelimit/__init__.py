@@ -1,0 +1,55 @@
+"""Fixed-window rate limiting shared by every HTTP surface of hcp (notary, API).
+
+A limiter answers one question atomically: may ``key`` make one more hit in the current
+window of ``window_seconds`` given ``limit`` hits per window? A hit is counted only when it
+is allowed, so refused floods never push a client's window further out. Both backends are
+exact under concurrency: the SQL one by a single conditional upsert, the Redis one by a Lua
+script.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class RateDecision:
+    allowed: bool
+    remaining: int
+    retry_after: int  # seconds until the window that refused the hit ends; 0 when allowed
+
+
+class RateLimiter(Protocol):
+    def hit(self, key: str, limit: int, window_seconds: int, now: datetime) -> RateDecision:
+        """Count one hit for ``key`` if it stays within ``limit``; say whether it did."""
+        ...
+
+
+def window_bounds(now: datetime, window_seconds: int) -> tuple[int, int]:
+    """(start, end) of the fixed window holding ``now``, as Unix seconds."""
+    if window_seconds <= 0:
+        raise ValueError("window_seconds must be positive")
+    ts = int(now.timestamp())
+    start = ts - ts % window_seconds
+    return start, start + window_seconds
+
+
+def retry_after_seconds(now: datetime, window_end: int) -> int:
+    return max(1, int(window_end - now.timestamp() + 0.999))
+
+
+from hcp.ratelimit.memory import MemoryRateLimiter
+from hcp.ratelimit.redis_limiter import RedisRateLimiter
+from hcp.ratelimit.sql import SqlRateLimiter
+
+__all__ = [
+    "MemoryRateLimiter",
+    "RateDecision",
+    "RateLimiter",
+    "RedisRateLimiter",
+    "SqlRateLimiter",
+    "retry_after_seconds",
+    "window_bounds",
+]

@@ -1,0 +1,75 @@
+"""Rate counters in the SQL store: the embedded default (SQLite) and PostgreSQL.
+
+One statement decides and counts: ``INSERT .. ON CONFLICT DO UPDATE SET hits = hits + 1
+WHERE hits < limit RETURNING hits``. When the window is full the WHERE fails, no row comes
+back and nothing is counted. PostgreSQL row-locks the conflicting row; SQLite serializes
+writers; so the limit holds exactly under any concurrency.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from sqlalchemy import Engine, delete
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+from hcp.errors import StoreError
+from hcp.ratelimit import RateDecision, retry_after_seconds, window_bounds
+from hcp.ratelimit.models import RateCounter
+
+log = logging.getLogger(__name__)
+
+
+class SqlRateLimiter:
+    def __init__(self, engine: Engine, prune_every: int = 1000) -> None:
+        self.engine = engine
+        self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        if engine.dialect.name not in ("postgresql", "sqlite"):
+            raise StoreError(f"SqlRateLimiter supports PostgreSQL and SQLite, not {engine.dialect.name}")
+        self._prune_every = prune_every
+        self._since_prune = 0
+
+    def hit(self, key: str, limit: int, window_seconds: int, now: datetime) -> RateDecision:
+        start, end = window_bounds(now, window_seconds)
+        if limit <= 0:
+            return RateDecision(False, 0, retry_after_seconds(now, end))
+        table = RateCounter.__table__
+        stmt = self._insert(table).values(key=key, window_seconds=window_seconds,
+                                          window_start=start, hits=1)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[table.c.key, table.c.window_seconds, table.c.window_start],
+            set_={"hits": table.c.hits + 1},
+            where=table.c.hits < limit,
+        ).returning(table.c.hits)
+        try:
+            with self.engine.begin() as conn:
+                row = conn.execute(stmt).first()
+        except OperationalError as exc:
+            raise StoreError(f"rate limiter store unavailable: {exc.orig}") from exc
+        except SQLAlchemyError as exc:
+            raise StoreError(f"rate limiter store error: {exc}") from exc
+        self._maybe_prune(now)
+        if row is None:
+            return RateDecision(False, 0, retry_after_seconds(now, end))
+        return RateDecision(True, max(0, limit - int(row[0])), 0)
+
+    def _maybe_prune(self, now: datetime) -> None:
+        self._since_prune += 1
+        if self._since_prune < self._prune_every:
+            return
+        self._since_prune = 0
+        self.prune(now)
+
+    def prune(self, now: datetime, keep_seconds: int = 7 * 24 * 3600) -> int:
+        """Delete windows that ended long ago (no window of any caller is that long)."""
+        table = RateCounter.__table__
+        cutoff = int(now.timestamp()) - keep_seconds
+        try:
+            with self.engine.begin() as conn:
+                res = conn.execute(delete(table).where(table.c.window_start < cutoff))
+        except SQLAlchemyError as exc:
+            log.warning("rate counter pruning failed: %s", exc)
+            return 0
+        return int(res.rowcount or 0)

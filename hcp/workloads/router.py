@@ -1,0 +1,327 @@
+"""The router core: admission, queues, placement decisions, state changes and a durable outbox.
+
+It never talks to Ray or to GPUs: the actor (``actors/router.py``) feeds it GPU snapshots,
+carries out the switches it asks for, and flushes its outbox to the store. Every state change
+goes through the state machine and lands in the outbox as a row update plus an ``events`` row,
+so the store is the single source of truth a restarted router resumes from.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError as PydanticValidationError
+
+from hcp.clock import Clock, SystemClock
+from hcp.errors import (
+    InvalidWorkloadError,
+    RouterBusyError,
+    WorkloadNotFoundError,
+)
+from hcp.workloads.metering import PriceTable, cost_micro_usd, run_ms
+from hcp.workloads.queue import PriorityQueues
+from hcp.workloads.repository import Batch, WorkloadRepository, to_row, workload_event
+from hcp.workloads.scoring import GpuView, Placement, choose
+from hcp.workloads.states import check_transition
+from hcp.workloads.types import ACTIVE_STATES, Workload, WorkloadSpec, WorkloadState
+
+log = logging.getLogger(__name__)
+S = WorkloadState
+_SERVING = ("INFERENCE", "IDLE")  # modes a GPU can take any workload in without preempting mining
+
+
+def parse_spec(spec: WorkloadSpec | Mapping[str, Any]) -> WorkloadSpec:
+    if isinstance(spec, WorkloadSpec):
+        return spec
+    try:
+        return WorkloadSpec.model_validate(spec)
+    except PydanticValidationError as exc:
+        problems = [f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()]
+        raise InvalidWorkloadError("invalid workload spec: " + "; ".join(problems),
+                                   problems=problems) from None
+
+
+class WorkloadRouter:
+    def __init__(self, repo: WorkloadRepository | None, prices: PriceTable, clock: Clock | None = None,
+                 gpu_models: Mapping[str, str] | None = None, max_queued: int = 200_000,
+                 new_id: Callable[[], str] = lambda: str(uuid.uuid4())) -> None:
+        self.repo = repo
+        self.prices = prices
+        self.clock = clock or SystemClock()
+        self.gpu_models: dict[str, str] = dict(gpu_models or {})  # device id -> model, for pricing
+        self.max_queued = max_queued
+        self._new_id = new_id
+        self.queues = PriorityQueues()
+        self.active: dict[str, Workload] = {}  # queued / scheduled / running, by id
+        self.assigned: dict[str, str] = {}  # device id -> workload id (scheduled or running)
+        self._seq = 0
+        self._new: dict[str, Workload] = {}  # admitted, not yet in the store
+        self._dirty: dict[str, Workload] = {}  # in the store, changed since
+        self._events: list[dict[str, Any]] = []
+        self._persisted: set[str] = set()
+        # Recently finished workloads: the router is the only writer, so its copy is the truth
+        # even while the write is still in flight (a read-back could see the older row).
+        self._finished: OrderedDict[str, Workload] = OrderedDict()
+        self.finished_cache = 50_000
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def resume(self) -> dict[str, int]:
+        """Reload every unfinished workload from the store (after a start or a restart).
+
+        Running ones keep their GPU and start time, so metering resumes where it was. A
+        scheduled one may or may not have had its GPU switched before the crash: it is
+        requeued (and its GPU released) and placed again.
+        """
+        if self.repo is None:
+            return {}
+        self._seq = self.repo.max_seq()
+        counts = {st.value: 0 for st in ACTIVE_STATES}
+        for w in self.repo.load_active():
+            self._persisted.add(w.id)
+            counts[w.state.value] += 1
+            self.active[w.id] = w
+            if w.state is S.SCHEDULED:
+                self._transition(w, S.QUEUED, "router restarted before the workload started")
+                w.device_id, w.scheduled_at = None, None
+            if w.state is S.QUEUED:
+                self.queues.push(w)
+            else:
+                self.assigned[w.device_id or ""] = w.id
+        self.assigned.pop("", None)
+        return counts
+
+    # -- admission ----------------------------------------------------------------------
+    def admit(self, owner: str, spec: WorkloadSpec | Mapping[str, Any]) -> Workload:
+        """Validate and queue one workload; durable once the outbox is flushed."""
+        if not owner or len(owner) > 128:
+            raise InvalidWorkloadError("owner must be 1..128 characters", problems=["owner"])
+        s = parse_spec(spec)
+        if len(self.queues) >= self.max_queued:
+            raise RouterBusyError(f"router queue is full ({self.max_queued} workloads)",
+                                  queued=len(self.queues))
+        self._seq += 1
+        w = Workload(
+            id=self._new_id(), owner=owner, type=s.type, priority=s.priority, state=S.QUEUED,
+            requirements=s.requirements.model_dump(exclude_none=True),
+            sla=s.sla.model_dump(exclude_none=True, mode="json"),
+            interruptible=s.interruptible, duration_seconds=s.duration_seconds,
+            created_at=self.clock.now(), seq=self._seq, name=s.name,
+        )
+        self.active[w.id] = w
+        self.queues.push(w)
+        self._new[w.id] = w
+        self._events.append(workload_event(w))
+        return w
+
+    # -- reads --------------------------------------------------------------------------
+    def get(self, workload_id: str) -> Workload:
+        w = self.active.get(workload_id) or self._finished.get(workload_id)
+        if w is None and self.repo is not None:
+            w = self.repo.get(workload_id)
+        if w is None:
+            raise WorkloadNotFoundError(f"no workload {workload_id!r}", workload_id=workload_id)
+        return w
+
+    def running(self) -> dict[str, Workload]:
+        return {w.id: w for w in self.active.values() if w.state is S.RUNNING}
+
+    # -- placement ----------------------------------------------------------------------
+    def plan(self, gpus: Iterable[GpuView]) -> list[Placement]:
+        """Placements for queued work, highest priority first, given GPU snapshots.
+
+        The snapshots are updated as placements are made so one GPU is never given twice.
+        Queued work that fits nowhere stays queued without blocking the work behind it.
+        """
+        views = {g.device_id: _with_busy(g, self.assigned.get(g.device_id)) for g in gpus}
+        running = self.running()
+        out: list[Placement] = []
+        serving, for_real_time = _room(views, running)
+        # Serving order means the loop can stop at the first workload nothing is left for:
+        # everything behind it is of the same or lower priority. This keeps a pass cheap when
+        # thousands wait and no GPU is free (the pass runs after every admission).
+        for w in self.queues:
+            if not serving and (not w.real_time or not for_real_time):
+                break
+            p = choose(w, list(views.values()), running)
+            if p is None:
+                continue
+            out.append(p)
+            views[p.device_id] = _with_busy(views[p.device_id], w.id, mode="INFERENCE")
+            if p.victim_id:
+                running.pop(p.victim_id, None)
+            serving, for_real_time = _room(views, running)
+        return out
+
+    def reconcile(self, gpus: Iterable[GpuView]) -> list[str]:
+        """Requeue running work whose GPU left INFERENCE behind the router's back.
+
+        The optimizer or an operator may switch a GPU while a workload holds it; the workload is
+        then no longer running, whatever it was promised. Its run so far is metered. Returns ids.
+        """
+        moved = []
+        for g in gpus:
+            wid = self.assigned.get(g.device_id)
+            w = self.active.get(wid) if wid else None
+            if w is not None and w.state is S.RUNNING and g.mode != "INFERENCE":
+                self.requeue(w.id, f"GPU {g.device_id} left INFERENCE (now {g.mode})")
+                moved.append(w.id)
+        return moved
+
+    def mark_scheduled(self, workload_id: str, device_id: str, preempted_mining: bool = False) -> Workload:
+        w = self._active(workload_id)
+        check_transition(w.id, w.state, S.SCHEDULED)
+        holder = self.assigned.get(device_id)
+        if holder is not None and holder != w.id:
+            raise ValueError(f"GPU {device_id} is held by {holder}")  # a planning bug, not user input
+        self.queues.remove(w)
+        w.device_id, w.scheduled_at = device_id, self.clock.now()
+        w.preempted_mining = w.preempted_mining or preempted_mining
+        self.assigned[device_id] = w.id
+        self._transition(w, S.SCHEDULED, "preempted mining" if preempted_mining else "")
+        return w
+
+    def mark_running(self, workload_id: str) -> Workload:
+        w = self._active(workload_id)
+        check_transition(w.id, w.state, S.RUNNING)
+        w.started_at = self.clock.now()
+        self._transition(w, S.RUNNING, "")
+        return w
+
+    def requeue(self, workload_id: str, detail: str) -> Workload:
+        """Back to the queue: the switch failed (scheduled) or it was preempted (running)."""
+        w = self._active(workload_id)
+        check_transition(w.id, w.state, S.QUEUED)
+        self._end_segment(w)
+        self._release(w, detail)
+        w.scheduled_at = None
+        self._transition(w, S.QUEUED, detail)
+        self.queues.push(w)
+        return w
+
+    # -- endings ------------------------------------------------------------------------
+    def cancel(self, workload_id: str, detail: str = "cancelled") -> Workload:
+        return self._finish(self.get(workload_id), S.CANCELLED, detail)
+
+    def complete(self, workload_id: str, ok: bool = True, detail: str = "") -> Workload:
+        return self._finish(self.get(workload_id), S.COMPLETED if ok else S.FAILED, detail)
+
+    def expired(self, now: datetime | None = None) -> list[str]:
+        """Running workloads whose ``duration_seconds`` of GPU time (all segments) has elapsed."""
+        now = now or self.clock.now()
+        return [w.id for w in self.active.values() if w.state is S.RUNNING and w.started_at is not None
+                and w.gpu_ms + run_ms(w.started_at, now) >= w.duration_seconds * 1000]
+
+    def _finish(self, w: Workload, target: WorkloadState, detail: str) -> Workload:
+        check_transition(w.id, w.state, target)
+        self.queues.remove(w)
+        self._end_segment(w)
+        w.finished_at = self.clock.now()
+        self._release(w, detail)
+        self._transition(w, target, detail)
+        self.active.pop(w.id, None)
+        self._finished[w.id] = w
+        if len(self._finished) > self.finished_cache:
+            self._finished.popitem(last=False)
+        return w
+
+    def _end_segment(self, w: Workload) -> None:
+        """Meter the run segment that ends now (only a running workload has one)."""
+        if w.state is not S.RUNNING or w.started_at is None:
+            return
+        ms = run_ms(w.started_at, self.clock.now())
+        w.gpu_ms += ms
+        w.cost_micro_usd += cost_micro_usd(ms, self.prices.price_for(self.gpu_models.get(w.device_id or "")))
+
+    def _release(self, w: Workload, detail: str) -> None:
+        if w.device_id is None:
+            return
+        if self.assigned.get(w.device_id) == w.id:
+            del self.assigned[w.device_id]
+        if w.preempted_mining:
+            # The GPU stays in INFERENCE: switching back is the optimizer's call, and this is its cue.
+            self._events.append(workload_event(w, kind="gpu_released", reason=detail or None,
+                                               previous_mode="MINING", mode="INFERENCE"))
+
+    def _transition(self, w: Workload, target: WorkloadState, detail: str) -> None:
+        w.state = target
+        if detail:
+            w.detail = detail
+        if w.id not in self._new:
+            self._dirty[w.id] = w
+        self._events.append(workload_event(w, reason=detail or None))
+
+    def _active(self, workload_id: str) -> Workload:
+        w = self.active.get(workload_id)
+        if w is None:
+            return self.get(workload_id)  # raises not-found, or is terminal: check_transition refuses
+        return w
+
+    def note_event(self, event: dict[str, Any]) -> None:
+        self._events.append(event)
+
+    # -- outbox -------------------------------------------------------------------------
+    def pending(self) -> bool:
+        return bool(self._new or self._dirty or self._events)
+
+    def drain(self) -> Batch:
+        """Everything changed since the last drain, as row dicts, ready for ``repo.apply``."""
+        batch = Batch(inserts=[to_row(w) for w in self._new.values()],
+                      updates=[to_row(w) for w in self._dirty.values()], events=self._events,
+                      refs={**self._dirty, **self._new})
+        self._persisted.update(self._new)
+        self._new, self._dirty, self._events = {}, {}, []
+        return batch
+
+    def flush(self) -> int:
+        """Drain and write synchronously; returns rows written (inserts + updates)."""
+        batch = self.drain()
+        try:
+            if self.repo is not None:
+                self.repo.apply(batch)
+        except Exception:
+            self.undo_drain(batch)
+            raise
+        return len(batch.inserts) + len(batch.updates)
+
+    def undo_drain(self, batch: Batch) -> list[str]:
+        """A batch the store refused: forget its never-stored workloads, retry the rest later.
+
+        Returns the ids of dropped new workloads (their submitters get the store error).
+        """
+        dropped = []
+        for row in batch.inserts:
+            wid = row["id"]
+            self._persisted.discard(wid)
+            w = self.active.pop(wid, None) or self._finished.pop(wid, None)
+            if w is not None:
+                self.queues.remove(w)
+                if w.device_id and self.assigned.get(w.device_id) == wid:
+                    del self.assigned[w.device_id]
+            dropped.append(wid)
+        new_ids = set(dropped)
+        for row in batch.updates:
+            # Rewritten from the live object at the next drain: its latest state wins.
+            self._dirty.setdefault(row["id"], batch.refs[row["id"]])
+        kept = [e for e in batch.events if (e.get("payload") or {}).get("workload_id") not in new_ids]
+        self._events = kept + self._events
+        return dropped
+
+
+def _room(views: Mapping[str, GpuView], running: Mapping[str, Workload]) -> tuple[int, int]:
+    """(free GPUs any workload may take, extra GPUs only real-time work may take)."""
+    serving = sum(1 for g in views.values() if g.busy_with is None and g.mode in _SERVING)
+    mining = sum(1 for g in views.values() if g.busy_with is None and g.mode == "MINING")
+    victims = sum(1 for g in views.values() if g.busy_with in running and g.mode != "CURTAILED"
+                  and running[g.busy_with].interruptible and running[g.busy_with].priority < 10)
+    return serving, mining + victims
+
+
+def _with_busy(g: GpuView, busy: str | None, mode: str | None = None) -> GpuView:
+    from dataclasses import replace
+
+    return replace(g, busy_with=busy, mode=mode or g.mode)

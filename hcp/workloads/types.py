@@ -1,0 +1,121 @@
+"""Typed messages of the workloads domain: what a customer submits and what the router records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+REAL_TIME_PRIORITY = 8  # priority >= this is "real-time": served first, may preempt mining
+MAX_DURATION_SECONDS = 7 * 86400
+
+
+class WorkloadType(str, Enum):
+    INFERENCE = "inference"
+    EMBEDDING = "embedding"
+    TRAINING = "training"
+    BATCH = "batch"
+
+
+class WorkloadState(str, Enum):
+    QUEUED = "queued"
+    SCHEDULED = "scheduled"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_STATES
+
+
+TERMINAL_STATES = frozenset({WorkloadState.COMPLETED, WorkloadState.FAILED, WorkloadState.CANCELLED})
+ACTIVE_STATES = frozenset({WorkloadState.QUEUED, WorkloadState.SCHEDULED, WorkloadState.RUNNING})
+
+
+class Requirements(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    gpu_model: str | None = Field(default=None, min_length=1, max_length=64,
+                                  description="GPU model the workload needs, e.g. 'H100'.")
+    min_memory_gb: int | None = Field(default=None, ge=1, le=4096, description="Minimum GPU memory.")
+    facility: str | None = Field(default=None, min_length=1, max_length=64,
+                                 description="Preferred facility (locality); not a hard constraint.")
+
+
+class Sla(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_latency_ms: int | None = Field(default=None, gt=0, le=3_600_000)
+    deadline: datetime | None = None
+
+
+class WorkloadSpec(BaseModel):
+    """The body of ``POST /api/v1/workloads``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: WorkloadType
+    priority: int = Field(ge=1, le=10, description="1..10, 10 most urgent; >= 8 is real-time.")
+    requirements: Requirements = Field(default_factory=Requirements)
+    sla: Sla = Field(default_factory=Sla)
+    interruptible: bool = Field(default=True, description="May be preempted by a real-time workload.")
+    duration_seconds: int = Field(default=60, ge=1, le=MAX_DURATION_SECONDS)
+    name: str | None = Field(default=None, max_length=200)
+
+    @property
+    def real_time(self) -> bool:
+        return self.priority >= REAL_TIME_PRIORITY
+
+
+@dataclass
+class Workload:
+    """One workload as the router holds it; the store row mirrors these fields."""
+
+    id: str
+    owner: str
+    type: WorkloadType
+    priority: int
+    state: WorkloadState
+    requirements: dict[str, Any]
+    sla: dict[str, Any]
+    interruptible: bool
+    duration_seconds: int
+    created_at: datetime
+    seq: int  # admission order; FIFO inside a priority, also the pagination cursor
+    name: str | None = None
+    device_id: str | None = None
+    scheduled_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    gpu_ms: int = 0  # metered GPU time of finished run segments, integer milliseconds
+    cost_micro_usd: int = 0
+    preempted_mining: bool = False
+    detail: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def real_time(self) -> bool:
+        return self.priority >= REAL_TIME_PRIORITY
+
+    def view(self) -> dict[str, Any]:
+        """The JSON-able view every API returns."""
+        return {
+            "id": self.id, "owner": self.owner, "name": self.name, "type": self.type.value,
+            "priority": self.priority, "state": self.state.value,
+            "requirements": dict(self.requirements), "sla": dict(self.sla),
+            "interruptible": self.interruptible, "duration_seconds": self.duration_seconds,
+            "device_id": self.device_id, "created_at": _iso(self.created_at),
+            "scheduled_at": _iso(self.scheduled_at), "started_at": _iso(self.started_at),
+            "finished_at": _iso(self.finished_at), "gpu_seconds": self.gpu_ms / 1000.0,
+            "cost_micro_usd": self.cost_micro_usd, "preempted_mining": self.preempted_mining,
+            "detail": self.detail,
+        }
+
+
+def _iso(t: datetime | None) -> str | None:
+    return None if t is None else t.isoformat()

@@ -1,0 +1,174 @@
+"""The API's services over Ray actor handles (router, fleet, optimizer), found by name.
+
+Handles are looked up lazily and dropped when their actor dies, so the API starts before
+(or outlives a restart of) the actors it fronts. Remote errors come back as the typed hcp
+error the actor raised; a dead or missing actor is a 503 with a specific code.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from ray.exceptions import RayActorError, RayTaskError
+
+from hcp.config import Settings
+from hcp.errors import (
+    HcpError,
+    NotFoundError,
+    OptimizerUnavailableError,
+    RouterUnavailableError,
+    ServiceUnavailableError,
+    UnknownDeviceError,
+)
+
+log = logging.getLogger(__name__)
+
+# Pages fetched from the router to fill one type-filtered page (the router filters state only).
+_MAX_FILTER_ROUNDS = 20
+
+
+async def call_actor(ref_factory: Callable[[], Any], unavailable: type[HcpError], what: str) -> Any:
+    """Await one actor call; re-raise its typed error; a dead actor becomes ``unavailable``."""
+    try:
+        return await ref_factory()
+    except RayTaskError as exc:
+        cause = getattr(exc, "cause", None)
+        if isinstance(cause, HcpError):
+            raise cause from None
+        raise unavailable(f"{what} failed: {type(cause or exc).__name__}") from exc
+    except RayActorError as exc:
+        raise unavailable(f"{what} is not available: {exc.__class__.__name__}") from exc
+
+
+class RouterWorkloads:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._handle: Any = None
+
+    def _router(self) -> Any:
+        if self._handle is None:
+            from actors.router import find_router
+
+            self._handle = find_router(self._settings)
+        return self._handle
+
+    async def _call(self, method: str, *args: Any) -> Any:
+        handle = self._router()
+        try:
+            return await call_actor(
+                lambda: getattr(handle, method).remote(*args),
+                RouterUnavailableError,
+                "the workload router",
+            )
+        except RouterUnavailableError:
+            self._handle = None  # look it up again next time (it may have been restarted)
+            raise
+
+    async def submit(self, owner: str, spec: dict[str, Any]) -> dict[str, Any]:
+        return await self._call("submit", owner, spec)
+
+    async def get(self, workload_id: str) -> dict[str, Any]:
+        return await self._call("get", workload_id)
+
+    async def list(
+        self, owner: str | None, state: str | None, type: str | None, limit: int, cursor: str | None
+    ) -> dict[str, Any]:
+        if type is None:
+            return await self._call("list", owner, state, limit, cursor)
+        # Each round asks for at most the room left, so the page never overflows and the
+        # router's cursor after the last round is exact.
+        items: list[dict[str, Any]] = []
+        for _ in range(_MAX_FILTER_ROUNDS):
+            page = await self._call("list", owner, state, limit - len(items), cursor)
+            items.extend(w for w in page["items"] if w["type"] == type)
+            cursor = page["next_cursor"]
+            if cursor is None or len(items) >= limit:
+                break
+        return {"items": items, "next_cursor": cursor}
+
+    async def cancel(self, workload_id: str) -> dict[str, Any]:
+        return await self._call("cancel", workload_id)
+
+    async def usage(self, owner: str | None) -> dict[str, Any]:
+        return await self._call("usage", owner)
+
+    async def acquire_inference_gpu(self, owner: str) -> str:
+        return await self._call("acquire_inference_gpu", owner)
+
+
+class ActorFleet:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._handles: Any = None
+
+    def _fleet(self) -> Any:
+        if self._handles is None:
+            from actors.fleet import find_fleet
+
+            try:
+                self._handles = find_fleet(self._settings)
+            except NotFoundError as exc:
+                raise ServiceUnavailableError(exc.detail) from None
+        return self._handles
+
+    async def _call(self, ref_factory: Callable[[], Any], what: str) -> Any:
+        try:
+            return await call_actor(ref_factory, ServiceUnavailableError, what)
+        except ServiceUnavailableError:
+            self._handles = None
+            raise
+
+    async def facility_reports(self) -> list[dict[str, Any]]:
+        import asyncio
+
+        fleet = self._fleet()
+        return list(
+            await asyncio.gather(
+                *(
+                    self._call(lambda h=h: h.report.remote(), f"facility {name}")
+                    for name, h in sorted(fleet.facilities.items())
+                )
+            )
+        )
+
+    async def set_mode(self, device_id: str, mode: str, reason: str) -> dict[str, Any]:
+        fleet = self._fleet()
+        if device_id in fleet.gpus:
+            gpu = fleet.gpus[device_id]
+            return await self._call(lambda: gpu.switch.remote(mode, reason), f"GPU {device_id}")
+        for rep, (name, fac) in zip(
+            await self.facility_reports(), sorted(fleet.facilities.items())
+        ):
+            if device_id in rep.get("asics", {}):
+                return await self._call(
+                    lambda fac=fac: fac.set_asic_mode.remote(device_id, mode, reason),
+                    f"facility {name}",
+                )
+        raise UnknownDeviceError(
+            f"no device {device_id!r} in the running fleet", device_id=device_id
+        )
+
+
+class OptimizerEconomics:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._handle: Any = None
+
+    async def profitability(self) -> dict[str, Any]:
+        if self._handle is None:
+            try:
+                from actors.optimizer import find_optimizer
+
+                self._handle = find_optimizer(self._settings)
+            except (ImportError, NotFoundError) as exc:
+                raise OptimizerUnavailableError(f"the optimizer is not running: {exc}") from None
+        handle = self._handle
+        try:
+            return await call_actor(
+                lambda: handle.profitability.remote(), OptimizerUnavailableError, "the optimizer"
+            )
+        except OptimizerUnavailableError:
+            self._handle = None
+            raise

@@ -1,0 +1,102 @@
+"""Read views of the append-only ``events`` table: switch history and the live feed.
+
+Switch events are written by the GPU and facility actors (kind ``mode_change``); workload
+state changes by the router (kind ``workload``). Reading here never blocks a writer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from hcp.errors import StoreError
+from hcp.store import FleetRepository
+from hcp.store import models as m
+from hcp.store.repository import EventRecord
+
+SWITCH_KIND = "mode_change"
+WORKLOAD_KIND = "workload"
+LIVE_KINDS = (SWITCH_KIND, WORKLOAD_KIND)
+
+
+def event_view(e: EventRecord) -> dict[str, Any]:
+    return {
+        "id": e.id,
+        "at": e.at.isoformat(),
+        "kind": e.kind,
+        "device_id": e.device_id,
+        "facility": e.facility,
+        "from_mode": e.from_mode,
+        "to_mode": e.to_mode,
+        "generation": e.generation,
+        "total_ms": e.total_ms,
+        "reason": e.reason,
+        "payload": e.payload,
+        "phases_ms": dict(e.phases_ms),
+    }
+
+
+class StoreSwitchLog:
+    def __init__(self, repo: FleetRepository) -> None:
+        self._repo = repo
+
+    def switches(
+        self, device_id: str | None, limit: int, before_id: int | None
+    ) -> list[dict[str, Any]]:
+        rows = self._repo.events(
+            device_id=device_id, kind=SWITCH_KIND, limit=limit, before_id=before_id
+        )
+        return [event_view(e) for e in rows]
+
+
+class StoreEventFeed:
+    def __init__(self, engine: Engine, kinds: tuple[str, ...] = LIVE_KINDS) -> None:
+        self._engine = engine
+        self._kinds = kinds
+
+    def after(self, after_id: int, limit: int) -> list[dict[str, Any]]:
+        q = (
+            select(m.Event)
+            .where(m.Event.id > after_id, m.Event.kind.in_(self._kinds))
+            .order_by(m.Event.id)
+            .limit(limit)
+        )
+        try:
+            with self._engine.connect() as conn:
+                rows = conn.execute(q).all()
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot read the event log: {exc}") from exc
+        return [_row_view(r) for r in rows]
+
+    def last_id(self) -> int:
+        try:
+            with self._engine.connect() as conn:
+                return int(
+                    conn.execute(select(func.coalesce(func.max(m.Event.id), 0))).scalar_one()
+                )
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot read the event log: {exc}") from exc
+
+
+def _row_view(r: Any) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "at": r.at.isoformat(),
+        "kind": r.kind,
+        "device_id": r.device_id,
+        "facility": r.facility,
+        "from_mode": r.from_mode,
+        "to_mode": r.to_mode,
+        "generation": r.generation,
+        "total_ms": r.total_ms,
+        "reason": r.reason,
+        "payload": r.payload,
+        "phases_ms": {
+            "pause": r.pause_ms,
+            "save_state": r.save_state_ms,
+            "activate": r.activate_ms,
+            "health_check": r.health_check_ms,
+        },
+    }

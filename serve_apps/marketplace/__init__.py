@@ -1,0 +1,1 @@
+"""HTTP API of the rental marketplace (offers, jobs, escrow balances, disputes, wallet login)."""

@@ -1,0 +1,33 @@
+"""The marketplace API as a standalone FastAPI app: ``python -m serve_apps.marketplace.app``."""
+
+from __future__ import annotations
+
+import argparse
+
+from fastapi import FastAPI
+
+from hcp.config import Settings, get_settings
+from serve_apps.errors import install_error_handlers
+from serve_apps.marketplace.routes import MarketplaceDeps, router
+
+
+def create_app(settings: Settings | None = None, deps: MarketplaceDeps | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(title="hcp marketplace", version="1")
+    install_error_handlers(app)
+    app.include_router(router(settings, deps))
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Serve the hcp marketplace API.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    args = parser.parse_args()
+    import uvicorn
+
+    uvicorn.run(create_app(), host=args.host, port=args.port)
+
+
+if __name__ == "__main__":
+    main()

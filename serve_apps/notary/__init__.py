@@ -1,0 +1,1 @@
+"""The notary's HTTP surface: ML-Chain v6 endpoints and admin endpoints."""

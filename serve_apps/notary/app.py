@@ -1,0 +1,89 @@
+"""The notary as its own FastAPI app and Ray Serve application (usable standalone).
+
+``create_app`` builds the FastAPI app (tests drive it through httpx's ASGI transport);
+``build_app`` binds the Serve deployment, whose sandbox work runs on the pool of
+``actors.notary`` runner actors, so verification scales with the cluster.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Response
+
+from hcp.auth.tokens import TokenService
+from hcp.config import Settings
+from hcp.notary.service import NotaryService
+from serve_apps.errors import install_error_handlers
+from serve_apps.notary.routes import router
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, service: NotaryService | None = None,
+               tokens: TokenService | None = None) -> FastAPI:
+    app = FastAPI(title="hcp notary", version="1")
+    install_error_handlers(app)
+    if service is None:
+        from hcp.notary.metrics import PrometheusNotaryMetrics
+        from hcp.notary.service import build_service
+        from hcp.store.db import connect, migrate
+
+        engine = connect(settings.resolved_database_url)
+        migrate(engine)
+        service = build_service(settings, engine, metrics=PrometheusNotaryMetrics())
+    app.include_router(router(settings, service, tokens))
+    exposition = getattr(service.pipeline.metrics, "exposition", None)
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    if exposition is not None:
+        @app.get("/metrics")
+        def metrics() -> Response:
+            return Response(exposition(), media_type="text/plain; version=0.0.4")
+
+    app.state.notary = service
+    return app
+
+
+def replica_app(settings_json: str, runners: list[Any]) -> FastAPI:
+    """The app of one Serve replica: the runner actors' handles, Ray metrics."""
+    from actors.notary import RaySandboxPool
+    from hcp.notary.service import build_service
+    from hcp.store.db import connect, migrate
+    from serve_apps.notary.metrics import RayNotaryMetrics
+
+    s = Settings.model_validate_json(settings_json)
+    engine = connect(s.resolved_database_url)
+    migrate(engine)
+    pool = RaySandboxPool(runners, s.notary_sandbox_queue)
+    return create_app(s, build_service(s, engine, pool=pool, metrics=RayNotaryMetrics()))
+
+
+def build_app(settings: Settings | None = None, **deployment_options: Any) -> Any:
+    """The notary Serve application: ``serve.run(build_app(settings), route_prefix="/")``.
+
+    Starts (or finds) the sandbox-runner actors first; each replica builds its FastAPI app
+    when it starts (Serve's ingress builder) around their handles. The handles travel with
+    the builder, which also keeps the (non-detached) runners alive while the app runs.
+    """
+    from ray import serve
+
+    from actors.notary import start_sandbox_pool
+
+    settings = settings or Settings()
+    runners = start_sandbox_pool(settings)
+    settings_json = settings.model_dump_json()
+
+    def builder() -> FastAPI:
+        return replica_app(settings_json, runners)
+
+    @serve.deployment(name="notary", **deployment_options)
+    @serve.ingress(builder)
+    class NotaryDeployment:
+        pass
+
+    return NotaryDeployment.bind()

@@ -1,0 +1,141 @@
+"""Response bodies of the platform API (they make the OpenAPI document complete)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hcp.fleet.modes import GpuMode
+
+
+class ErrorBody(BaseModel):
+    """Every refusal: a machine-readable code, a human detail, and optional context fields."""
+
+    model_config = ConfigDict(extra="allow")
+    error: str = Field(description="Machine-readable code, e.g. 'workload_not_found'.")
+    detail: Any = Field(description="What went wrong (a string, or a list of field problems).")
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` entries for the refusals a route can make (401 and 429 always)."""
+    text = {
+        400: "Bad request",
+        401: "No or invalid bearer token",
+        403: "Role may not do this",
+        404: "Not found (or not yours)",
+        409: "Conflict with the current state",
+        422: "Invalid input",
+        429: "Rate limited (see Retry-After)",
+        503: "A backing service (router, fleet, optimizer, store) is unavailable",
+    }
+    out: dict[int | str, dict[str, Any]] = {}
+    for s in sorted({401, 429, *statuses}):
+        out[s] = {"model": ErrorBody, "description": text[s]}
+    return out
+
+
+class WorkloadView(BaseModel):
+    id: str
+    owner: str
+    name: str | None = None
+    type: str
+    priority: int
+    state: str
+    requirements: dict[str, Any]
+    sla: dict[str, Any]
+    interruptible: bool
+    duration_seconds: int
+    device_id: str | None = None
+    created_at: str | None = None
+    scheduled_at: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    gpu_seconds: float = 0.0
+    cost_micro_usd: int = Field(0, description="Metered cost so far, integer micro-USD.")
+    preempted_mining: bool = False
+    detail: str = ""
+
+
+class WorkloadPage(BaseModel):
+    items: list[WorkloadView]
+    next_cursor: str | None = Field(
+        None, description="Pass as `cursor` for the next page; null at the end."
+    )
+
+
+class SwitchEvent(BaseModel):
+    id: int
+    at: str
+    kind: str
+    device_id: str | None = None
+    facility: str | None = None
+    from_mode: str | None = None
+    to_mode: str | None = None
+    generation: int | None = None
+    total_ms: float | None = Field(None, description="Switch latency, milliseconds.")
+    phases_ms: dict[str, float | None] = Field(default_factory=dict)
+    reason: str | None = None
+    payload: dict[str, Any] | None = None
+
+
+class SwitchPage(BaseModel):
+    items: list[SwitchEvent]
+    next_cursor: str | None = None
+
+
+class GpuResource(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    device_id: str
+    facility: str | None = None
+    mode: str
+    hashrate_hs: float = 0.0
+    utilization: float = 0.0
+    telemetry: dict[str, Any] = Field(
+        default_factory=dict, description="Power, temperature, memory."
+    )
+
+
+class AsicResource(BaseModel):
+    id: str
+    facility: str
+    mode: str
+
+
+class Resources(BaseModel):
+    facilities: list[dict[str, Any]] = Field(
+        description="Facility power against its cap, mode counts."
+    )
+    gpus: list[GpuResource]
+    asics: list[AsicResource]
+    modes: list[str] = Field(default_factory=lambda: [m.value for m in GpuMode])
+
+
+class ModeChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    mode: str = Field(
+        description="MINING, INFERENCE, IDLE or CURTAILED.", min_length=1, max_length=16
+    )
+    reason: str = Field("api", max_length=200)
+
+
+class SwitchResult(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    device_id: str
+    from_mode: str
+    to_mode: str
+    total_ms: float
+    noop: bool = False
+
+
+class Billing(BaseModel):
+    owner: str | None
+    workloads: dict[str, Any] = Field(
+        description="Router metering: GPU-seconds and micro-USD cost."
+    )
+    inference: dict[str, Any] = Field(description="Embeddings requests and input tokens.")
+
+
+class Revenue(BaseModel):
+    workloads: dict[str, Any] = Field(description="Metered workload revenue over all customers.")
+    inference: dict[str, Any]

@@ -1,0 +1,87 @@
+"""What the API routers call: small async interfaces, so the app runs over Ray handles in
+Serve and over fakes or a real store in tests, with the same routes.
+
+Every method returns JSON-able data and raises typed hcp errors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from hcp.clock import Clock, SystemClock
+from hcp.ratelimit import RateLimiter
+
+
+class WorkloadService(Protocol):
+    """The router's interface (actors/router.py), awaited."""
+
+    async def submit(self, owner: str, spec: dict[str, Any]) -> dict[str, Any]: ...
+
+    async def get(self, workload_id: str) -> dict[str, Any]: ...
+
+    async def list(
+        self, owner: str | None, state: str | None, type: str | None, limit: int, cursor: str | None
+    ) -> dict[str, Any]: ...
+
+    async def cancel(self, workload_id: str) -> dict[str, Any]: ...
+
+    async def usage(self, owner: str | None) -> dict[str, Any]: ...
+
+
+class FleetService(Protocol):
+    async def facility_reports(self) -> list[dict[str, Any]]:
+        """One ``FacilityActor.report()`` per facility (with its GPUs' status and ASIC modes)."""
+        ...
+
+    async def set_mode(self, device_id: str, mode: str, reason: str) -> dict[str, Any]:
+        """Switch one GPU or ASIC; the committed switch report."""
+        ...
+
+
+class EconomicsService(Protocol):
+    async def profitability(self) -> dict[str, Any]: ...
+
+
+class SwitchLog(Protocol):
+    """Mode changes from the append-only event log, newest first."""
+
+    def switches(
+        self, device_id: str | None, limit: int, before_id: int | None
+    ) -> list[dict[str, Any]]: ...
+
+
+class EventFeed(Protocol):
+    """Events after a given id, oldest first (the WebSocket's source)."""
+
+    def after(self, after_id: int, limit: int) -> list[dict[str, Any]]: ...
+
+    def last_id(self) -> int: ...
+
+
+class UsageLedger(Protocol):
+    """Inference usage per client (embeddings requests and tokens)."""
+
+    def add(self, owner: str, model: str, requests: int, tokens: int) -> None: ...
+
+    def totals(self, owner: str | None) -> dict[str, Any]: ...
+
+
+class Embedder(Protocol):
+    async def embed(self, owner: str, texts: list[str]) -> tuple[list[list[float]], int]:
+        """Embeddings of ``texts`` (in order) and the number of input tokens they used."""
+        ...
+
+
+@dataclass
+class ApiServices:
+    workloads: WorkloadService
+    fleet: FleetService
+    economics: EconomicsService
+    switch_log: SwitchLog
+    feed: EventFeed
+    usage: UsageLedger
+    limiter: RateLimiter
+    embedder: Embedder | None = None
+    model_name: str = "all-MiniLM-L6-v2"
+    clock: Clock = field(default_factory=SystemClock)

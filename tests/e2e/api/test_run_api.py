@@ -1,0 +1,117 @@
+"""`hcp run` deploys the HTTP API; `hcp token` issues tokens it accepts (as a user runs them)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+HCP = str(Path(sys.executable).parent / "hcp")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    e = dict(os.environ)
+    e.update(
+        HCP_HOME=str(tmp_path / "home"),
+        HCP_RAY_TEMP_DIR=tempfile.mkdtemp(prefix="hcp-e2e-", dir="/tmp"),
+        HCP_API_PORT=str(_free_port()),
+        HCP_JWT_SECRET="e2e-api-secret-" + "q" * 32,
+        HCP_CHECKPOINT_SECONDS="1",
+        PYTHONUNBUFFERED="1",
+    )
+    for k in ("HCP_DATABASE_URL", "HCP_RAY_ADDRESS", "HCP_RAY_NAMESPACE"):
+        e.pop(k, None)
+    return e
+
+
+def _token(env: dict[str, str], role: str, subject: str) -> str:
+    r = subprocess.run(
+        [HCP, "token", "--role", role, "--subject", subject],
+        env=env,
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r.stdout.strip()
+
+
+def test_token_refuses_an_unknown_role(env: dict[str, str]) -> None:
+    r = subprocess.run(
+        [HCP, "token", "--role", "root", "--subject", "x"],
+        env=env,
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 2 and "root" in r.stdout + r.stderr
+
+
+def test_run_serves_the_api_with_tokens_from_hcp_token(env: dict[str, str]) -> None:
+    log_path = Path(env["HCP_HOME"]).parent / "run.log"
+    base = f"http://127.0.0.1:{env['HCP_API_PORT']}"
+    with open(log_path, "w") as log:
+        run = subprocess.Popen(
+            [HCP, "run", "--no-live", "--duration", "400", "--refresh", "5"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    try:
+        deadline = time.monotonic() + 300
+        while "fleet running" not in log_path.read_text():
+            assert run.poll() is None, log_path.read_text()[-3000:]
+            assert time.monotonic() < deadline, log_path.read_text()[-3000:]
+            time.sleep(1)
+        assert f"API {base}" in log_path.read_text()
+
+        admin = {"Authorization": f"Bearer {_token(env, 'admin', 'ops')}"}
+        alice = {"Authorization": f"Bearer {_token(env, 'customer', 'alice')}"}
+        assert httpx.get(f"{base}/api/v1/resources", timeout=30).status_code == 401
+        res = httpx.get(f"{base}/api/v1/resources", headers=admin, timeout=30)
+        assert res.status_code == 200, res.text
+        assert {g["device_id"] for g in res.json()["gpus"]} == {"lab-gpu-0", "lab-gpu-1"}
+        assert httpx.get(f"{base}/api/v1/resources", headers=alice, timeout=30).status_code == 403
+        # `hcp run` also starts the optimizer (issue 3): its economics are served here.
+        prof = httpx.get(f"{base}/api/v1/profitability", headers=admin, timeout=30)
+        assert prof.status_code == 200, prof.text
+
+        w = httpx.post(
+            f"{base}/api/v1/workloads",
+            headers=alice,
+            timeout=30,
+            json={"type": "batch", "priority": 2, "duration_seconds": 30},
+        )
+        assert w.status_code == 201, w.text
+        mine = httpx.get(f"{base}/api/v1/workloads", headers=alice, timeout=30).json()["items"]
+        assert [x["id"] for x in mine] == [w.json()["id"]]
+        assert (
+            httpx.get(f"{base}/openapi.json", timeout=30).json()["info"]["title"]
+            == "hcp platform API"
+        )
+    finally:
+        run.send_signal(signal.SIGINT)
+        try:
+            rc = run.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            run.kill()
+            raise
+    assert rc == 0, log_path.read_text()[-3000:]

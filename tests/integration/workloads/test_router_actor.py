@@ -1,0 +1,196 @@
+"""The router actor over the local fleet's real GPU actors and a real store (SQLite file)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import ray
+
+from actors.fleet import FleetHandles
+from actors.gpu import GpuActor
+from actors.options import gpu_actor_options, router_actor_options
+from actors.router import RouterActor, find_router, launch_router
+from hcp.config import DEFAULT_FLEET_SPEC, Settings
+from hcp.errors import (
+    InvalidWorkloadError,
+    RouterUnavailableError,
+    ValidationError,
+    WorkloadNotFoundError,
+    WorkloadTransitionError,
+)
+from hcp.fleet.spec import load_fleet_spec
+from hcp.store import FleetRepository, connect, migrate
+from hcp.workloads.metering import PriceTable, cost_micro_usd
+from hcp.workloads.repository import WorkloadRepository
+
+
+def _wait(pred: Callable[[], Any], timeout: float = 60.0, every: float = 0.2) -> Any:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = pred()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError("condition not reached in time")
+
+
+@pytest.fixture(scope="module")
+def fleet(ray_session, tmp_path_factory):  # type: ignore[no-untyped-def]
+    tmp = tmp_path_factory.mktemp("router")
+    spec = load_fleet_spec(DEFAULT_FLEET_SPEC)
+    settings = Settings(home=tmp, database_url=f"sqlite:///{tmp / 'hcp.db'}",
+                        ray_namespace=f"hcp-test-{tmp.name}", checkpoint_seconds=1.0,
+                        mining_cpu_share=0.1, router_tick_seconds=0.1)
+    repo = FleetRepository(connect(settings.resolved_database_url))
+    migrate(repo.engine)
+    repo.sync_fleet(spec)
+    gpus = {g.id: GpuActor.options(**gpu_actor_options(g, settings)).remote(g, settings)
+            for g in spec.gpus()}
+    ray.get([h.status.remote() for h in gpus.values()], timeout=180)
+    yield settings, gpus, repo
+    for h in gpus.values():
+        ray.kill(h, no_restart=True)
+
+
+@pytest.fixture(scope="module")
+def _router(fleet):  # type: ignore[no-untyped-def]
+    settings, gpus, _repo = fleet
+    handle = launch_router(FleetHandles(gpus=gpus), settings)
+    yield handle
+    ray.kill(handle, no_restart=True)
+    _wait(lambda: _gone(settings), timeout=30)
+
+
+@pytest.fixture
+def router(fleet, _router):  # type: ignore[no-untyped-def]
+    """The shared router with nothing active and every GPU mining."""
+    settings, gpus, repo = fleet
+    for state in ("running", "scheduled", "queued"):
+        for v in ray.get(_router.list.remote(None, state, 500))["items"]:
+            ray.get(_router.cancel.remote(v["id"]))
+    ray.get([h.switch.remote("MINING", "test setup") for h in gpus.values()])
+    return _router, settings, gpus, repo
+
+
+def _gone(settings: Settings) -> bool:
+    try:
+        find_router(settings)
+    except RouterUnavailableError:
+        return True
+    return False
+
+
+def _state(handle, wid: str) -> dict:  # type: ignore[no-untyped-def]
+    return ray.get(handle.get.remote(wid))
+
+
+def test_real_time_workload_preempts_mining_and_normal_work_waits(router) -> None:  # type: ignore[no-untyped-def]
+    handle, settings, gpus, repo = router
+    assert find_router(settings)._actor_id == handle._actor_id
+    normal = ray.get(handle.submit.remote("alice", {"type": "batch", "priority": 5,
+                                                     "duration_seconds": 3600}))
+    rt = ray.get(handle.submit.remote("bob", {"type": "inference", "priority": 9,
+                                               "requirements": {"gpu_model": "H100"},
+                                               "duration_seconds": 3600}))
+    assert rt["state"] == "queued" and rt["owner"] == "bob"
+    running = _wait(lambda: (v := _state(handle, rt["id"]))["state"] == "running" and v)
+    assert running["device_id"] == "lab-gpu-0" and running["preempted_mining"] is True
+    assert ray.get(gpus["lab-gpu-0"].status.remote())["mode"] == "INFERENCE"
+    # Every GPU left is mining: the priority-5 workload must not preempt it.
+    time.sleep(1.0)
+    assert _state(handle, normal["id"])["state"] == "queued"
+    assert ray.get(gpus["lab-gpu-1"].status.remote())["mode"] == "MINING"
+
+    ev = [e for e in reversed(repo.events(kind="workload", limit=50))
+          if e.payload["workload_id"] == rt["id"]]
+    assert [e.payload["state"] for e in ev] == ["queued", "scheduled", "running"]
+    switch = repo.events(device_id="lab-gpu-0", kind="mode_change")[0]
+    assert (switch.from_mode, switch.to_mode) == ("MINING", "INFERENCE")
+    assert rt["id"] in (switch.reason or "")
+
+    done = ray.get(handle.complete.remote(rt["id"]))
+    assert done["state"] == "completed" and done["gpu_seconds"] > 0
+    price = PriceTable.from_settings(settings).price_for("H100")
+    assert done["cost_micro_usd"] == cost_micro_usd(round(done["gpu_seconds"] * 1000), price)
+    released = repo.events(kind="gpu_released")[0]
+    assert released.payload["workload_id"] == rt["id"] and released.device_id == "lab-gpu-0"
+    # The GPU is left in INFERENCE for the optimizer; the waiting workload takes it.
+    assert ray.get(gpus["lab-gpu-0"].status.remote())["mode"] == "INFERENCE"
+    moved = _wait(lambda: (v := _state(handle, normal["id"]))["state"] == "running" and v)
+    assert moved["device_id"] == "lab-gpu-0" and moved["preempted_mining"] is False
+    with pytest.raises(WorkloadTransitionError):
+        ray.get(handle.cancel.remote(rt["id"]))
+    with pytest.raises(WorkloadNotFoundError):
+        ray.get(handle.get.remote("no-such-id"))
+
+
+def test_duration_elapses_and_inference_gpu_is_acquired(router) -> None:  # type: ignore[no-untyped-def]
+    handle, _settings, gpus, _repo = router
+    w = ray.get(handle.submit.remote("carol", {"type": "embedding", "priority": 10,
+                                                "duration_seconds": 1}))
+    done = _wait(lambda: (v := _state(handle, w["id"]))["state"] == "completed" and v, timeout=30)
+    assert 1.0 <= done["gpu_seconds"] < 5.0 and done["detail"] == "duration elapsed"
+    device = ray.get(handle.acquire_inference_gpu.remote("carol"))
+    assert ray.get(gpus[device].status.remote())["mode"] == "INFERENCE"
+    usage = ray.get(handle.usage.remote("carol"))
+    assert usage["by_type"]["embedding"]["cost_micro_usd"] == done["cost_micro_usd"]
+    assert usage["gpu_seconds"] == done["gpu_seconds"]
+    with pytest.raises(InvalidWorkloadError) as ei:
+        ray.get(handle.submit.remote("carol", {"type": "mining", "priority": 11}))
+    assert {p.split(":")[0] for p in ei.value.context["problems"]} == {"type", "priority"}
+
+
+def test_router_restart_loses_nothing_and_meters_once(router) -> None:  # type: ignore[no-untyped-def]
+    handle, settings, gpus, repo = router
+    ray.get([h.switch.remote("INFERENCE", "test") for h in gpus.values()])
+    ids = [v["id"] for v in ray.get(handle.submit_many.remote(
+        "dave", [{"type": "training", "priority": 1 + i % 10, "duration_seconds": 3600,
+                  "interruptible": False} for i in range(12)]))]
+    running = _wait(lambda: [v for v in ray.get(handle.list.remote("dave", "running"))["items"]]
+                    if len(ray.get(handle.list.remote("dave", "running"))["items"]) == 2 else None)
+    before = {v["id"]: v for v in running}
+    pid = ray.get(handle.stats.remote())["pid"]
+    ray.kill(handle, no_restart=False)  # crash: Ray restarts it, it reloads from the store
+    stats = _wait(lambda: (st := _stats_or_none(handle)) and st["pid"] != pid and st, timeout=60)
+    assert stats["resumed"]["running"] == 2 and stats["resumed"]["queued"] == 10
+    page = ray.get(handle.list.remote("dave", None, 100))
+    assert sorted(v["id"] for v in page["items"]) == sorted(ids) and page["next_cursor"] is None
+    assert len(ray.get(handle.list.remote("dave", None, 100, None, "training"))["items"]) == 12
+    assert ray.get(handle.list.remote("dave", None, 100, None, "batch"))["items"] == []
+    with pytest.raises(ValidationError):
+        ray.get(handle.list.remote("dave", None, 10, "not-a-cursor"))
+    for wid, v in before.items():
+        again = _state(handle, wid)
+        assert (again["state"], again["device_id"], again["started_at"]) == (
+            "running", v["device_id"], v["started_at"])
+    time.sleep(0.5)
+    finished = [ray.get(handle.complete.remote(wid)) for wid in before]
+    prices = PriceTable.from_settings(settings)
+    models = {g.device_id: g.model for g in WorkloadRepository(repo.engine).gpu_inventory()}
+    for f in finished:
+        ms = round(f["gpu_seconds"] * 1000)
+        assert f["cost_micro_usd"] == cost_micro_usd(ms, prices.price_for(models[f["device_id"]]))
+    usage = ray.get(handle.usage.remote("dave"))
+    assert usage["cost_micro_usd"] == sum(f["cost_micro_usd"] for f in finished)
+    assert usage["by_type"]["training"]["workloads"] == 2
+    with repo.engine.connect() as conn:
+        n = conn.exec_driver_sql("SELECT COUNT(*), COUNT(DISTINCT id) FROM workloads "
+                                 "WHERE owner = 'dave'").one()
+    assert tuple(n) == (12, 12)
+
+
+def _stats_or_none(handle):  # type: ignore[no-untyped-def]
+    try:
+        return ray.get(handle.stats.remote(), timeout=5)
+    except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
+        return None
+
+
+def test_router_options_come_from_the_factory(fleet) -> None:  # type: ignore[no-untyped-def]
+    settings, _gpus, _repo = fleet
+    opts = router_actor_options(settings)
+    assert opts["name"] == "router" and opts["namespace"] == settings.ray_namespace
+    assert opts["max_task_retries"] == 0 and RouterActor is not None

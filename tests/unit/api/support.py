@@ -1,0 +1,267 @@
+"""In-memory stand-ins for the router, fleet and optimizer, and an app built over them.
+
+The fakes keep the router's contract (views, errors, pagination) so the HTTP layer is tested
+without Ray; the event log and usage ledger are the real SQL ones on a SQLite file.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+from hcp.api.usage import SqlUsageLedger
+from hcp.auth.tokens import Role, TokenService
+from hcp.config import Settings
+from hcp.errors import UnknownDeviceError, WorkloadNotFoundError, WorkloadTransitionError
+from hcp.fleet.modes import GpuMode, SwitchPhases, SwitchReport
+from hcp.fleet.spec import parse_fleet_spec
+from hcp.ratelimit import MemoryRateLimiter
+from hcp.store import FleetRepository, connect, migrate
+from hcp.workloads.types import WorkloadSpec
+from serve_apps.eventlog import StoreEventFeed, StoreSwitchLog
+from serve_apps.factory import build_app
+from serve_apps.services import ApiServices
+
+SECRET = "unit-test-secret-" + "x" * 32
+
+SPEC = {
+    "fleet": "unit",
+    "facilities": [
+        {
+            "name": "lab",
+            "location": "test",
+            "capacity_mw": 0.01,
+            "pue": 1.2,
+            "gpus": [{"id": "g0", "model": "H100"}, {"id": "g1", "model": "L40S"}],
+            "asics": [{"id": "s21", "model": "S21", "count": 1}],
+        }
+    ],
+}
+
+
+class FixedClock:
+    """Starts at the real time (PyJWT checks ``iat`` against the wall clock) and moves when told."""
+
+    def __init__(self) -> None:
+        self.t = datetime.now(UTC)
+
+    def now(self) -> datetime:
+        return self.t
+
+    def monotonic(self) -> float:
+        return self.t.timestamp()
+
+
+class FakeWorkloads:
+    def __init__(self, clock: FixedClock) -> None:
+        self.clock = clock
+        self.items: dict[str, dict[str, Any]] = {}
+        self._ids = itertools.count(1)
+
+    async def submit(self, owner: str, spec: dict[str, Any]) -> dict[str, Any]:
+        s = WorkloadSpec.model_validate(spec)
+        wid = f"w{next(self._ids):06d}"
+        view = {
+            "id": wid,
+            "owner": owner,
+            "name": s.name,
+            "type": s.type.value,
+            "priority": s.priority,
+            "state": "queued",
+            "requirements": s.requirements.model_dump(mode="json"),
+            "sla": s.sla.model_dump(mode="json"),
+            "interruptible": s.interruptible,
+            "duration_seconds": s.duration_seconds,
+            "device_id": None,
+            "created_at": self.clock.now().isoformat(),
+            "scheduled_at": None,
+            "started_at": None,
+            "finished_at": None,
+            "gpu_seconds": 0.0,
+            "cost_micro_usd": 0,
+            "preempted_mining": False,
+            "detail": "",
+        }
+        self.items[wid] = view
+        return dict(view)
+
+    async def get(self, workload_id: str) -> dict[str, Any]:
+        try:
+            return dict(self.items[workload_id])
+        except KeyError:
+            raise WorkloadNotFoundError(
+                f"no workload {workload_id!r}", workload_id=workload_id
+            ) from None
+
+    async def list(
+        self, owner: str | None, state: str | None, type: str | None, limit: int, cursor: str | None
+    ) -> dict[str, Any]:
+        rows = [
+            v
+            for k, v in sorted(self.items.items())
+            if (owner is None or v["owner"] == owner)
+            and (state is None or v["state"] == state)
+            and (type is None or v["type"] == type)
+            and (cursor is None or k > cursor)
+        ]
+        page = rows[:limit]
+        return {
+            "items": [dict(v) for v in page],
+            "next_cursor": page[-1]["id"] if len(rows) > limit else None,
+        }
+
+    async def cancel(self, workload_id: str) -> dict[str, Any]:
+        view = self.items.get(workload_id)
+        if view is None:
+            raise WorkloadNotFoundError(f"no workload {workload_id!r}", workload_id=workload_id)
+        if view["state"] in ("completed", "failed", "cancelled"):
+            raise WorkloadTransitionError(f"workload {workload_id} is already {view['state']}")
+        view["state"] = "cancelled"
+        return dict(view)
+
+    async def usage(self, owner: str | None) -> dict[str, Any]:
+        rows = [v for v in self.items.values() if owner is None or v["owner"] == owner]
+        return {
+            "gpu_seconds": sum(v["gpu_seconds"] for v in rows),
+            "cost_micro_usd": sum(v["cost_micro_usd"] for v in rows),
+            "workloads": len(rows),
+        }
+
+
+class FakeFleet:
+    """Facility reports shaped like FacilityActor.report(); switches commit to the real store."""
+
+    def __init__(self, repo: FleetRepository) -> None:
+        self.repo = repo
+        self.modes = {"g0": GpuMode.MINING, "g1": GpuMode.MINING}
+        self.asics = {"s21-0": GpuMode.MINING}
+
+    def _gpu(self, gid: str) -> dict[str, Any]:
+        return {
+            "device_id": gid,
+            "facility": "lab",
+            "mode": self.modes[gid].value,
+            "hashrate_hs": 1000.0,
+            "utilization": 0.5,
+            "telemetry": {"power_w": 300.0, "temperature_c": 55.0, "source": "simulated"},
+        }
+
+    async def facility_reports(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "facility": "lab",
+                "capacity_w": 10_000.0,
+                "pue": 1.2,
+                "gpus": [self._gpu(g) for g in self.modes],
+                "asics": {k: v.value for k, v in self.asics.items()},
+            }
+        ]
+
+    async def set_mode(self, device_id: str, mode: str, reason: str) -> dict[str, Any]:
+        if device_id not in self.modes:
+            raise UnknownDeviceError(f"no device {device_id!r}", device_id=device_id)
+        before, after = self.modes[device_id], GpuMode(mode)
+        report = SwitchReport(
+            device_id,
+            before,
+            after,
+            SwitchPhases(0.1, 0.1, 0.2, 0.1),
+            0.5,
+            datetime.now(UTC),
+            reason,
+        )
+        if before is not after:
+            gen = self.repo.device_state(device_id).generation
+            self.repo.commit_mode_change(report, gen, facility="lab")
+            self.modes[device_id] = after
+        return {**report.to_dict(), "noop": before is after}
+
+
+class FakeEconomics:
+    def __init__(self, available: bool = True) -> None:
+        self.available = available
+
+    async def profitability(self) -> dict[str, Any]:
+        from hcp.errors import OptimizerUnavailableError
+
+        if not self.available:
+            raise OptimizerUnavailableError("the optimizer is not running")
+        return {"tick": 1, "devices": {"g0": {"MINING": 1.25, "INFERENCE": 2.5}}}
+
+
+class FakeEmbedder:
+    """Deterministic vectors; counts one token per word plus two special tokens per text."""
+
+    def __init__(self, usage: SqlUsageLedger, model: str) -> None:
+        self.usage = usage
+        self.model = model
+        self.calls: list[tuple[str, list[str]]] = []
+
+    async def embed(self, owner: str, texts: list[str]) -> tuple[list[list[float]], int]:
+        self.calls.append((owner, list(texts)))
+        vectors = [[float(len(t)), float(i), 0.5] for i, t in enumerate(texts)]
+        tokens = sum(len(t.split()) + 2 for t in texts)
+        self.usage.add(owner, self.model, 1, tokens)
+        return vectors, tokens
+
+
+@dataclass
+class Harness:
+    app: FastAPI
+    services: ApiServices
+    tokens: TokenService
+    repo: FleetRepository
+    workloads: FakeWorkloads
+    fleet: FakeFleet
+    economics: FakeEconomics
+    clock: FixedClock
+    settings: Settings
+    headers_cache: dict[tuple[Role, str], dict[str, str]] = field(default_factory=dict)
+
+    def headers(self, role: Role, subject: str | None = None) -> dict[str, str]:
+        key = (role, subject or f"{role.value}-1")
+        if key not in self.headers_cache:
+            self.headers_cache[key] = {"Authorization": f"Bearer {self.tokens.issue(key[1], role)}"}
+        return self.headers_cache[key]
+
+    def client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=self.app), base_url="http://test"
+        )
+
+
+def make_harness(tmp_path: Path, database_url: str | None = None, **overrides: Any) -> Harness:
+    url = database_url or f"sqlite:///{tmp_path / 'api.db'}"
+    settings = Settings(home=tmp_path, database_url=url, jwt_secret=SECRET, **overrides)
+    engine = connect(url)
+    migrate(engine)
+    repo = FleetRepository(engine)
+    repo.sync_fleet(parse_fleet_spec(SPEC, "unit"))
+    clock = FixedClock()
+    tokens = TokenService(SECRET, clock=clock)
+    workloads, fleet, economics = FakeWorkloads(clock), FakeFleet(repo), FakeEconomics()
+    usage = SqlUsageLedger(engine)
+    services = ApiServices(
+        workloads=workloads,
+        fleet=fleet,
+        economics=economics,
+        switch_log=StoreSwitchLog(repo),
+        feed=StoreEventFeed(engine),
+        usage=usage,
+        limiter=MemoryRateLimiter(),
+        embedder=FakeEmbedder(usage, settings.inference_model),
+        model_name=settings.inference_model,
+        clock=clock,
+    )
+    app = build_app(services, tokens, settings)
+    return Harness(app, services, tokens, repo, workloads, fleet, economics, clock, settings)
+
+
+def later(clock: FixedClock, seconds: float) -> None:
+    clock.t = clock.t + timedelta(seconds=seconds)

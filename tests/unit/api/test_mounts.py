@@ -1,0 +1,21 @@
+"""The platform ingress mounts the notary's and the marketplace's routers beside its own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hcp.config import Settings
+from serve_apps.factory import other_app_routers
+
+
+def test_notary_and_marketplace_routers_build_and_mount(tmp_path: Path,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    settings = Settings(home=tmp_path, jwt_secret="x" * 40)
+    routers = other_app_routers(settings)
+    # A router that failed to build is logged and skipped; here both must build.
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text
+    paths = {getattr(route, "path", "") for router in routers for route in router.routes}
+    assert "/api/v1/task" in paths and "/api/v1/submit" in paths
+    assert any(p.startswith("/api/v1/marketplace/") for p in paths)

@@ -1,0 +1,124 @@
+"""Thousands of random ledger operation sequences on the SQL ledger, with crashes and failing
+transactions; after every step the books balance exactly (see ledger_machine)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+from sqlalchemy import Engine, text
+
+from hcp.marketplace.sql_ledger import SqlEscrowBackend
+from hcp.store.db import connect, migrate
+from tests.conftest import fresh_postgres_database
+from tests.unit.marketplace.ledger_machine import InjectedFault, make_machine
+
+ACCOUNTS = ["alice", "bob", "carol"]
+# 2,000 sequences x 30 steps by default (~8 min on 2 cores): the issue asks for thousands;
+# raise for a longer soak (HCP_LEDGER_EXAMPLES=10000).
+SQL_EXAMPLES = int(os.environ.get("HCP_LEDGER_EXAMPLES", "2000"))
+
+
+def _raise(kind: str) -> None:
+    raise InjectedFault(kind)
+
+
+class SqliteHarness:
+    """A fresh SQLite ledger per example, copied from one migrated template (fast)."""
+
+    template: Path | None = None
+
+    def __init__(self, workdir: Path) -> None:
+        if SqliteHarness.template is None or not SqliteHarness.template.exists():
+            SqliteHarness.template = workdir / "template.db"
+            eng = connect(f"sqlite:///{SqliteHarness.template}")
+            migrate(eng)
+            eng.dispose()
+        self.path = workdir / f"{uuid.uuid4().hex}.db"
+        shutil.copy(SqliteHarness.template, self.path)
+        self.accounts = ACCOUNTS
+        self._engines: list[Engine] = []
+
+    def _engine(self) -> Engine:
+        eng = connect(f"sqlite:///{self.path}")
+        self._engines.append(eng)
+        return eng
+
+    def backend(self) -> SqlEscrowBackend:
+        return SqlEscrowBackend(self._engine())
+
+    def restart(self) -> SqlEscrowBackend:
+        # The old process is gone: drop its engine and build everything again from the file.
+        for eng in self._engines:
+            eng.dispose()
+        self._engines.clear()
+        return self.backend()
+
+    def faulty(self) -> SqlEscrowBackend:
+        return SqlEscrowBackend(self._engine(), fault=_raise)
+
+    def close(self) -> None:
+        for eng in self._engines:
+            eng.dispose()
+        self.path.unlink(missing_ok=True)
+
+
+@pytest.fixture(scope="module")
+def workdir() -> Iterator[Path]:
+    # tmpfs when there is one: thousands of tiny commits are I/O-bound on a disk.
+    base = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    path = Path(tempfile.mkdtemp(prefix="hcp-ledger-", dir=base))
+    SqliteHarness.template = None
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_sql_ledger_books_always_balance(workdir: Path) -> None:
+    machine = make_machine(lambda: SqliteHarness(workdir))
+    machine.TestCase.settings = settings(max_examples=SQL_EXAMPLES, stateful_step_count=30, deadline=None,
+                                         suppress_health_check=list(HealthCheck))
+    machine.TestCase().runTest()
+
+
+class PostgresHarness:
+    """One PostgreSQL database for the test; each example empties the ledger tables first."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.accounts = ACCOUNTS
+        self._engine = connect(url)
+        with self._engine.begin() as c:
+            c.execute(text("TRUNCATE ledger_entries, ledger_transactions, ledger_escrows, "
+                           "ledger_accounts CASCADE"))
+
+    def backend(self) -> SqlEscrowBackend:
+        return SqlEscrowBackend(self._engine)
+
+    def restart(self) -> SqlEscrowBackend:
+        self._engine.dispose()
+        self._engine = connect(self.url)
+        return self.backend()
+
+    def faulty(self) -> SqlEscrowBackend:
+        return SqlEscrowBackend(self._engine, fault=_raise)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+
+@pytest.mark.postgres
+def test_postgres_ledger_books_always_balance() -> None:
+    with fresh_postgres_database() as url:
+        eng = connect(url)
+        migrate(eng)
+        eng.dispose()
+        machine = make_machine(lambda: PostgresHarness(url))
+        machine.TestCase.settings = settings(max_examples=25, stateful_step_count=20, deadline=None,
+                                             suppress_health_check=list(HealthCheck))
+        machine.TestCase().runTest()
