@@ -23,7 +23,6 @@ from hcp.errors import (
     NoGpuAvailableError,
     RouterBusyError,
     RouterUnavailableError,
-    ValidationError,
 )
 from hcp.logging_setup import configure_logging
 from hcp.store import connect, migrate
@@ -31,7 +30,7 @@ from hcp.workloads.metering import PriceTable
 from hcp.workloads.repository import WorkloadRepository
 from hcp.workloads.router import WorkloadRouter, parse_spec
 from hcp.workloads.scoring import Action, GpuView, Placement, score
-from hcp.workloads.types import Workload, WorkloadState, WorkloadType
+from hcp.workloads.types import Workload, WorkloadState
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +55,8 @@ class RouterActor:
         self._waiters: list[asyncio.Future[None]] = []
         self._wake_flush = asyncio.Event()
         self._wake_sched = asyncio.Event()
+        self._wake_urgent = asyncio.Event()
+        self._coalesce = min(settings.router_coalesce_seconds, settings.router_tick_seconds)
         self._acquire_lock = asyncio.Lock()
         self._sched_lock = asyncio.Lock()
         self._tick = settings.router_tick_seconds
@@ -69,10 +70,16 @@ class RouterActor:
     # -- API (every method returns JSON-able values and raises hcp errors) ----------------
     async def submit(self, owner: str, spec: dict[str, Any]) -> dict[str, Any]:
         # The view as admitted (and committed): the scheduler may move it on during the commit.
-        view = self._core.admit(owner, spec).view()
+        w = self._core.admit(owner, spec)
+        view = w.view()
         await self._commit()
-        self._wake_sched.set()
+        self._wake(w.real_time)
         return view
+
+    def _wake(self, urgent: bool) -> None:
+        self._wake_sched.set()
+        if urgent:
+            self._wake_urgent.set()
 
     async def submit_many(self, owner: str, specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Admit several workloads with one commit (all validated first: all or none)."""
@@ -81,27 +88,41 @@ class RouterActor:
         if len(parsed) > room:
             raise RouterBusyError(f"router queue has room for {max(0, room)} more workloads",
                                   queued=len(self._core.queues))
-        views = [self._core.admit(owner, s).view() for s in parsed]
+        admitted = [self._core.admit(owner, s) for s in parsed]
+        views = [w.view() for w in admitted]
         await self._commit()
-        self._wake_sched.set()
+        self._wake(any(w.real_time for w in admitted))
         return views
+
+    async def submit_batch(self, items: list[tuple[str, dict[str, Any]]]) -> list[Any]:
+        """Admit independent submissions (from many API requests) with one commit.
+
+        Each item gets its own answer: the committed view, or the typed error that refused it
+        (as a value, so one bad spec does not refuse the others). A failed commit refuses all.
+        """
+        answers: list[Any] = []
+        urgent = False
+        for owner, spec in items:
+            try:
+                w = self._core.admit(owner, spec)
+            except HcpError as exc:
+                answers.append(exc)
+                continue
+            urgent = urgent or w.real_time
+            answers.append(w.view())
+        if any(isinstance(a, dict) for a in answers):
+            await self._commit()
+            self._wake(urgent)
+        return answers
 
     async def get(self, workload_id: str) -> dict[str, Any]:
         return self._core.get(workload_id).view()
 
     async def list(self, owner: str | None = None, state: str | None = None, limit: int = 50,
                    cursor: str | None = None, type: str | None = None) -> dict[str, Any]:
-        try:
-            st = WorkloadState(state) if state else None
-            typ = WorkloadType(type) if type else None
-            before = int(cursor) if cursor else None
-        except ValueError:
-            raise ValidationError(f"bad state, type or cursor: {state!r}, {type!r}, {cursor!r}",
-                                  state=state, type=type, cursor=cursor) from None
         await self._commit()  # reads see every change acknowledged so far
-        items, nxt = await asyncio.to_thread(self._repo.list, owner, st, limit, before, typ)
-        return {"items": [self._live(w).view() for w in items],
-                "next_cursor": None if nxt is None else str(nxt)}
+        items, nxt = await asyncio.to_thread(self._repo.page, owner, state, type, limit, cursor)
+        return {"items": [self._live(w).view() for w in items], "next_cursor": nxt}
 
     async def cancel(self, workload_id: str) -> dict[str, Any]:
         w = self._core.cancel(workload_id, "cancelled by request")
@@ -195,13 +216,20 @@ class RouterActor:
             except Exception:  # keep routing; the error is in the log and nothing was half-applied
                 log.exception("scheduling pass failed")
                 await asyncio.sleep(self._tick)
-            # Admissions wake the loop; a short pause lets a burst of them share one pass.
-            await asyncio.sleep(min(0.01, self._tick))
+            # Admissions wake the loop; a pause lets a burst of them share one pass (each pass
+            # asks every GPU for its status). Real-time work cuts the pause short.
+            try:
+                await asyncio.wait_for(self._wake_urgent.wait(), timeout=self._coalesce)
+            except TimeoutError:
+                pass
+            self._wake_urgent.clear()
 
     async def _schedule_once(self) -> None:
         async with self._sched_lock:
             for wid in self._core.expired():
                 self._core.complete(wid, True, "duration elapsed")
+            for wid in self._core.fail_sla_breaches():
+                log.info("workload %s failed: its SLA can no longer be met", wid)
             if len(self._core.queues) or self._core.assigned:
                 views = await self._views()
                 for wid in self._core.reconcile(views):

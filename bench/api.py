@@ -1,11 +1,13 @@
 """Platform API latency through Ray Serve against a no-op Serve endpoint, same run, same proxy.
 
 Starts a local Ray cluster, the local fleet (simulated GPUs), the router and the Serve app,
-plus a no-op FastAPI deployment with the same Serve options. For each endpoint it sends
-``--requests`` requests from ``--concurrency`` concurrent clients, alternating rounds
-between the endpoint and its no-op twin so both see the same machine load. Reports p50,
-p95, p99 and requests/s with the no-op figure as baseline (goal: ratio <= 1.3). Then runs
-``bench.router.run()`` (router admissions per second).
+plus a no-op FastAPI deployment with the same Serve options. The customer first submits 25
+workloads, so the listed page holds 20. For each endpoint it sends ``--requests`` requests
+from ``--concurrency`` concurrent clients, alternating rounds between the endpoint and two
+no-op twins so all see the same machine load: one answering ``{}`` (the issue's baseline,
+goal: ratio <= 1.3) and one answering the very bytes the endpoint answered (``*_vs_same_
+payload``: what hcp's work costs beyond carrying its answer). Reports p50, p95, p99 and
+requests/s. Then runs ``bench.router.run()`` (router admissions per second).
 
     python -m bench.api [--requests 400] [--concurrency 8] [--rounds 4] [--no-router]
 
@@ -36,8 +38,11 @@ EMBED_BODY = {
 }
 
 
-def _noop_app() -> Any:
-    from fastapi import FastAPI
+def _noop_app(payloads: dict[str, tuple[bytes, int]]) -> Any:
+    """No-op twins: an empty answer (the issue's baseline) and, per endpoint, the very bytes
+    the API answered, so that what only the payload costs (serializing and carrying it through
+    the proxy) is measured apart from what hcp's work costs."""
+    from fastapi import FastAPI, Response
     from ray import serve
 
     from serve_apps.app import MAX_ONGOING
@@ -51,6 +56,16 @@ def _noop_app() -> Any:
     @app.post("/ping", status_code=201)
     async def ping_post(body: dict[str, Any]) -> dict[str, Any]:
         return body
+
+    @app.get("/payload/{name}")
+    async def payload_get(name: str) -> Response:
+        content, status = payloads[name]
+        return Response(content, status_code=status, media_type="application/json")
+
+    @app.post("/payload/{name}")
+    async def payload_post(name: str, body: dict[str, Any]) -> Response:
+        content, status = payloads[name]
+        return Response(content, status_code=status, media_type="application/json")
 
     @serve.deployment(
         name="noop", max_ongoing_requests=MAX_ONGOING, ray_actor_options={"num_cpus": 0}
@@ -101,20 +116,20 @@ async def _measure(
     name, method, path, body, expect = case
     noop_path, noop_body, noop_expect = noop
     per_round = max(1, n // rounds)
-    lat: dict[str, list[float]] = {"api": [], "noop": []}
-    rps: dict[str, list[float]] = {"api": [], "noop": []}
+    twins = {
+        "noop": (method, noop_path, noop_body, {}, noop_expect),
+        "payload": (method, f"/noop/payload/{name}", body, {}, expect),
+        "api": (method, path, body, headers, expect),
+    }
+    lat: dict[str, list[float]] = {k: [] for k in twins}
+    rps: dict[str, list[float]] = {k: [] for k in twins}
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=base, timeout=120, limits=limits) as client:
-        # Warm both paths (connections, first-call imports, the router's and GPU's first use).
-        await _load(client, method, path, body, headers, concurrency * 2, concurrency, expect)
-        await _load(
-            client, method, noop_path, noop_body, {}, concurrency * 2, concurrency, noop_expect
-        )
+        # Warm every path (connections, first-call imports, the router's and GPU's first use).
+        for m, p, b, h, e in twins.values():
+            await _load(client, m, p, b, h, concurrency * 2, concurrency, e)
         for _ in range(rounds):
-            for key, (m, p, b, h, e) in (
-                ("noop", (method, noop_path, noop_body, {}, noop_expect)),
-                ("api", (method, path, body, headers, expect)),
-            ):
+            for key, (m, p, b, h, e) in twins.items():
                 got, r = await _load(client, m, p, b, h, per_round, concurrency, e)
                 lat[key] += got
                 rps[key].append(r)
@@ -122,29 +137,32 @@ async def _measure(
         "requests": per_round * rounds,
         "concurrency": concurrency,
         "endpoint": f"{method} {path}",
-        "baseline_kind": f"no-op Serve endpoint {method} {noop_path}",
         "rate_limit_backend": rate_limit_backend,
         # Shared, busy machines make every figure noisier; the ratio to the no-op is what counts.
         "loadavg_1m": round(os.getloadavg()[0], 2),
         "cpus": os.cpu_count(),
     }
-    for q in (50, 95, 99):
-        emit(
-            B,
-            f"{name}_p{q}_ms",
-            percentile(lat["api"], q),
-            "ms",
-            baseline=percentile(lat["noop"], q),
-            **extra,
-        )
-    emit(
-        B,
-        f"{name}_rps",
-        sum(rps["api"]) / rounds,
-        "1/s",
-        baseline=sum(rps["noop"]) / rounds,
-        **extra,
-    )
+    for twin, suffix, kind in (
+        ("noop", "", f"no-op Serve endpoint {method} {noop_path} (empty answer)"),
+        ("payload", "_vs_same_payload", "no-op Serve endpoint answering the same bytes"),
+    ):
+        for q in (50, 95, 99):
+            emit(B, f"{name}_p{q}_ms{suffix}", percentile(lat["api"], q), "ms",
+                 baseline=percentile(lat[twin], q), baseline_kind=kind, **extra)
+        emit(B, f"{name}_rps{suffix}", sum(rps["api"]) / rounds, "1/s",
+             baseline=sum(rps[twin]) / rounds, baseline_kind=kind, **extra)
+
+
+async def _answers(base: str, cases: list[Any]) -> dict[str, tuple[bytes, int]]:
+    """One real answer of each endpoint: what its payload-matched twin sends back."""
+    out: dict[str, tuple[bytes, int]] = {}
+    async with httpx.AsyncClient(base_url=base, timeout=120) as client:
+        for (name, method, path, body, expect), _noop, headers in cases:
+            r = await client.request(method, path, json=body, headers=headers)
+            if r.status_code != expect:
+                raise RuntimeError(f"{method} {path}: {r.status_code} {r.text[:200]}")
+            out[name] = (r.content, r.status_code)
+    return out
 
 
 def _free_port() -> int:
@@ -205,7 +223,6 @@ def run(
         router_actor = launch_router(handles, settings)  # the handle keeps the actor alive
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         serve.run(application(settings), name="hcp", route_prefix="/", blocking=False)
-        serve.run(_noop_app(), name="noop", route_prefix="/noop", blocking=False)
         tokens = TokenService(settings.jwt_secret or "")
         admin = {"Authorization": f"Bearer {tokens.issue('bench-admin', Role.ADMIN)}"}
         customer = {"Authorization": f"Bearer {tokens.issue('bench-customer', Role.CUSTOMER)}"}
@@ -232,6 +249,10 @@ def run(
                 customer,
             ),
         ]
+        # A page of the size the benchmark lists (the answers below are what the twins send).
+        asyncio.run(_answers(base, [cases[1]] * 25))
+        payloads = asyncio.run(_answers(base, cases))
+        serve.run(_noop_app(payloads), name="noop", route_prefix="/noop", blocking=False)
         for case, noop, headers in cases:
             note(f"measuring {case[1]} {case[2]}...")
             asyncio.run(

@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     router_tick_seconds: float = Field(
         default=0.25, gt=0, description="Router loop period: schedule queued work, end expired work."
     )
+    router_coalesce_seconds: float = Field(
+        default=0.05, ge=0,
+        description="Pause after a scheduling pass so a burst of admissions shares the next one; "
+        "real-time (priority >= 8) admissions cut it short.")
     router_max_queued: int = Field(default=200_000, gt=0, description="Queued workloads before refusal.")
     gpu_price_micro_usd_per_hour: dict[str, int] = Field(
         # Medians of the 2024 cloud rental offers in data/gpu_rental_prices_2024.csv, per GPU model.
@@ -100,6 +104,18 @@ class Settings(BaseSettings):
     api_live_poll_seconds: float = Field(default=0.2, gt=0, description="Event-log poll period (live).")
     api_embed_batch_size: int = Field(default=32, gt=0, description="Max requests per embeddings batch.")
     api_embed_batch_wait_s: float = Field(default=0.005, ge=0, description="Batch fill wait (seconds).")
+    api_snapshot_fresh_seconds: float = Field(
+        default=0.5, ge=0,
+        description="Fleet reports and profitability younger than this are served from the "
+        "replica's snapshot without asking the actors.")
+    api_snapshot_max_age_seconds: float = Field(
+        default=5.0, ge=0,
+        description="Up to this age a snapshot is served while it reloads in the background; "
+        "older ones are reloaded before answering (0: always ask the actors).")
+    api_rate_max_lease: int = Field(
+        default=256, ge=1,
+        description="Most rate-limit hits a replica leases from the shared counter at once "
+        "(and at most a twentieth of the limit).")
 
     # --- notary (issue 5) ---
     notary_redis_url: str | None = Field(

@@ -18,8 +18,15 @@ from hcp.api.usage import SqlUsageLedger
 from hcp.auth.tokens import TokenService
 from hcp.config import Settings
 from hcp.logging_setup import configure_logging
-from hcp.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter, SqlRateLimiter
+from hcp.ratelimit import (
+    LeasedRateLimiter,
+    MemoryRateLimiter,
+    RateLimiter,
+    RedisRateLimiter,
+    SqlRateLimiter,
+)
 from hcp.store import FleetRepository, connect, migrate
+from hcp.workloads.repository import WorkloadRepository
 from serve_apps.backends import ActorFleet, OptimizerEconomics, RouterWorkloads
 from serve_apps.eventlog import StoreEventFeed, StoreSwitchLog
 from serve_apps.factory import build_app, other_app_routers
@@ -52,13 +59,19 @@ def services_from_settings(settings: Settings, embeddings: DeploymentHandle | No
     engine = connect(settings.resolved_database_url)
     migrate(engine)
     return ApiServices(
-        workloads=RouterWorkloads(settings),
+        workloads=RouterWorkloads(settings, WorkloadRepository(engine)),
         fleet=ActorFleet(settings),
         economics=OptimizerEconomics(settings),
         switch_log=StoreSwitchLog(FleetRepository(engine)),
         feed=StoreEventFeed(engine),
         usage=SqlUsageLedger(engine),
-        limiter=make_limiter(settings, engine),
+        # Each replica leases blocks of hits from the shared counters: no store round trip
+        # per request, and the limit still holds across replicas (hcp/ratelimit/leased.py).
+        limiter=LeasedRateLimiter(
+            make_limiter(settings, engine),
+            settings.api_rate_max_lease,
+            blocking_io=settings.api_rate_limit_backend != "memory",
+        ),
         embedder=ServeEmbedder(embeddings) if embeddings is not None else None,
         model_name=settings.inference_model,
     )

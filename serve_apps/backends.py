@@ -7,12 +7,14 @@ error the actor raised; a dead or missing actor is a 503 with a specific code.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
 
 from ray.exceptions import RayActorError, RayTaskError
 
+from hcp.asyncbatch import NaturalBatcher
 from hcp.config import Settings
 from hcp.errors import (
     HcpError,
@@ -21,13 +23,11 @@ from hcp.errors import (
     RouterUnavailableError,
     ServiceUnavailableError,
     UnknownDeviceError,
+    WorkloadNotFoundError,
 )
+from hcp.workloads.repository import WorkloadRepository
 
 log = logging.getLogger(__name__)
-
-# Pages fetched from the router to fill one type-filtered page (the router filters state only).
-_MAX_FILTER_ROUNDS = 20
-
 
 async def call_actor(ref_factory: Callable[[], Any], unavailable: type[HcpError], what: str) -> Any:
     """Await one actor call; re-raise its typed error; a dead actor becomes ``unavailable``."""
@@ -43,9 +43,28 @@ async def call_actor(ref_factory: Callable[[], Any], unavailable: type[HcpError]
 
 
 class RouterWorkloads:
-    def __init__(self, settings: Settings) -> None:
+    """Workloads through the router actor; reads straight from the store when given one.
+
+    Submissions from concurrent requests share one ``submit_batch`` call (natural batching:
+    no delay when idle). Reads go to the store the router commits to: every acknowledged
+    submission or cancellation is already there, so a client reads its own writes without
+    a router round trip; a workload the router has just moved on may show its previous
+    state for a few milliseconds, until the router's next commit.
+    """
+
+    def __init__(
+        self, settings: Settings, reads: WorkloadRepository, max_batch: int = 256
+    ) -> None:
         self._settings = settings
         self._handle: Any = None
+        self._reads = reads
+        # A SQLite page read is a fraction of a millisecond of Python work that needs the GIL
+        # anyway, and WAL readers never wait for the router's writes: a worker-thread hop
+        # would only add to it. Server databases are read in a thread (network waits).
+        self._inline_reads = reads.engine.dialect.name == "sqlite"
+        self._batcher: NaturalBatcher[tuple[str, dict[str, Any]], dict[str, Any]] = (
+            NaturalBatcher(self._submit_batch, max_batch=max_batch)
+        )
 
     def _router(self) -> Any:
         if self._handle is None:
@@ -55,8 +74,8 @@ class RouterWorkloads:
         return self._handle
 
     async def _call(self, method: str, *args: Any) -> Any:
-        handle = self._router()
         try:
+            handle = self._router()
             return await call_actor(
                 lambda: getattr(handle, method).remote(*args),
                 RouterUnavailableError,
@@ -66,27 +85,30 @@ class RouterWorkloads:
             self._handle = None  # look it up again next time (it may have been restarted)
             raise
 
+    async def _submit_batch(
+        self, items: list[tuple[str, dict[str, Any]]]
+    ) -> list[dict[str, Any] | BaseException]:
+        return list(await self._call("submit_batch", items))
+
     async def submit(self, owner: str, spec: dict[str, Any]) -> dict[str, Any]:
-        return await self._call("submit", owner, spec)
+        return await self._batcher.submit((owner, spec))
+
+    async def _read(self, fn: Callable[..., Any], *args: Any) -> Any:
+        if self._inline_reads:
+            return fn(*args)
+        return await asyncio.to_thread(fn, *args)
 
     async def get(self, workload_id: str) -> dict[str, Any]:
-        return await self._call("get", workload_id)
+        w = await self._read(self._reads.get, workload_id)
+        if w is None:
+            raise WorkloadNotFoundError(f"no workload {workload_id!r}", workload_id=workload_id)
+        return w.view()
 
     async def list(
         self, owner: str | None, state: str | None, type: str | None, limit: int, cursor: str | None
     ) -> dict[str, Any]:
-        if type is None:
-            return await self._call("list", owner, state, limit, cursor)
-        # Each round asks for at most the room left, so the page never overflows and the
-        # router's cursor after the last round is exact.
-        items: list[dict[str, Any]] = []
-        for _ in range(_MAX_FILTER_ROUNDS):
-            page = await self._call("list", owner, state, limit - len(items), cursor)
-            items.extend(w for w in page["items"] if w["type"] == type)
-            cursor = page["next_cursor"]
-            if cursor is None or len(items) >= limit:
-                break
-        return {"items": items, "next_cursor": cursor}
+        items, nxt = await self._read(self._reads.page, owner, state, type, limit, cursor)
+        return {"items": [w.view() for w in items], "next_cursor": nxt}
 
     async def cancel(self, workload_id: str) -> dict[str, Any]:
         return await self._call("cancel", workload_id)
@@ -121,8 +143,6 @@ class ActorFleet:
             raise
 
     async def facility_reports(self) -> list[dict[str, Any]]:
-        import asyncio
-
         fleet = self._fleet()
         return list(
             await asyncio.gather(

@@ -52,23 +52,44 @@ class StoreSwitchLog:
 
 
 class StoreEventFeed:
+    """The live kinds of the event log, read by id.
+
+    ``scan`` also returns the ids of events of other kinds: the live feed needs every id it
+    has passed to tell an id that is not in the log yet (a transaction that took its id
+    earlier and commits later, which PostgreSQL allows) from one that is simply not live.
+    """
+
     def __init__(self, engine: Engine, kinds: tuple[str, ...] = LIVE_KINDS) -> None:
         self._engine = engine
         self._kinds = kinds
 
     def after(self, after_id: int, limit: int) -> list[dict[str, Any]]:
-        q = (
-            select(m.Event)
-            .where(m.Event.id > after_id, m.Event.kind.in_(self._kinds))
-            .order_by(m.Event.id)
-            .limit(limit)
-        )
+        return self._live(self._rows(m.Event.id > after_id, limit))
+
+    def scan(self, after_id: int, limit: int) -> tuple[list[dict[str, Any]], list[int]]:
+        """(live events, every id read), both oldest first, for ids after ``after_id``."""
+        rows = self._rows(m.Event.id > after_id, limit, all_kinds=True)
+        return self._live(rows), [r.id for r in rows]
+
+    def by_ids(self, ids: list[int]) -> tuple[list[dict[str, Any]], list[int]]:
+        """(live events, every id found) among ``ids``: the late commits of known gaps."""
+        if not ids:
+            return [], []
+        rows = self._rows(m.Event.id.in_(ids), len(ids), all_kinds=True)
+        return self._live(rows), [r.id for r in rows]
+
+    def _rows(self, cond: Any, limit: int, all_kinds: bool = False) -> list[Any]:
+        q = select(m.Event).where(cond).order_by(m.Event.id).limit(limit)
+        if not all_kinds:
+            q = q.where(m.Event.kind.in_(self._kinds))
         try:
             with self._engine.connect() as conn:
-                rows = conn.execute(q).all()
+                return list(conn.execute(q).all())
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot read the event log: {exc}") from exc
-        return [_row_view(r) for r in rows]
+
+    def _live(self, rows: list[Any]) -> list[dict[str, Any]]:
+        return [_row_view(r) for r in rows if r.kind in self._kinds]
 
     def last_id(self) -> int:
         try:

@@ -43,7 +43,7 @@ def build_app(
         services, tokens, settings.api_rate_limit, settings.api_rate_window_seconds
     )
     app.include_router(workloads_router(services, client))
-    app.include_router(fleet_router(services, client))
+    app.include_router(fleet_router(services, client, settings))
     app.include_router(openai_router(services, client))
     hub = LiveHub(services.feed, settings.api_live_poll_seconds)
     app.include_router(

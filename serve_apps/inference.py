@@ -24,6 +24,7 @@ from hcp.errors import ConfigError, ContextUnavailableError, HcpError, ServiceUn
 from hcp.inference.base import DEFAULT_MAX_TEXTS
 from hcp.logging_setup import configure_logging
 from hcp.store import connect
+from hcp.workloads.repository import WorkloadRepository
 from serve_apps.backends import RouterWorkloads, call_actor
 
 log = logging.getLogger(__name__)
@@ -55,8 +56,9 @@ class EmbeddingsDeployment:
     def __init__(self, settings: dict[str, Any]) -> None:
         self._settings = Settings(**settings)
         configure_logging(self._settings.log_level)
-        self._router = RouterWorkloads(self._settings)
-        self._usage = SqlUsageLedger(connect(self._settings.resolved_database_url))
+        engine = connect(self._settings.resolved_database_url)
+        self._router = RouterWorkloads(self._settings, WorkloadRepository(engine))
+        self._usage = SqlUsageLedger(engine)
         self._tokens = TokenCounter(self._settings.inference_model)
         self._model = self._settings.inference_model
         self._gpu: Any = None

@@ -4,11 +4,13 @@
 
 import asyncio
 from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query
 
 from hcp.auth.tokens import Principal
+from hcp.config import Settings
 from hcp.fleet.modes import GpuMode
 from serve_apps.access import Action, require
 from serve_apps.schemas import (
@@ -21,12 +23,16 @@ from serve_apps.schemas import (
     error_responses,
 )
 from serve_apps.services import ApiServices
+from serve_apps.snapshot import SnapshotCache
 
 _DEVICE = r"^[A-Za-z0-9_.:-]{1,64}$"
 
 
 def resources_view(
-    reports: list[dict[str, Any]], facility: str | None = None, mode: GpuMode | None = None
+    reports: list[dict[str, Any]],
+    facility: str | None = None,
+    mode: GpuMode | None = None,
+    as_of: datetime | None = None,
 ) -> dict[str, Any]:
     """Flatten facility reports into facilities, GPUs and ASICs, filtered by facility and mode."""
     facilities, gpus, asics = [], [], []
@@ -45,12 +51,28 @@ def resources_view(
         "gpus": gpus,
         "asics": asics,
         "modes": [m.value for m in GpuMode],
+        "as_of": as_of,
     }
 
 
-def fleet_router(services: ApiServices, client: Callable[..., Any]) -> APIRouter:
+def fleet_snapshots(
+    services: ApiServices, settings: Settings
+) -> tuple[SnapshotCache[list[dict[str, Any]]], SnapshotCache[dict[str, Any]]]:
+    """Replica-local snapshots of the facility reports and the optimizer's economics."""
+    max_age = settings.api_snapshot_max_age_seconds
+    fresh = min(settings.api_snapshot_fresh_seconds, max_age)
+    return (
+        SnapshotCache(services.fleet.facility_reports, fresh, max_age, services.clock),
+        SnapshotCache(services.economics.profitability, fresh, max_age, services.clock),
+    )
+
+
+def fleet_router(
+    services: ApiServices, client: Callable[..., Any], settings: Settings
+) -> APIRouter:
     r = APIRouter(prefix="/api/v1", tags=["fleet"])
     Client = Annotated[Principal, Depends(client)]
+    reports, economics = fleet_snapshots(services, settings)
 
     @r.get(
         "/resources",
@@ -64,7 +86,8 @@ def fleet_router(services: ApiServices, client: Callable[..., Any]) -> APIRouter
         mode: Annotated[GpuMode | None, Query(description="Only devices in this mode.")] = None,
     ) -> dict[str, Any]:
         require(principal, Action.VIEW_RESOURCES)
-        return resources_view(await services.fleet.facility_reports(), facility, mode)
+        snap = await reports.get()
+        return resources_view(snap.value, facility, mode, snap.as_of)
 
     @r.post(
         "/resources/devices/{device_id}/mode",
@@ -79,9 +102,14 @@ def fleet_router(services: ApiServices, client: Callable[..., Any]) -> APIRouter
     ) -> dict[str, Any]:
         require(principal, Action.MODIFY_RESOURCES)
         target = GpuMode.parse(change.mode)
-        return await services.fleet.set_mode(
-            device_id, target.value, f"api:{principal.subject}: {change.reason}"[:200]
-        )
+        try:
+            return await services.fleet.set_mode(
+                device_id, target.value, f"api:{principal.subject}: {change.reason}"[:200]
+            )
+        finally:
+            # The admin who switched a device sees the switch on the next read.
+            reports.invalidate()
+            economics.invalidate()
 
     @r.get(
         "/switches",
@@ -115,7 +143,7 @@ def fleet_router(services: ApiServices, client: Callable[..., Any]) -> APIRouter
     )
     async def profitability(principal: Client) -> dict[str, Any]:
         require(principal, Action.VIEW_RESOURCES)
-        return await services.economics.profitability()
+        return (await economics.get()).value
 
     @r.get(
         "/revenue",

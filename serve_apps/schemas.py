@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -109,6 +110,9 @@ class Resources(BaseModel):
     gpus: list[GpuResource]
     asics: list[AsicResource]
     modes: list[str] = Field(default_factory=lambda: [m.value for m in GpuMode])
+    as_of: datetime | None = Field(
+        None, description="When these reports were gathered from the facility actors (UTC)."
+    )
 
 
 class ModeChange(BaseModel):

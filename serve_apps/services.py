@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from hcp.clock import Clock, SystemClock
-from hcp.ratelimit import RateLimiter
+from hcp.ratelimit import LeasedRateLimiter, RateLimiter
 
 
 class WorkloadService(Protocol):
@@ -52,9 +52,13 @@ class SwitchLog(Protocol):
 
 
 class EventFeed(Protocol):
-    """Events after a given id, oldest first (the WebSocket's source)."""
+    """Live events by id, oldest first (the WebSocket's source); see ``StoreEventFeed``."""
 
     def after(self, after_id: int, limit: int) -> list[dict[str, Any]]: ...
+
+    def scan(self, after_id: int, limit: int) -> tuple[list[dict[str, Any]], list[int]]: ...
+
+    def by_ids(self, ids: list[int]) -> tuple[list[dict[str, Any]], list[int]]: ...
 
     def last_id(self) -> int: ...
 
@@ -81,7 +85,7 @@ class ApiServices:
     switch_log: SwitchLog
     feed: EventFeed
     usage: UsageLedger
-    limiter: RateLimiter
+    limiter: RateLimiter | LeasedRateLimiter
     embedder: Embedder | None = None
     model_name: str = "all-MiniLM-L6-v2"
     clock: Clock = field(default_factory=SystemClock)

@@ -6,6 +6,7 @@ import enum
 import logging
 import os
 import secrets
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -63,6 +64,9 @@ def load_or_create_secret(settings: Settings) -> str:
         raise ConfigError(f"cannot read or create the JWT secret at {path}: {exc}") from exc
 
 
+_VERIFIED_CACHE_SIZE = 10_000
+
+
 class TokenService:
     """Issues and verifies tokens; the clock is injected so expiry is testable."""
 
@@ -72,6 +76,10 @@ class TokenService:
         self._secret = secret
         self._ttl = ttl_seconds
         self._clock = clock or SystemClock()
+        # Verified tokens → (principal, exp): a client sends the same token with every request,
+        # and checking its signature again each time was a visible part of a request's cost.
+        # Only valid tokens are kept; expiry is still checked on every use.
+        self._verified: OrderedDict[str, tuple[Principal, int]] = OrderedDict()
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Clock | None = None) -> TokenService:
@@ -92,6 +100,13 @@ class TokenService:
 
     def verify(self, token: str) -> Principal:
         now = self._clock.now()
+        hit = self._verified.get(token)
+        if hit is not None:
+            principal, exp = hit
+            if exp <= int(now.timestamp()):
+                raise AuthenticationError("token expired")
+            self._verified.move_to_end(token)
+            return principal
         try:
             claims = jwt.decode(
                 token,
@@ -109,4 +124,8 @@ class TokenService:
             role = Role(claims.get("role"))
         except ValueError as exc:
             raise AuthenticationError(f"unknown role {claims.get('role')!r}") from exc
-        return Principal(subject=str(claims["sub"]), role=role)
+        principal = Principal(subject=str(claims["sub"]), role=role)
+        self._verified[token] = (principal, int(claims["exp"]))
+        if len(self._verified) > _VERIFIED_CACHE_SIZE:
+            self._verified.popitem(last=False)
+        return principal

@@ -26,6 +26,16 @@ class RateLimiter(Protocol):
         """Count one hit for ``key`` if it stays within ``limit``; say whether it did."""
         ...
 
+    def take(
+        self, key: str, n: int, limit: int, window_seconds: int, now: datetime
+    ) -> RateDecision:
+        """Count ``n`` hits at once if all of them stay within ``limit``, else none.
+
+        A replica leases blocks of hits this way (``LeasedRateLimiter``) so that most
+        requests are decided without a round trip to the shared store.
+        """
+        ...
+
 
 def window_bounds(now: datetime, window_seconds: int) -> tuple[int, int]:
     """(start, end) of the fixed window holding ``now``, as Unix seconds."""
@@ -40,11 +50,13 @@ def retry_after_seconds(now: datetime, window_end: int) -> int:
     return max(1, int(window_end - now.timestamp() + 0.999))
 
 
+from hcp.ratelimit.leased import LeasedRateLimiter
 from hcp.ratelimit.memory import MemoryRateLimiter
 from hcp.ratelimit.redis_limiter import RedisRateLimiter
 from hcp.ratelimit.sql import SqlRateLimiter
 
 __all__ = [
+    "LeasedRateLimiter",
     "MemoryRateLimiter",
     "RateDecision",
     "RateLimiter",

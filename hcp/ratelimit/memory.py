@@ -14,14 +14,19 @@ class MemoryRateLimiter:
         self._counts: dict[tuple[str, int, int], int] = {}
 
     def hit(self, key: str, limit: int, window_seconds: int, now: datetime) -> RateDecision:
+        return self.take(key, 1, limit, window_seconds, now)
+
+    def take(
+        self, key: str, n: int, limit: int, window_seconds: int, now: datetime
+    ) -> RateDecision:
         start, end = window_bounds(now, window_seconds)
         slot = (key, window_seconds, start)
         with self._lock:
             count = self._counts.get(slot, 0)
-            if count >= limit:
-                return RateDecision(False, 0, retry_after_seconds(now, end))
-            self._counts[slot] = count + 1
+            if n <= 0 or count + n > limit:
+                return RateDecision(False, max(0, limit - count), retry_after_seconds(now, end))
+            self._counts[slot] = count + n
             # Old windows are never read again; drop them so the dict stays small.
             for old in [k for k in self._counts if k[0] == key and k[2] < start]:
                 del self._counts[old]
-            return RateDecision(True, limit - count - 1, 0)
+            return RateDecision(True, limit - count - n, 0)

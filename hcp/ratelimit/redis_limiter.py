@@ -11,15 +11,16 @@ from hcp.ratelimit import RateDecision, retry_after_seconds, window_bounds
 
 log = logging.getLogger(__name__)
 
-# KEYS[1]: counter key; ARGV: limit, seconds to keep the counter.
-# Counts only when below the limit, so refused hits are free.
+# KEYS[1]: counter key; ARGV: limit, seconds to keep the counter, hits to take.
+# Counts only when all of them fit under the limit, so refused hits are free.
 _SCRIPT = """
+local n = tonumber(ARGV[3])
 local c = tonumber(redis.call('GET', KEYS[1]) or '0')
-if c >= tonumber(ARGV[1]) then
+if c + n > tonumber(ARGV[1]) then
   return {0, c}
 end
-c = redis.call('INCR', KEYS[1])
-if c == 1 then
+c = redis.call('INCRBY', KEYS[1], n)
+if c == n then
   redis.call('EXPIRE', KEYS[1], ARGV[2])
 end
 return {1, c}
@@ -33,17 +34,22 @@ class RedisRateLimiter:
         self._script = client.register_script(_SCRIPT)
 
     def hit(self, key: str, limit: int, window_seconds: int, now: datetime) -> RateDecision:
+        return self.take(key, 1, limit, window_seconds, now)
+
+    def take(
+        self, key: str, n: int, limit: int, window_seconds: int, now: datetime
+    ) -> RateDecision:
         import redis
 
         start, end = window_bounds(now, window_seconds)
-        if limit <= 0:
+        if n <= 0 or n > limit:
             return RateDecision(False, 0, retry_after_seconds(now, end))
         rkey = f"{self.prefix}{window_seconds}:{start}:{key}"
         try:
             # Relative TTL from the caller's clock: the window's key is unique, so keeping it a
             # second past the window's end is enough and never depends on Redis' wall clock.
             ttl = max(1, int(end - now.timestamp()) + 1)
-            allowed, count = self._script(keys=[rkey], args=[limit, ttl])
+            allowed, count = self._script(keys=[rkey], args=[limit, ttl, n])
         except redis.RedisError as exc:
             # Fail closed: without the counter we cannot tell a flood from a client.
             raise ServiceUnavailableError(f"rate limiter unavailable: {exc}") from exc

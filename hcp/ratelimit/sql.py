@@ -1,8 +1,8 @@
 """Rate counters in the SQL store: the embedded default (SQLite) and PostgreSQL.
 
-One statement decides and counts: ``INSERT .. ON CONFLICT DO UPDATE SET hits = hits + 1
-WHERE hits < limit RETURNING hits``. When the window is full the WHERE fails, no row comes
-back and nothing is counted. PostgreSQL row-locks the conflicting row; SQLite serializes
+One statement decides and counts: ``INSERT .. ON CONFLICT DO UPDATE SET hits = hits + n
+WHERE hits + n <= limit RETURNING hits``. When the window has no room for ``n`` more the WHERE
+fails, no row comes back and nothing is counted. PostgreSQL row-locks the conflicting row; SQLite serializes
 writers; so the limit holds exactly under any concurrency.
 """
 
@@ -32,16 +32,21 @@ class SqlRateLimiter:
         self._since_prune = 0
 
     def hit(self, key: str, limit: int, window_seconds: int, now: datetime) -> RateDecision:
+        return self.take(key, 1, limit, window_seconds, now)
+
+    def take(
+        self, key: str, n: int, limit: int, window_seconds: int, now: datetime
+    ) -> RateDecision:
         start, end = window_bounds(now, window_seconds)
-        if limit <= 0:
+        if n <= 0 or n > limit:
             return RateDecision(False, 0, retry_after_seconds(now, end))
         table = RateCounter.__table__
         stmt = self._insert(table).values(key=key, window_seconds=window_seconds,
-                                          window_start=start, hits=1)
+                                          window_start=start, hits=n)
         stmt = stmt.on_conflict_do_update(
             index_elements=[table.c.key, table.c.window_seconds, table.c.window_start],
-            set_={"hits": table.c.hits + 1},
-            where=table.c.hits < limit,
+            set_={"hits": table.c.hits + n},
+            where=table.c.hits + n <= limit,
         ).returning(table.c.hits)
         try:
             with self.engine.begin() as conn:

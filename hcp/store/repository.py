@@ -200,11 +200,11 @@ class FleetRepository:
                 reason=e.reason, payload=e.payload) for e in s.scalars(q)]
 
     # -- plumbing -----------------------------------------------------------------------
-    def _tx(self) -> _Tx:
-        return _Tx(self._session)
+    def _tx(self) -> StoreTransaction:
+        return StoreTransaction(self._session)
 
 
-class _Tx:
+class StoreTransaction:
     """A session in a transaction; database failures surface as StoreError, typed errors pass through."""
 
     def __init__(self, factory: sessionmaker[Session]) -> None:

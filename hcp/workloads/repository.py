@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import logging
+from collections import namedtuple
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import JSON, Connection, Engine, Table, bindparam, func, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 
 from hcp.clock import utcnow
+from hcp.errors import StoreError, ValidationError
 from hcp.store import models as m
-from hcp.store.repository import _Tx
+from hcp.store.repository import StoreTransaction
 from hcp.workloads.models import WorkloadRow
 from hcp.workloads.types import ACTIVE_STATES, Workload, WorkloadState, WorkloadType
 
@@ -20,6 +23,7 @@ log = logging.getLogger(__name__)
 _T = WorkloadRow.__table__
 _COLUMNS = [c.name for c in _T.columns]
 _UPDATABLE = [c for c in _COLUMNS if c not in ("id", "seq", "owner", "created_at")]
+_Row = namedtuple("_Row", _COLUMNS)  # type: ignore[misc]  # a row by column name, for from_row
 
 
 @dataclass
@@ -65,7 +69,8 @@ def to_row(w: Workload) -> dict[str, Any]:
     }
 
 
-def from_row(r: WorkloadRow) -> Workload:
+def from_row(r: Any) -> Workload:
+    """From a mapped ``WorkloadRow`` or anything with its column names as attributes."""
     return Workload(
         id=r.id, owner=r.owner, type=WorkloadType(r.type), priority=r.priority,
         state=WorkloadState(r.state), requirements=dict(r.requirements or {}), sla=dict(r.sla or {}),
@@ -90,6 +95,7 @@ class WorkloadRepository:
         self.engine = engine
         self._session = sessionmaker(engine, expire_on_commit=False)
         self._plans: dict[tuple[str, tuple[str, ...]], tuple[str, list[Any]]] = {}
+        self._selects: dict[tuple[tuple[str, ...], str], tuple[str, list[Any]]] = {}
 
     # -- writes -------------------------------------------------------------------------
     def apply(self, batch: Batch) -> None:
@@ -150,29 +156,63 @@ class WorkloadRepository:
             return [from_row(r) for r in s.scalars(q)]
 
     def get(self, workload_id: str) -> Workload | None:
-        with self._tx() as s:
-            r = s.get(WorkloadRow, workload_id)
-            return None if r is None else from_row(r)
+        rows = self._select([("id = ", workload_id)], "", 1)
+        return rows[0] if rows else None
 
     def list(self, owner: str | None = None, state: WorkloadState | None = None, limit: int = 50,
              before_seq: int | None = None,
              type: WorkloadType | None = None) -> tuple[list[Workload], int | None]:
         """Newest first; returns the page and the ``seq`` to pass as ``before_seq`` next (or None)."""
         limit = max(1, min(limit, 500))
-        q = select(WorkloadRow).order_by(WorkloadRow.seq.desc()).limit(limit + 1)
-        if owner is not None:
-            q = q.where(WorkloadRow.owner == owner)
-        if state is not None:
-            q = q.where(WorkloadRow.state == state.value)
-        if type is not None:
-            q = q.where(WorkloadRow.type == type.value)
+        filters = [("owner", owner), ("state", state.value if state else None),
+                   ("type", type.value if type else None)]
+        where = [(f"{col} = ", v) for col, v in filters if v is not None]
         if before_seq is not None:
-            q = q.where(WorkloadRow.seq < before_seq)
-        with self._tx() as s:
-            rows = [from_row(r) for r in s.scalars(q)]
+            where.append(("seq < ", before_seq))
+        rows = self._select(where, "ORDER BY seq DESC", limit + 1)
         more = len(rows) > limit
         rows = rows[:limit]
         return rows, (rows[-1].seq if more and rows else None)
+
+    def page(self, owner: str | None, state: str | None, type: str | None, limit: int,
+             cursor: str | None) -> tuple[list[Workload], str | None]:
+        """``list`` with the API's string filters and opaque cursor; bad ones are a 422."""
+        try:
+            st = WorkloadState(state) if state else None
+            typ = WorkloadType(type) if type else None
+            before = int(cursor) if cursor else None
+        except ValueError:
+            raise ValidationError(f"bad state, type or cursor: {state!r}, {type!r}, {cursor!r}",
+                                  state=state, type=type, cursor=cursor) from None
+        items, nxt = self.list(owner, st, limit, before, typ)
+        return items, None if nxt is None else str(nxt)
+
+    def _select(self, where: list[tuple[str, Any]], order: str, limit: int) -> list[Workload]:
+        """Rows through the driver with the columns' own result processors (UTC datetimes, JSON).
+
+        The API lists a page on every request; building the statement and mapped objects was
+        most of a page's cost, so each filter combination's SQL is built once and rows become
+        ``Workload`` values directly.
+        """
+        key = (tuple(w for w, _ in where), order)
+        plan = self._selects.get(key)
+        if plan is None:
+            dialect = self.engine.dialect
+            mark = "?" if dialect.paramstyle == "qmark" else "%s"
+            quote = dialect.identifier_preparer.quote
+            cond = " AND ".join(f"{w}{mark}" for w, _ in where)
+            sql = (f"SELECT {', '.join(quote(c) for c in _COLUMNS)} FROM {quote(_T.name)}"
+                   f"{' WHERE ' + cond if cond else ''} {order} LIMIT {mark}")
+            procs = [c.type._cached_result_processor(dialect, None) for c in _T.columns]
+            plan = self._selects[key] = (sql, procs)
+        sql, procs = plan
+        try:
+            with self.engine.connect() as conn:
+                raw = conn.exec_driver_sql(sql, (*(v for _, v in where), limit)).fetchall()
+        except SQLAlchemyError as exc:
+            raise StoreError(f"store read failed: {exc}") from exc
+        return [from_row(_Row._make([v if p is None else p(v) for p, v in zip(procs, r)]))
+                for r in raw]
 
     def count(self) -> int:
         with self._tx() as s:
@@ -202,5 +242,5 @@ class WorkloadRepository:
             return [GpuInventory(g.id, g.model, g.memory_gb, g.facility)
                     for g in s.scalars(select(m.Gpu).order_by(m.Gpu.id))]
 
-    def _tx(self) -> _Tx:
-        return _Tx(self._session)
+    def _tx(self) -> StoreTransaction:
+        return StoreTransaction(self._session)

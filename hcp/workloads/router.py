@@ -27,6 +27,7 @@ from hcp.workloads.metering import PriceTable, cost_micro_usd, run_ms
 from hcp.workloads.queue import PriorityQueues
 from hcp.workloads.repository import Batch, WorkloadRepository, to_row, workload_event
 from hcp.workloads.scoring import GpuView, Placement, choose
+from hcp.workloads.sla import SlaWatch, start_by
 from hcp.workloads.states import check_transition
 from hcp.workloads.types import ACTIVE_STATES, Workload, WorkloadSpec, WorkloadState
 
@@ -57,6 +58,7 @@ class WorkloadRouter:
         self.max_queued = max_queued
         self._new_id = new_id
         self.queues = PriorityQueues()
+        self.sla = SlaWatch()
         self.active: dict[str, Workload] = {}  # queued / scheduled / running, by id
         self.assigned: dict[str, str] = {}  # device id -> workload id (scheduled or running)
         self._seq = 0
@@ -90,6 +92,7 @@ class WorkloadRouter:
                 w.device_id, w.scheduled_at = None, None
             if w.state is S.QUEUED:
                 self.queues.push(w)
+                self.sla.watch(w)
             else:
                 self.assigned[w.device_id or ""] = w.id
         self.assigned.pop("", None)
@@ -112,6 +115,12 @@ class WorkloadRouter:
             interruptible=s.interruptible, duration_seconds=s.duration_seconds,
             created_at=self.clock.now(), seq=self._seq, name=s.name,
         )
+        limit = start_by(w)
+        if limit is not None and limit[0] < w.created_at:
+            self._seq -= 1
+            raise InvalidWorkloadError(f"SLA out of reach at admission: {limit[1]}",
+                                       problems=["sla.deadline"])
+        self.sla.watch(w)
         self.active[w.id] = w
         self.queues.push(w)
         self._new[w.id] = w
@@ -201,6 +210,7 @@ class WorkloadRouter:
         w.scheduled_at = None
         self._transition(w, S.QUEUED, detail)
         self.queues.push(w)
+        self.sla.watch(w)
         return w
 
     # -- endings ------------------------------------------------------------------------
@@ -215,6 +225,15 @@ class WorkloadRouter:
         now = now or self.clock.now()
         return [w.id for w in self.active.values() if w.state is S.RUNNING and w.started_at is not None
                 and w.gpu_ms + run_ms(w.started_at, now) >= w.duration_seconds * 1000]
+
+    def fail_sla_breaches(self, now: datetime | None = None) -> list[str]:
+        """Fail the queued workloads that can no longer meet their SLA; their ids."""
+        now = now or self.clock.now()
+        failed = []
+        for w, why in self.sla.due(now, self.active):
+            self._finish(w, S.FAILED, f"SLA breached: {why}")
+            failed.append(w.id)
+        return failed
 
     def _finish(self, w: Workload, target: WorkloadState, detail: str) -> Workload:
         check_transition(w.id, w.state, target)

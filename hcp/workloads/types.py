@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 REAL_TIME_PRIORITY = 8  # priority >= this is "real-time": served first, may preempt mining
 MAX_DURATION_SECONDS = 7 * 86400
@@ -50,8 +50,22 @@ class Requirements(BaseModel):
 class Sla(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    max_latency_ms: int | None = Field(default=None, gt=0, le=3_600_000)
-    deadline: datetime | None = None
+    max_latency_ms: int | None = Field(
+        default=None, gt=0, le=3_600_000,
+        description="Longest wait from admission to the first start; past it the workload fails.",
+    )
+    deadline: datetime | None = Field(
+        default=None,
+        description="When the work must be finished (timezone-aware); a workload that can no "
+        "longer finish by then fails instead of running late.",
+    )
+
+    @field_validator("deadline")
+    @classmethod
+    def _aware(cls, v: datetime | None) -> datetime | None:
+        if v is not None and v.tzinfo is None:
+            raise ValueError("deadline needs a timezone (UTC offset)")
+        return v
 
 
 class WorkloadSpec(BaseModel):

@@ -143,6 +143,31 @@ def test_duration_elapses_and_inference_gpu_is_acquired(router) -> None:  # type
     assert {p.split(":")[0] for p in ei.value.context["problems"]} == {"type", "priority"}
 
 
+def test_batched_submissions_answer_each_item_and_sla_breaches_fail(router) -> None:  # type: ignore[no-untyped-def]
+    handle, _settings, _gpus, repo = router
+    # Two long non-interruptible jobs hold both GPUs (they preempt nothing: priority 5).
+    ray.get([h.switch.remote("INFERENCE", "test") for h in _gpus.values()])
+    hold = ray.get(handle.submit_batch.remote(
+        [("erin", {"type": "training", "priority": 5, "duration_seconds": 3600,
+                   "interruptible": False})] * 2))
+    _wait(lambda: all(_state(handle, h["id"])["state"] == "running" for h in hold), timeout=30)
+    answers = ray.get(handle.submit_batch.remote([
+        ("erin", {"type": "inference", "priority": 5, "duration_seconds": 5,
+                  "sla": {"max_latency_ms": 500}}),
+        ("erin", {"type": "inference", "priority": 42}),
+        ("frank", {"type": "batch", "priority": 1, "duration_seconds": 5}),
+    ]))
+    urgent, bad, patient = answers
+    assert isinstance(bad, InvalidWorkloadError)  # refused alone; the others were admitted
+    assert urgent["state"] == patient["state"] == "queued" and patient["owner"] == "frank"
+    failed = _wait(lambda: (v := _state(handle, urgent["id"]))["state"] == "failed" and v,
+                   timeout=30)
+    assert failed["detail"].startswith("SLA breached: not started within")
+    assert _state(handle, patient["id"])["state"] == "queued"
+    store = WorkloadRepository(repo.engine)
+    _wait(lambda: (w := store.get(urgent["id"])) is not None and w.state.value == "failed")
+
+
 def test_router_restart_loses_nothing_and_meters_once(router) -> None:  # type: ignore[no-untyped-def]
     handle, settings, gpus, repo = router
     ray.get([h.switch.remote("INFERENCE", "test") for h in gpus.values()])

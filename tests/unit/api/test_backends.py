@@ -1,5 +1,5 @@
-"""The Ray-handle adapters, driven with stand-in handles (no Ray): type-filtered pagination
-over the router, lookup failures as typed 503s."""
+"""The Ray-handle adapters, driven with stand-in handles (no Ray): batched submissions,
+reads and type-filtered pagination from the store, lookup failures as typed 503s."""
 
 from __future__ import annotations
 
@@ -7,9 +7,20 @@ import asyncio
 from typing import Any
 
 import pytest
+from sqlalchemy import Engine
 
 from hcp.config import Settings
-from hcp.errors import OptimizerUnavailableError, RouterUnavailableError
+from hcp.errors import (
+    HcpError,
+    InvalidWorkloadError,
+    OptimizerUnavailableError,
+    RouterUnavailableError,
+    ValidationError,
+    WorkloadNotFoundError,
+)
+from hcp.workloads.metering import PriceTable
+from hcp.workloads.repository import WorkloadRepository
+from hcp.workloads.router import WorkloadRouter
 from serve_apps.backends import OptimizerEconomics, RouterWorkloads
 
 
@@ -25,68 +36,85 @@ class _Method:
 
 
 class FakeRouterHandle:
-    """The router's list contract: newest first, cursor = seq of the last item, state filter."""
+    """The router's ``submit_batch`` contract over the real router core and store."""
 
-    def __init__(self, types: list[str]) -> None:
-        self.rows = [
-            {"id": f"w{i}", "seq": i, "type": t, "state": "queued", "owner": "a"}
-            for i, t in enumerate(types, start=1)
-        ]
-        self.calls: list[tuple[Any, ...]] = []
-        self.list = _Method(self._list)
+    def __init__(self, core: WorkloadRouter) -> None:
+        self.core = core
+        self.batches: list[int] = []
+        self.submit_batch = _Method(self._submit_batch)
 
-    def _list(
-        self, owner: str | None, state: str | None, limit: int, cursor: str | None
-    ) -> dict[str, Any]:
-        self.calls.append((owner, state, limit, cursor))
-        rows = [r for r in reversed(self.rows) if cursor is None or r["seq"] < int(cursor)]
-        page = rows[:limit]
-        more = len(rows) > limit
-        return {"items": page, "next_cursor": str(page[-1]["seq"]) if more and page else None}
+    def _submit_batch(self, items: list[tuple[str, dict[str, Any]]]) -> list[Any]:
+        self.batches.append(len(items))
+        out: list[Any] = []
+        for owner, spec in items:
+            try:
+                out.append(self.core.admit(owner, spec).view())
+            except HcpError as exc:
+                out.append(exc)
+        self.core.flush()
+        return out
 
 
-def _router(types: list[str]) -> tuple[RouterWorkloads, FakeRouterHandle]:
-    backend = RouterWorkloads(Settings())
-    handle = FakeRouterHandle(types)
+@pytest.fixture
+def store(sqlite_engine: Engine) -> WorkloadRepository:
+    return WorkloadRepository(sqlite_engine)
+
+
+def _backend(repo: WorkloadRepository) -> tuple[RouterWorkloads, FakeRouterHandle]:
+    backend = RouterWorkloads(Settings(), repo)
+    handle = FakeRouterHandle(WorkloadRouter(repo, PriceTable({}, 1_000_000)))
     backend._handle = handle  # what find_router would have returned
     return backend, handle
 
 
+def test_concurrent_submissions_share_router_calls_and_fail_alone(
+        store: WorkloadRepository) -> None:
+    backend, handle = _backend(store)
+    specs = [{"type": "batch", "priority": 1 + i % 10, "duration_seconds": 60} for i in range(30)]
+    specs[7] = {"type": "batch", "priority": 11, "duration_seconds": 60}  # out of range
+
+    async def run() -> list[Any]:
+        return await asyncio.gather(*(backend.submit("alice", s) for s in specs),
+                                    return_exceptions=True)
+
+    out = asyncio.run(run())
+    assert isinstance(out[7], InvalidWorkloadError)
+    ok = [v for i, v in enumerate(out) if i != 7]
+    assert all(v["owner"] == "alice" and v["state"] == "queued" for v in ok)
+    assert sum(handle.batches) == 30 and len(handle.batches) < 30  # batched
+    # Reads come from the store: every acknowledged submission is there, newest first.
+    page = asyncio.run(backend.list("alice", None, None, 100, None))
+    assert [w["id"] for w in page["items"]] == [v["id"] for v in reversed(ok)]
+    assert asyncio.run(backend.get(ok[0]["id"])) == ok[0]
+    with pytest.raises(WorkloadNotFoundError):
+        asyncio.run(backend.get("no-such-workload"))
+
+
 @pytest.mark.parametrize("limit", [1, 2, 3, 5, 50])
-def test_type_filter_pages_never_overflow_and_lose_nothing(limit: int) -> None:
-    types = [
-        "batch",
-        "training",
-        "training",
-        "batch",
-        "inference",
-        "training",
-        "batch",
-        "batch",
-        "training",
-    ]
-    backend, handle = _router(types)
+def test_type_filter_pages_never_overflow_and_lose_nothing(
+        store: WorkloadRepository, limit: int) -> None:
+    types = ["batch", "training", "training", "batch", "inference", "training", "batch",
+             "batch", "training"]
+    backend, _ = _backend(store)
+    made = [asyncio.run(backend.submit("a", {"type": t, "priority": 3, "duration_seconds": 60}))
+            for t in types]
+    asyncio.run(backend.submit("b", {"type": "training", "priority": 3, "duration_seconds": 60}))
     seen, cursor = [], None
     for _ in range(50):
         page = asyncio.run(backend.list("a", None, "training", limit, cursor))
         assert len(page["items"]) <= limit
-        assert all(w["type"] == "training" for w in page["items"])
+        assert all(w["type"] == "training" and w["owner"] == "a" for w in page["items"])
         seen += [w["id"] for w in page["items"]]
         cursor = page["next_cursor"]
         if cursor is None:
             break
-    expected = [r["id"] for r in reversed(handle.rows) if r["type"] == "training"]
-    assert seen == expected
+    assert seen == [w["id"] for w in reversed(made) if w["type"] == "training"]
+    with pytest.raises(ValidationError):
+        asyncio.run(backend.list("a", None, None, 10, "not-a-cursor"))
 
 
-def test_unfiltered_list_is_one_router_call() -> None:
-    backend, handle = _router(["batch"] * 5)
-    page = asyncio.run(backend.list(None, "queued", None, 2, None))
-    assert [w["id"] for w in page["items"]] == ["w5", "w4"] and page["next_cursor"] == "4"
-    assert handle.calls == [(None, "queued", 2, None)]
-
-
-def test_missing_router_and_optimizer_are_typed_503s(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_router_and_optimizer_are_typed_503s(
+        monkeypatch: pytest.MonkeyPatch, store: WorkloadRepository) -> None:
     import actors.optimizer
     import actors.router
     from hcp.errors import NotFoundError
@@ -100,7 +128,7 @@ def test_missing_router_and_optimizer_are_typed_503s(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(actors.router, "find_router", no_router)
     monkeypatch.setattr(actors.optimizer, "find_optimizer", no_optimizer)
     with pytest.raises(RouterUnavailableError):
-        asyncio.run(RouterWorkloads(Settings()).get("w1"))
+        asyncio.run(RouterWorkloads(Settings(), store).submit("a", {"type": "batch"}))
     with pytest.raises(OptimizerUnavailableError) as exc:
         asyncio.run(OptimizerEconomics(Settings()).profitability())
     assert exc.value.http_status == 503 and exc.value.code == "optimizer_unavailable"
