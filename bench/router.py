@@ -6,7 +6,8 @@ submission and writes them in group commits (one transaction per batch; rows and
 queueing alone (the in-memory ceiling of the admission path).
 actor: the same through the Ray router actor (each ``submit`` returns only once committed;
 concurrent calls share a commit), also against a no-op call of the same actor (Ray's own cost
-per call), and through ``submit_many``.
+per call), through ``submit_many``, and as the API ingress calls it: 500 concurrent
+submissions sharing ``submit_batch`` calls (natural batching, ``hcp.asyncbatch``).
 
     python -m bench.router [--n 20000] [--batch 1000] [--baseline-n 2000] [--no-actor]
                            [--database-url URL]   (default: a fresh SQLite file)
@@ -125,9 +126,21 @@ def actor_rates(url: str, n: int, batch: int) -> dict[str, float]:
         refs = [actor.submit_many.remote("owner-b", specs[lo:lo + batch]) for lo in range(0, n, batch)]
         ray.get(refs)
         many = n / (time.perf_counter() - t0)
+
+        async def through_ingress() -> float:
+            # What the API ingress does: concurrent requests share submit_batch calls.
+            from hcp.asyncbatch import NaturalBatcher
+
+            async def send(items: list[Any]) -> list[Any]:
+                return list(await actor.submit_batch.remote(items))
+
+            batcher: NaturalBatcher[Any, Any] = NaturalBatcher(send)
+            return await concurrent(lambda i: batcher.submit((f"owner-{i % 50}", specs[i])))
+
+        batched = asyncio.run(through_ingress())
         stats = ray.get(actor.stats.remote())
-        assert stats["queued"] == queued0 + 2 * n, stats  # every admission is there, once
-        return {"submit": single, "submit_many": many, "noop": noop}
+        assert stats["queued"] == queued0 + 3 * n, stats  # every admission is there, once
+        return {"submit": single, "submit_many": many, "noop": noop, "submit_batch": batched}
     finally:
         ray.kill(actor, no_restart=True)
         if ray_tmp is not None:
@@ -178,6 +191,9 @@ def _measure(url, backend: str, n: int, batch: int, baseline_n: int,  # type: ig
         out.append(emit(B, "admissions_per_s_actor_submit_many", rates["submit_many"], "1/s",
                         baseline=base, n=n, batch=batch, store=backend,
                         baseline_kind="one_insert_per_transaction", **_load()))
+        out.append(emit(B, "admissions_per_s_ingress_batched", rates["submit_batch"], "1/s",
+                        baseline=rates["submit"], n=n, store=backend,
+                        baseline_kind="one_submit_call_per_admission", in_flight=500, **_load()))
     return out
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -65,22 +65,10 @@ class ClaimDraft:
 
 
 @dataclass(frozen=True)
-class ClaimRecord:
-    submission_id: str
-    miner_id: str
-    task_id: str
+class ClaimRecord(ClaimDraft):
+    """A claim as the ledger holds it: the draft plus what the ledger decided."""
+
     status: str
-    claimed_score: float
-    verified_score: float | None
-    outcome: str
-    details: str | None
-    artifact_hash: str
-    artifact_uri: str
-    signature: str
-    payload_timestamp: str
-    nonce: str
-    received_at: datetime
-    verification_seconds: float
     duplicate_of: str | None
     reward: int
     slashed: int
@@ -104,8 +92,5 @@ def task_record(row: Any) -> TaskRecord:
 
 
 def claim_record(row: Any) -> ClaimRecord:
-    return ClaimRecord(row.submission_id, row.miner_id, row.task_id, row.status,
-                       row.claimed_score, row.verified_score, row.outcome, row.details,
-                       row.artifact_hash, row.artifact_uri, row.signature, row.payload_timestamp,
-                       row.nonce, row.received_at, row.verification_seconds, row.duplicate_of,
-                       row.reward, row.slashed, bool(row.warning))
+    return ClaimRecord(**{f.name: getattr(row, f.name) for f in fields(ClaimRecord)
+                          if f.name != "warning"}, warning=bool(row.warning))
