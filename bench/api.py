@@ -6,8 +6,9 @@ workloads, so the listed page holds 20. For each endpoint it sends ``--requests`
 from ``--concurrency`` concurrent clients, alternating rounds between the endpoint and two
 no-op twins so all see the same machine load: one answering ``{}`` (the issue's baseline,
 goal: ratio <= 1.3) and one answering the very bytes the endpoint answered (``*_vs_same_
-payload``: what hcp's work costs beyond carrying its answer). Reports p50, p95, p99 and
-requests/s. Then runs ``bench.router.run()`` (router admissions per second).
+payload``: what hcp's work costs beyond carrying its answer); for embeddings also the model
+served bare by Serve (``*_vs_bare_model``: what hcp adds to the model's own cost). Reports
+p50, p95, p99 and requests/s. Then runs ``bench.router.run()`` (router admissions per second).
 
     python -m bench.api [--requests 400] [--concurrency 8] [--rounds 4] [--no-router]
 
@@ -77,6 +78,43 @@ def _noop_app(payloads: dict[str, tuple[bytes, int]]) -> Any:
     return Noop.bind()
 
 
+def _model_twin_app(batch_size: int, batch_wait_s: float) -> Any:
+    """The embedding model served bare: its own MiniLM in a Serve replica, requests batched
+    like hcp's, no auth, routing, GPU actor or usage accounting. Against it, the embeddings
+    ratio is what hcp adds to serving the model; against the no-op, what the model costs."""
+    import asyncio as aio
+
+    from ray import serve
+
+    from serve_apps.app import MAX_ONGOING
+
+    @serve.deployment(
+        name="model_twin", max_ongoing_requests=MAX_ONGOING, ray_actor_options={"num_cpus": 0}
+    )
+    class ModelTwin:
+        def __init__(self) -> None:
+            from hcp.inference.minilm import MiniLMEmbedder
+
+            self._model = MiniLMEmbedder("cpu")
+            self._model.load()
+            self._model.warm()
+
+        @serve.batch(max_batch_size=batch_size, batch_wait_timeout_s=batch_wait_s)
+        async def _embed(self, texts: list[str]) -> list[list[float]]:
+            return (await aio.to_thread(self._model.embed, texts)).tolist()
+
+        async def __call__(self, request: Any) -> Any:  # a Starlette request, no FastAPI
+            from starlette.responses import JSONResponse
+
+            body = await request.json()
+            vec = await self._embed(body["input"])
+            return JSONResponse({"object": "list", "model": body["model"],
+                                 "data": [{"object": "embedding", "index": 0, "embedding": vec}],
+                                 "usage": {"prompt_tokens": 0, "total_tokens": 0}})
+
+    return ModelTwin.bind()
+
+
 async def _load(
     client: httpx.AsyncClient,
     method: str,
@@ -121,6 +159,8 @@ async def _measure(
         "payload": (method, f"/noop/payload/{name}", body, {}, expect),
         "api": (method, path, body, headers, expect),
     }
+    if name == "embeddings":
+        twins["model"] = (method, "/model-twin", body, {}, 200)
     lat: dict[str, list[float]] = {k: [] for k in twins}
     rps: dict[str, list[float]] = {k: [] for k in twins}
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -145,7 +185,10 @@ async def _measure(
     for twin, suffix, kind in (
         ("noop", "", f"no-op Serve endpoint {method} {noop_path} (empty answer)"),
         ("payload", "_vs_same_payload", "no-op Serve endpoint answering the same bytes"),
+        ("model", "_vs_bare_model", "the same model served bare by Serve, batched alike"),
     ):
+        if twin not in twins:
+            continue
         for q in (50, 95, 99):
             emit(B, f"{name}_p{q}_ms{suffix}", percentile(lat["api"], q), "ms",
                  baseline=percentile(lat[twin], q), baseline_kind=kind, **extra)
@@ -253,6 +296,10 @@ def run(
         asyncio.run(_answers(base, [cases[1]] * 25))
         payloads = asyncio.run(_answers(base, cases))
         serve.run(_noop_app(payloads), name="noop", route_prefix="/noop", blocking=False)
+        serve.run(
+            _model_twin_app(settings.api_embed_batch_size, settings.api_embed_batch_wait_s),
+            name="model_twin", route_prefix="/model-twin", blocking=False,
+        )
         for case, noop, headers in cases:
             note(f"measuring {case[1]} {case[2]}...")
             asyncio.run(

@@ -20,7 +20,7 @@ from ray import serve
 from actors.options import gpu_actor_name
 from hcp.api.usage import SqlUsageLedger
 from hcp.config import Settings
-from hcp.errors import ConfigError, ContextUnavailableError, HcpError, ServiceUnavailableError
+from hcp.errors import ConfigError, ContextUnavailableError, ServiceUnavailableError
 from hcp.inference.base import DEFAULT_MAX_TEXTS
 from hcp.logging_setup import configure_logging
 from hcp.store import connect
@@ -88,11 +88,11 @@ class EmbeddingsDeployment:
             per_owner[req_owner][0] += 1
             per_owner[req_owner][1] += tokens
             pos += n
-        for who, (reqs, toks) in per_owner.items():
-            try:
-                await asyncio.to_thread(self._usage.add, who, self._model, reqs, toks)
-            except HcpError:  # the embeddings are computed and answered; the gap is logged
-                log.exception("usage of %s (%d requests, %d tokens) not recorded", who, reqs, toks)
+        # Usage is billed before anyone gets an answer: if it cannot be recorded, the batch is
+        # refused (503) rather than served unbilled.
+        await asyncio.to_thread(
+            self._usage.add_many, self._model, {w: (r, t) for w, (r, t) in per_owner.items()}
+        )
         return out
 
     async def _embed_chunk(self, owner: str, texts: list[str]) -> list[list[float]]:

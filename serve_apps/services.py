@@ -6,6 +6,7 @@ Every method returns JSON-able data and raises typed hcp errors.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -67,6 +68,8 @@ class UsageLedger(Protocol):
     """Inference usage per client (embeddings requests and tokens)."""
 
     def add(self, owner: str, model: str, requests: int, tokens: int) -> None: ...
+
+    def add_many(self, model: str, per_owner: Mapping[str, tuple[int, int]]) -> None: ...
 
     def totals(self, owner: str | None) -> dict[str, Any]: ...
 

@@ -7,6 +7,7 @@ statement per client in it and two API replicas never lose each other's counts.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -43,25 +44,31 @@ class SqlUsageLedger:
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
 
     def add(self, owner: str, model: str, requests: int, tokens: int) -> None:
-        if requests < 0 or tokens < 0:
+        self.add_many(model, {owner: (requests, tokens)})
+
+    def add_many(self, model: str, per_owner: Mapping[str, tuple[int, int]]) -> None:
+        """Add (requests, tokens) per owner in one transaction: all of a batch or none."""
+        if any(r < 0 or t < 0 for r, t in per_owner.values()):
             raise ValidationError("usage increments must not be negative")
-        if requests == 0 and tokens == 0:
-            return
         t = InferenceUsage.__table__
-        stmt = self._insert(t).values(
-            owner=owner, model=model, requests=requests, input_tokens=tokens, updated_at=utcnow()
-        )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[t.c.owner, t.c.model],
-            set_={
-                "requests": t.c.requests + requests,
-                "input_tokens": t.c.input_tokens + tokens,
-                "updated_at": stmt.excluded.updated_at,
-            },
-        )
         try:
             with self.engine.begin() as conn:
-                conn.execute(stmt)
+                for owner, (requests, tokens) in sorted(per_owner.items()):
+                    if requests == 0 and tokens == 0:
+                        continue
+                    stmt = self._insert(t).values(
+                        owner=owner, model=model, requests=requests, input_tokens=tokens,
+                        updated_at=utcnow(),
+                    )
+                    stmt = stmt.on_conflict_do_update(
+                        index_elements=[t.c.owner, t.c.model],
+                        set_={
+                            "requests": t.c.requests + requests,
+                            "input_tokens": t.c.input_tokens + tokens,
+                            "updated_at": stmt.excluded.updated_at,
+                        },
+                    )
+                    conn.execute(stmt)
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot record inference usage: {exc}") from exc
 

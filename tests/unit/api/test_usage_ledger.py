@@ -54,3 +54,21 @@ def test_concurrent_increments_are_not_lost(database_url: str) -> None:
         "input_tokens": 300,
         "by_model": {"m": {"requests": 100, "input_tokens": 300}},
     }
+
+
+def test_a_batch_of_owners_is_recorded_whole_or_not_at_all(database_url: str) -> None:
+    engine = connect(database_url)
+    migrate(engine)
+    ledger = SqlUsageLedger(engine)
+    ledger.add_many("m1", {"alice": (2, 20), "bob": (1, 9)})
+    with pytest.raises(ValidationError):
+        ledger.add_many("m1", {"alice": (1, 10), "bob": (1, -1)})
+    # A failure inside the transaction (an owner name over the column's size) rolls back
+    # the owners already written in it.
+    from hcp.errors import StoreError
+
+    if engine.dialect.name == "postgresql":
+        with pytest.raises(StoreError):
+            ledger.add_many("m1", {"alice": (1, 10), "b" * 10_000: (1, 1)})
+    assert ledger.totals("alice")["requests"] == 2 and ledger.totals("bob")["input_tokens"] == 9
+    engine.dispose()
