@@ -37,6 +37,30 @@ class RateLimiter(Protocol):
         ...
 
 
+class WindowLimiter:
+    """What every backend shares: ``hit`` is a ``take`` of one, requests that can never fit
+    are refused without I/O, and a backend only counts ``n`` hits in the window [start, end)."""
+
+    def hit(self, key: str, limit: int, window_seconds: int, now: datetime) -> RateDecision:
+        return self.take(key, 1, limit, window_seconds, now)
+
+    def take(
+        self, key: str, n: int, limit: int, window_seconds: int, now: datetime
+    ) -> RateDecision:
+        start, end = window_bounds(now, window_seconds)
+        if n <= 0 or n > limit:
+            return RateDecision(False, 0, retry_after_seconds(now, end))
+        remaining = self._count(key, n, limit, window_seconds, start, end, now)
+        if remaining is None:
+            return RateDecision(False, 0, retry_after_seconds(now, end))
+        return RateDecision(True, remaining, 0)
+
+    def _count(self, key: str, n: int, limit: int, window_seconds: int, start: int, end: int,
+               now: datetime) -> int | None:
+        """Count ``n`` hits if they fit; the hits left in the window, or None if refused."""
+        raise NotImplementedError
+
+
 def window_bounds(now: datetime, window_seconds: int) -> tuple[int, int]:
     """(start, end) of the fixed window holding ``now``, as Unix seconds."""
     if window_seconds <= 0:
@@ -62,6 +86,7 @@ __all__ = [
     "RateLimiter",
     "RedisRateLimiter",
     "SqlRateLimiter",
+    "WindowLimiter",
     "retry_after_seconds",
     "window_bounds",
 ]

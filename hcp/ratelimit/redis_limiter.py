@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from hcp.errors import ServiceUnavailableError
-from hcp.ratelimit import RateDecision, retry_after_seconds, window_bounds
+from hcp.ratelimit import WindowLimiter
 
 log = logging.getLogger(__name__)
 
@@ -27,23 +27,16 @@ return {1, c}
 """
 
 
-class RedisRateLimiter:
+class RedisRateLimiter(WindowLimiter):
     def __init__(self, client: Any, prefix: str = "hcp:rl:") -> None:
         self.client = client
         self.prefix = prefix
         self._script = client.register_script(_SCRIPT)
 
-    def hit(self, key: str, limit: int, window_seconds: int, now: datetime) -> RateDecision:
-        return self.take(key, 1, limit, window_seconds, now)
-
-    def take(
-        self, key: str, n: int, limit: int, window_seconds: int, now: datetime
-    ) -> RateDecision:
+    def _count(self, key: str, n: int, limit: int, window_seconds: int, start: int, end: int,
+               now: datetime) -> int | None:
         import redis
 
-        start, end = window_bounds(now, window_seconds)
-        if n <= 0 or n > limit:
-            return RateDecision(False, 0, retry_after_seconds(now, end))
         rkey = f"{self.prefix}{window_seconds}:{start}:{key}"
         try:
             # Relative TTL from the caller's clock: the window's key is unique, so keeping it a
@@ -53,6 +46,4 @@ class RedisRateLimiter:
         except redis.RedisError as exc:
             # Fail closed: without the counter we cannot tell a flood from a client.
             raise ServiceUnavailableError(f"rate limiter unavailable: {exc}") from exc
-        if int(allowed) != 1:
-            return RateDecision(False, 0, retry_after_seconds(now, end))
-        return RateDecision(True, max(0, limit - int(count)), 0)
+        return max(0, limit - int(count)) if int(allowed) == 1 else None

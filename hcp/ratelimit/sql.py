@@ -16,13 +16,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from hcp.errors import StoreError
-from hcp.ratelimit import RateDecision, retry_after_seconds, window_bounds
+from hcp.ratelimit import WindowLimiter
 from hcp.ratelimit.models import RateCounter
 
 log = logging.getLogger(__name__)
 
 
-class SqlRateLimiter:
+class SqlRateLimiter(WindowLimiter):
     def __init__(self, engine: Engine, prune_every: int = 1000) -> None:
         self.engine = engine
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
@@ -31,15 +31,8 @@ class SqlRateLimiter:
         self._prune_every = prune_every
         self._since_prune = 0
 
-    def hit(self, key: str, limit: int, window_seconds: int, now: datetime) -> RateDecision:
-        return self.take(key, 1, limit, window_seconds, now)
-
-    def take(
-        self, key: str, n: int, limit: int, window_seconds: int, now: datetime
-    ) -> RateDecision:
-        start, end = window_bounds(now, window_seconds)
-        if n <= 0 or n > limit:
-            return RateDecision(False, 0, retry_after_seconds(now, end))
+    def _count(self, key: str, n: int, limit: int, window_seconds: int, start: int, end: int,
+               now: datetime) -> int | None:
         table = RateCounter.__table__
         stmt = self._insert(table).values(key=key, window_seconds=window_seconds,
                                           window_start=start, hits=n)
@@ -56,9 +49,7 @@ class SqlRateLimiter:
         except SQLAlchemyError as exc:
             raise StoreError(f"rate limiter store error: {exc}") from exc
         self._maybe_prune(now)
-        if row is None:
-            return RateDecision(False, 0, retry_after_seconds(now, end))
-        return RateDecision(True, max(0, limit - int(row[0])), 0)
+        return None if row is None else max(0, limit - int(row[0]))
 
     def _maybe_prune(self, now: datetime) -> None:
         self._since_prune += 1

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 
 import numpy as np
 import pytest
@@ -16,6 +15,7 @@ from actors.options import facility_actor_options, gpu_actor_options
 from hcp.config import Settings
 from hcp.fleet.spec import parse_fleet_spec
 from hcp.store import FleetRepository, connect, migrate
+from tests.waiting import wait_until
 
 SPEC = {
     "fleet": "itest",
@@ -47,14 +47,9 @@ def fleet(ray_session, database_url: str, tmp_path):  # type: ignore[no-untyped-
         ray.kill(h, no_restart=True)
 
 
+
 def _wait(pred, timeout: float = 30.0, every: float = 0.2):  # type: ignore[no-untyped-def]
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = pred()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("condition not reached in time")
+    return wait_until(pred, timeout, every)
 
 
 def test_switches_are_fast_durable_and_serve_real_embeddings(fleet) -> None:  # type: ignore[no-untyped-def]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
@@ -27,7 +27,7 @@ def repo(database_url: str) -> FleetRepository:
 
 def _report(device: str, a: GpuMode, b: GpuMode) -> SwitchReport:
     return SwitchReport(device, a, b, SwitchPhases(0.5, 0.1, 0.01, 0.2), 0.81,
-                        datetime.now(timezone.utc), "test")
+                        datetime.now(UTC), "test")
 
 
 def test_sync_creates_every_device_once_and_keeps_modes(repo: FleetRepository) -> None:
@@ -60,12 +60,10 @@ def test_commit_is_compare_and_set_and_logs_phases(repo: FleetRepository) -> Non
 
 def test_events_are_append_only_in_the_database(repo: FleetRepository) -> None:
     repo.record_event("note", device_id="lab-gpu-0", payload={"k": 1})
-    with pytest.raises(sa.exc.DBAPIError, match="append-only"):
-        with repo.engine.begin() as conn:
-            conn.execute(sa.text("UPDATE events SET kind = 'forged'"))
-    with pytest.raises(sa.exc.DBAPIError, match="append-only"):
-        with repo.engine.begin() as conn:
-            conn.execute(sa.text("DELETE FROM events"))
+    with pytest.raises(sa.exc.DBAPIError, match="append-only"), repo.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE events SET kind = 'forged'"))
+    with pytest.raises(sa.exc.DBAPIError, match="append-only"), repo.engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM events"))
     assert [e.kind for e in repo.events(device_id="lab-gpu-0")] == ["note"]
 
 

@@ -26,6 +26,7 @@ from actors.router import launch_router
 from hcp.auth.tokens import Role, TokenService
 from hcp.config import Settings
 from hcp.fleet.spec import parse_fleet_spec
+from tests.waiting import wait_until
 
 APP = "hcp-api-itest"
 PREFIX = f"/{APP}"
@@ -61,14 +62,7 @@ class Platform:
         return {"Authorization": f"Bearer {self.tokens.issue(subject, role)}"}
 
 
-def _wait(pred, timeout: float = 60.0, every: float = 0.2):  # type: ignore[no-untyped-def]
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = pred()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("condition not reached in time")
+_wait = wait_until
 
 
 @pytest.fixture(scope="module")

@@ -24,16 +24,9 @@ from hcp.optimizer import OptimizerRepository, OutcomeStatus
 from hcp.store import FleetRepository, connect, migrate
 from hcp.store.models import Event
 from tests.integration.optimizer.helpers import FlipPolicy
+from tests.waiting import wait_until
 
-
-def _wait(pred, timeout: float = 60.0, every: float = 0.2):  # type: ignore[no-untyped-def]
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = pred()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("condition not reached in time")
+_wait = wait_until
 
 
 class LocalFleet:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
-from typing import Any
 
 import pytest
 import ray
@@ -25,16 +24,9 @@ from hcp.fleet.spec import load_fleet_spec
 from hcp.store import FleetRepository, connect, migrate
 from hcp.workloads.metering import PriceTable, cost_micro_usd
 from hcp.workloads.repository import WorkloadRepository
+from tests.waiting import wait_until
 
-
-def _wait(pred: Callable[[], Any], timeout: float = 60.0, every: float = 0.2) -> Any:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = pred()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("condition not reached in time")
+_wait = wait_until
 
 
 @pytest.fixture(scope="module")
@@ -68,9 +60,15 @@ def _router(fleet):  # type: ignore[no-untyped-def]
 def router(fleet, _router):  # type: ignore[no-untyped-def]
     """The shared router with nothing active and every GPU mining."""
     settings, gpus, repo = fleet
-    for state in ("running", "scheduled", "queued"):
-        for v in ray.get(_router.list.remote(None, state, 500))["items"]:
-            ray.get(_router.cancel.remote(v["id"]))
+    # Queued work first: a GPU freed by cancelling running work would otherwise take it.
+    for _ in range(5):
+        left = [v for state in ("queued", "scheduled", "running")
+                for v in ray.get(_router.list.remote(None, state, 500))["items"]]
+        if not left:
+            break
+        for v in left:
+            with contextlib.suppress(WorkloadTransitionError):  # finished meanwhile
+                ray.get(_router.cancel.remote(v["id"]))
     ray.get([h.switch.remote("MINING", "test setup") for h in gpus.values()])
     return _router, settings, gpus, repo
 
