@@ -94,24 +94,29 @@ class RouterActor:
         self._wake(any(w.real_time for w in admitted))
         return views
 
-    async def submit_batch(self, items: list[tuple[str, dict[str, Any]]]) -> list[Any]:
+    async def submit_batch(self, items: list[tuple[str, dict[str, Any], str | None]]) -> list[Any]:
         """Admit independent submissions (from many API requests) with one commit.
 
-        Each item gets its own answer: the committed view, or the typed error that refused it
-        (as a value, so one bad spec does not refuse the others). A failed commit refuses all.
+        Each item is (owner, spec, idempotency key or None) and gets its own answer: the
+        committed view (with ``"replayed": True`` when its key had already admitted it), or
+        the typed error that refused it (as a value, so one bad spec does not refuse the
+        others). A failed commit refuses all.
         """
+        keys = [(owner, key) for owner, _, key in items if key is not None]
+        if keys:
+            await asyncio.to_thread(self._core.preload_keys, keys)
         answers: list[Any] = []
         urgent = False
-        for owner, spec in items:
+        for owner, spec, key in items:
             try:
-                w = self._core.admit(owner, spec)
+                w, replayed = self._core.admit_keyed(owner, spec, key)
             except HcpError as exc:
                 answers.append(exc)
                 continue
-            urgent = urgent or w.real_time
-            answers.append(w.view())
+            urgent = urgent or (w.real_time and not replayed)
+            answers.append({**w.view(), "replayed": replayed})
         if any(isinstance(a, dict) for a in answers):
-            await self._commit()
+            await self._commit()  # a replay of a key still in flight waits for its commit too
             self._wake(urgent)
         return answers
 

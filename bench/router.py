@@ -135,7 +135,7 @@ def actor_rates(url: str, n: int, batch: int) -> dict[str, float]:
                 return list(await actor.submit_batch.remote(items))
 
             batcher: NaturalBatcher[Any, Any] = NaturalBatcher(send)
-            return await concurrent(lambda i: batcher.submit((f"owner-{i % 50}", specs[i])))
+            return await concurrent(lambda i: batcher.submit((f"owner-{i % 50}", specs[i], None)))
 
         batched = asyncio.run(through_ingress())
         stats = ray.get(actor.stats.remote())

@@ -20,11 +20,16 @@ import time
 from bench.common import emit, note, percentile
 from hcp.config import Settings
 from hcp.fleet.builder import build_gpu_worker
-from hcp.mining import cuda_available
 from hcp.fleet.modes import GpuMode
 from hcp.fleet.spec import GpuSpec
 from hcp.inference import create_model
-from hcp.mining import MiningContext, load_sample_headers, local_job_template, make_backend
+from hcp.mining import (
+    MiningContext,
+    cuda_available,
+    load_sample_headers,
+    local_job_template,
+    make_backend,
+)
 
 B = "switch"
 

@@ -185,6 +185,12 @@ class WorkloadTransitionError(ConflictError):
     code = "invalid_workload_transition"
 
 
+class IdempotencyKeyReusedError(ConflictError):
+    """An Idempotency-Key already used by this owner for a different workload spec."""
+
+    code = "idempotency_key_reused"
+
+
 class NoGpuAvailableError(ServiceUnavailableError):
     """No GPU can be put in INFERENCE now (all busy, curtailed, or none fits)."""
 

@@ -62,7 +62,7 @@ class RouterWorkloads:
         # anyway, and WAL readers never wait for the router's writes: a worker-thread hop
         # would only add to it. Server databases are read in a thread (network waits).
         self._inline_reads = reads.engine.dialect.name == "sqlite"
-        self._batcher: NaturalBatcher[tuple[str, dict[str, Any]], dict[str, Any]] = (
+        self._batcher: NaturalBatcher[tuple[str, dict[str, Any], str | None], dict[str, Any]] = (
             NaturalBatcher(self._submit_batch, max_batch=max_batch)
         )
 
@@ -86,12 +86,15 @@ class RouterWorkloads:
             raise
 
     async def _submit_batch(
-        self, items: list[tuple[str, dict[str, Any]]]
+        self, items: list[tuple[str, dict[str, Any], str | None]]
     ) -> list[dict[str, Any] | BaseException]:
         return list(await self._call("submit_batch", items))
 
-    async def submit(self, owner: str, spec: dict[str, Any]) -> dict[str, Any]:
-        return await self._batcher.submit((owner, spec))
+    async def submit(
+        self, owner: str, spec: dict[str, Any], idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        """The committed view, with ``replayed`` true when the key had already admitted it."""
+        return await self._batcher.submit((owner, spec, idempotency_key))
 
     async def _read(self, fn: Callable[..., Any], *args: Any) -> Any:
         if self._inline_reads:

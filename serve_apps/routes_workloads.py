@@ -5,7 +5,7 @@
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Header, Path, Query, Response
 
 from hcp.auth.tokens import Principal
 from hcp.errors import WorkloadNotFoundError
@@ -34,12 +34,33 @@ def workloads_router(services: ApiServices, client: Callable[..., Any]) -> APIRo
         "",
         status_code=201,
         response_model=WorkloadView,
-        responses=error_responses(403, 422, 503),
+        responses={
+            **error_responses(403, 409, 422, 503),
+            200: {"model": WorkloadView, "description": "A retry: the workload this "
+                  "`Idempotency-Key` already created (header `Idempotent-Replayed: true`)."},
+        },
         summary="Submit a workload",
     )
-    async def submit(spec: WorkloadSpec, principal: Client) -> dict[str, Any]:
+    async def submit(
+        spec: WorkloadSpec,
+        principal: Client,
+        response: Response,
+        idempotency_key: Annotated[
+            str | None,
+            Header(
+                min_length=1,
+                max_length=200,
+                description="Any unique string per workload: a retry with the same key and "
+                "body returns the first submission's workload instead of a second one.",
+            ),
+        ] = None,
+    ) -> dict[str, Any]:
         require(principal, Action.SUBMIT_WORKLOAD)
-        return await wl.submit(principal.subject, spec.model_dump(mode="json"))
+        view = await wl.submit(principal.subject, spec.model_dump(mode="json"), idempotency_key)
+        if view.pop("replayed", False):
+            response.status_code = 200
+            response.headers["Idempotent-Replayed"] = "true"
+        return view
 
     @r.get(
         "",

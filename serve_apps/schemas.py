@@ -56,6 +56,9 @@ class WorkloadView(BaseModel):
     cost_micro_usd: int = Field(0, description="Metered cost so far, integer micro-USD.")
     preempted_mining: bool = False
     detail: str = ""
+    idempotency_key: str | None = Field(
+        None, description="The `Idempotency-Key` it was submitted with, if any."
+    )
 
 
 class WorkloadPage(BaseModel):

@@ -17,7 +17,11 @@ from hcp.ratelimit import LeasedRateLimiter, RateLimiter
 class WorkloadService(Protocol):
     """The router's interface (actors/router.py), awaited."""
 
-    async def submit(self, owner: str, spec: dict[str, Any]) -> dict[str, Any]: ...
+    async def submit(
+        self, owner: str, spec: dict[str, Any], idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        """The committed view; ``replayed`` is true when the key had already admitted it."""
+        ...
 
     async def get(self, workload_id: str) -> dict[str, Any]: ...
 

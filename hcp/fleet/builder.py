@@ -10,7 +10,13 @@ from hcp.fleet.spec import GpuSpec
 from hcp.fleet.telemetry import open_telemetry
 from hcp.fleet.worker import GpuWorker
 from hcp.inference import create_model
-from hcp.mining import MiningContext, cuda_available, load_sample_headers, local_job_template, make_backend
+from hcp.mining import (
+    MiningContext,
+    cuda_available,
+    load_sample_headers,
+    local_job_template,
+    make_backend,
+)
 
 log = logging.getLogger(__name__)
 

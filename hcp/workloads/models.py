@@ -1,4 +1,4 @@
-"""Table of the workloads area; the schema itself is owned by migration 0003_workloads."""
+"""Table of the workloads area; the schema itself is owned by migrations 0003 and 0008."""
 
 from __future__ import annotations
 
@@ -37,3 +37,6 @@ class WorkloadRow(Base):
     preempted_mining: Mapped[bool] = mapped_column(Boolean, default=False)
     detail: Mapped[str] = mapped_column(String(500), default="")
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # The client's Idempotency-Key (migration 0008): unique per owner, so a retried
+    # submission finds the workload its first attempt created.
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)

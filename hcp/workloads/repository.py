@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 
 _T = WorkloadRow.__table__
 _COLUMNS = [c.name for c in _T.columns]
-_UPDATABLE = [c for c in _COLUMNS if c not in ("id", "seq", "owner", "created_at")]
+_UPDATABLE = [c for c in _COLUMNS
+              if c not in ("id", "seq", "owner", "created_at", "idempotency_key")]
 _Row = namedtuple("_Row", _COLUMNS)  # type: ignore[misc]  # a row by column name, for from_row
 
 
@@ -65,7 +66,7 @@ def to_row(w: Workload) -> dict[str, Any]:
         "device_id": w.device_id, "created_at": w.created_at, "scheduled_at": w.scheduled_at,
         "started_at": w.started_at, "finished_at": w.finished_at, "gpu_ms": w.gpu_ms,
         "cost_micro_usd": w.cost_micro_usd, "preempted_mining": w.preempted_mining,
-        "detail": w.detail[:500], "updated_at": utcnow(),
+        "detail": w.detail[:500], "updated_at": utcnow(), "idempotency_key": w.idempotency_key,
     }
 
 
@@ -78,6 +79,7 @@ def from_row(r: Any) -> Workload:
         seq=r.seq, name=r.name, device_id=r.device_id, scheduled_at=r.scheduled_at,
         started_at=r.started_at, finished_at=r.finished_at, gpu_ms=r.gpu_ms,
         cost_micro_usd=r.cost_micro_usd, preempted_mining=r.preempted_mining, detail=r.detail or "",
+        idempotency_key=r.idempotency_key,
     )
 
 
@@ -173,6 +175,20 @@ class WorkloadRepository:
         more = len(rows) > limit
         rows = rows[:limit]
         return rows, (rows[-1].seq if more and rows else None)
+
+    def by_keys(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Workload]:
+        """Workloads by (owner, idempotency key), for the keys that exist."""
+        out: dict[tuple[str, str], Workload] = {}
+        for owner in {o for o, _ in keys}:
+            wanted = [k for o, k in keys if o == owner]
+            for i in range(0, len(wanted), 500):
+                chunk = wanted[i:i + 500]
+                q = select(WorkloadRow).where(WorkloadRow.owner == owner,
+                                              WorkloadRow.idempotency_key.in_(chunk))
+                with self._tx() as s:
+                    for r in s.scalars(q):
+                        out[(owner, r.idempotency_key)] = from_row(r)
+        return out
 
     def page(self, owner: str | None, state: str | None, type: str | None, limit: int,
              cursor: str | None) -> tuple[list[Workload], str | None]:

@@ -19,6 +19,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from hcp.clock import Clock, SystemClock
 from hcp.errors import (
+    IdempotencyKeyReusedError,
     InvalidWorkloadError,
     RouterBusyError,
     WorkloadNotFoundError,
@@ -70,6 +71,10 @@ class WorkloadRouter:
         # even while the write is still in flight (a read-back could see the older row).
         self._finished: OrderedDict[str, Workload] = OrderedDict()
         self.finished_cache = 50_000
+        # Idempotency keys admitted by this process (the store has the older ones) and keys
+        # just looked up and found absent by preload_keys.
+        self._keys: OrderedDict[tuple[str, str], Workload] = OrderedDict()
+        self._absent: set[tuple[str, str]] = set()
 
     # -- lifecycle ----------------------------------------------------------------------
     def resume(self) -> dict[str, int]:
@@ -101,9 +106,30 @@ class WorkloadRouter:
     # -- admission ----------------------------------------------------------------------
     def admit(self, owner: str, spec: WorkloadSpec | Mapping[str, Any]) -> Workload:
         """Validate and queue one workload; durable once the outbox is flushed."""
+        return self.admit_keyed(owner, spec, None)[0]
+
+    def admit_keyed(self, owner: str, spec: WorkloadSpec | Mapping[str, Any],
+                    idempotency_key: str | None) -> tuple[Workload, bool]:
+        """``admit`` with the client's idempotency key: (workload, whether it already existed).
+
+        The same owner and key give back the workload the first submission created, however
+        often the client retries (after a timeout, a crash of the router or of the API), as
+        long as the spec is the same; another spec under a used key is a 409.
+        """
         if not owner or len(owner) > 128:
             raise InvalidWorkloadError("owner must be 1..128 characters", problems=["owner"])
         s = parse_spec(spec)
+        if idempotency_key is not None:
+            if not 1 <= len(idempotency_key) <= 200:
+                raise InvalidWorkloadError("Idempotency-Key must be 1..200 characters",
+                                           problems=["idempotency_key"])
+            first = self._keyed(owner, idempotency_key)
+            if first is not None:
+                if _spec_of(first) != _spec_of(s):
+                    raise IdempotencyKeyReusedError(
+                        f"Idempotency-Key {idempotency_key!r} was used for another workload",
+                        workload_id=first.id)
+                return first, True
         if len(self.queues) >= self.max_queued:
             raise RouterBusyError(f"router queue is full ({self.max_queued} workloads)",
                                   queued=len(self.queues))
@@ -113,7 +139,7 @@ class WorkloadRouter:
             requirements=s.requirements.model_dump(exclude_none=True),
             sla=s.sla.model_dump(exclude_none=True, mode="json"),
             interruptible=s.interruptible, duration_seconds=s.duration_seconds,
-            created_at=self.clock.now(), seq=self._seq, name=s.name,
+            created_at=self.clock.now(), seq=self._seq, name=s.name, idempotency_key=idempotency_key,
         )
         limit = start_by(w)
         if limit is not None and limit[0] < w.created_at:
@@ -125,6 +151,33 @@ class WorkloadRouter:
         self.queues.push(w)
         self._new[w.id] = w
         self._events.append(workload_event(w))
+        if idempotency_key is not None:
+            self._keys[(owner, idempotency_key)] = w
+            if len(self._keys) > self.finished_cache:
+                self._keys.popitem(last=False)  # long since in the store
+        return w, False
+
+    def preload_keys(self, keys: list[tuple[str, str]]) -> None:
+        """Look up many (owner, key) pairs in the store at once (before a batch of admits)."""
+        wanted = [k for k in keys if k not in self._keys and k not in self._absent]
+        if not wanted or self.repo is None:
+            return
+        found = self.repo.by_keys(wanted)
+        for k in wanted:
+            if k in found:
+                self._keys[k] = found[k]
+            else:
+                self._absent.add(k)
+
+    def _keyed(self, owner: str, key: str) -> Workload | None:
+        k = (owner, key)
+        w = self._keys.get(k)
+        if w is None and k not in self._absent and self.repo is not None:
+            w = self.repo.by_keys([k]).get(k)
+        self._absent.discard(k)  # only valid until this admission decides
+        if w is not None:
+            # The live object if the router still holds it, so the answer is current.
+            w = self.active.get(w.id) or self._finished.get(w.id) or w
         return w
 
     # -- reads --------------------------------------------------------------------------
@@ -318,6 +371,8 @@ class WorkloadRouter:
             self._persisted.discard(wid)
             w = self.active.pop(wid, None) or self._finished.pop(wid, None)
             if w is not None:
+                if w.idempotency_key is not None:
+                    self._keys.pop((w.owner, w.idempotency_key), None)
                 self.queues.remove(w)
                 if w.device_id and self.assigned.get(w.device_id) == wid:
                     del self.assigned[w.device_id]
@@ -329,6 +384,16 @@ class WorkloadRouter:
         kept = [e for e in batch.events if (e.get("payload") or {}).get("workload_id") not in new_ids]
         self._events = kept + self._events
         return dropped
+
+
+def _spec_of(w: Workload | WorkloadSpec) -> tuple[Any, ...]:
+    """What a retry must repeat for its key to mean the same workload."""
+    if isinstance(w, WorkloadSpec):
+        return (w.type.value, w.priority, w.requirements.model_dump(exclude_none=True),
+                w.sla.model_dump(exclude_none=True, mode="json"), w.interruptible,
+                w.duration_seconds, w.name)
+    return (w.type.value, w.priority, dict(w.requirements), dict(w.sla), w.interruptible,
+            w.duration_seconds, w.name)
 
 
 def _room(views: Mapping[str, GpuView], running: Mapping[str, Workload]) -> tuple[int, int]:

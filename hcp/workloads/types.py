@@ -110,6 +110,7 @@ class Workload:
     cost_micro_usd: int = 0
     preempted_mining: bool = False
     detail: str = ""
+    idempotency_key: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -127,7 +128,7 @@ class Workload:
             "scheduled_at": _iso(self.scheduled_at), "started_at": _iso(self.started_at),
             "finished_at": _iso(self.finished_at), "gpu_seconds": self.gpu_ms / 1000.0,
             "cost_micro_usd": self.cost_micro_usd, "preempted_mining": self.preempted_mining,
-            "detail": self.detail,
+            "detail": self.detail, "idempotency_key": self.idempotency_key,
         }
 
 

@@ -147,17 +147,22 @@ def test_batched_submissions_answer_each_item_and_sla_breaches_fail(router) -> N
     ray.get([h.switch.remote("INFERENCE", "test") for h in _gpus.values()])
     hold = ray.get(handle.submit_batch.remote(
         [("erin", {"type": "training", "priority": 5, "duration_seconds": 3600,
-                   "interruptible": False})] * 2))
+                   "interruptible": False}, None)] * 2))
     _wait(lambda: all(_state(handle, h["id"])["state"] == "running" for h in hold), timeout=30)
+    patient_spec = {"type": "batch", "priority": 1, "duration_seconds": 5}
     answers = ray.get(handle.submit_batch.remote([
         ("erin", {"type": "inference", "priority": 5, "duration_seconds": 5,
-                  "sla": {"max_latency_ms": 500}}),
-        ("erin", {"type": "inference", "priority": 42}),
-        ("frank", {"type": "batch", "priority": 1, "duration_seconds": 5}),
+                  "sla": {"max_latency_ms": 500}}, None),
+        ("erin", {"type": "inference", "priority": 42}, None),
+        ("frank", patient_spec, "frank-retry-1"),
+        ("frank", patient_spec, "frank-retry-1"),  # a retry in the same batch
     ]))
-    urgent, bad, patient = answers
+    urgent, bad, patient, retry = answers
     assert isinstance(bad, InvalidWorkloadError)  # refused alone; the others were admitted
     assert urgent["state"] == patient["state"] == "queued" and patient["owner"] == "frank"
+    assert retry["id"] == patient["id"] and retry["replayed"] and not patient["replayed"]
+    later = ray.get(handle.submit_batch.remote([("frank", patient_spec, "frank-retry-1")]))[0]
+    assert later["id"] == patient["id"] and later["replayed"]
     failed = _wait(lambda: (v := _state(handle, urgent["id"]))["state"] == "failed" and v,
                    timeout=30)
     assert failed["detail"].startswith("SLA breached: not started within")

@@ -62,9 +62,16 @@ class FakeWorkloads:
     def __init__(self, clock: FixedClock) -> None:
         self.clock = clock
         self.items: dict[str, dict[str, Any]] = {}
+        self.keys: dict[tuple[str, str], str] = {}
         self._ids = itertools.count(1)
 
-    async def submit(self, owner: str, spec: dict[str, Any]) -> dict[str, Any]:
+    async def submit(
+        self, owner: str, spec: dict[str, Any], idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        # The key's full contract (same spec, 409 otherwise, across restarts) is tested over
+        # the real router core; here a key just returns its first workload.
+        if idempotency_key is not None and (owner, idempotency_key) in self.keys:
+            return {**self.items[self.keys[(owner, idempotency_key)]], "replayed": True}
         s = WorkloadSpec.model_validate(spec)
         wid = f"w{next(self._ids):06d}"
         view = {
@@ -89,6 +96,8 @@ class FakeWorkloads:
             "detail": "",
         }
         self.items[wid] = view
+        if idempotency_key is not None:
+            self.keys[(owner, idempotency_key)] = wid
         return dict(view)
 
     async def get(self, workload_id: str) -> dict[str, Any]:

@@ -43,12 +43,14 @@ class FakeRouterHandle:
         self.batches: list[int] = []
         self.submit_batch = _Method(self._submit_batch)
 
-    def _submit_batch(self, items: list[tuple[str, dict[str, Any]]]) -> list[Any]:
+    def _submit_batch(self, items: list[tuple[str, dict[str, Any], str | None]]) -> list[Any]:
         self.batches.append(len(items))
+        self.core.preload_keys([(o, k) for o, _, k in items if k is not None])
         out: list[Any] = []
-        for owner, spec in items:
+        for owner, spec, key in items:
             try:
-                out.append(self.core.admit(owner, spec).view())
+                w, replayed = self.core.admit_keyed(owner, spec, key)
+                out.append({**w.view(), "replayed": replayed})
             except HcpError as exc:
                 out.append(exc)
         self.core.flush()
@@ -80,6 +82,7 @@ def test_concurrent_submissions_share_router_calls_and_fail_alone(
     out = asyncio.run(run())
     assert isinstance(out[7], InvalidWorkloadError)
     ok = [v for i, v in enumerate(out) if i != 7]
+    assert all(v.pop("replayed") is False for v in ok)
     assert all(v["owner"] == "alice" and v["state"] == "queued" for v in ok)
     assert sum(handle.batches) == 30 and len(handle.batches) < 30  # batched
     # Reads come from the store: every acknowledged submission is there, newest first.
@@ -98,6 +101,8 @@ def test_type_filter_pages_never_overflow_and_lose_nothing(
     backend, _ = _backend(store)
     made = [asyncio.run(backend.submit("a", {"type": t, "priority": 3, "duration_seconds": 60}))
             for t in types]
+    for m in made:
+        m.pop("replayed")
     asyncio.run(backend.submit("b", {"type": "training", "priority": 3, "duration_seconds": 60}))
     seen, cursor = [], None
     for _ in range(50):
