@@ -14,7 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from hcp.errors import StoreError
 from hcp.store import FleetRepository
 from hcp.store import models as m
-from hcp.store.repository import EventRecord
+from hcp.store.repository import EventRecord, event_record
 
 SWITCH_KIND = "mode_change"
 WORKLOAD_KIND = "workload"
@@ -89,7 +89,7 @@ class StoreEventFeed:
             raise StoreError(f"cannot read the event log: {exc}") from exc
 
     def _live(self, rows: list[Any]) -> list[dict[str, Any]]:
-        return [_row_view(r) for r in rows if r.kind in self._kinds]
+        return [event_view(event_record(r)) for r in rows if r.kind in self._kinds]
 
     def last_id(self) -> int:
         try:
@@ -99,25 +99,3 @@ class StoreEventFeed:
                 )
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot read the event log: {exc}") from exc
-
-
-def _row_view(r: Any) -> dict[str, Any]:
-    return {
-        "id": r.id,
-        "at": r.at.isoformat(),
-        "kind": r.kind,
-        "device_id": r.device_id,
-        "facility": r.facility,
-        "from_mode": r.from_mode,
-        "to_mode": r.to_mode,
-        "generation": r.generation,
-        "total_ms": r.total_ms,
-        "reason": r.reason,
-        "payload": r.payload,
-        "phases_ms": {
-            "pause": r.pause_ms,
-            "save_state": r.save_state_ms,
-            "activate": r.activate_ms,
-            "health_check": r.health_check_ms,
-        },
-    }

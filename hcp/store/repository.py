@@ -55,6 +55,16 @@ class EventRecord:
     payload: dict[str, Any] | None
 
 
+def event_record(e: Any) -> EventRecord:
+    """An ``events`` row (mapped or Core) as a record."""
+    return EventRecord(
+        id=e.id, at=e.at, kind=e.kind, device_id=e.device_id, facility=e.facility,
+        from_mode=e.from_mode, to_mode=e.to_mode, generation=e.generation, total_ms=e.total_ms,
+        phases_ms={"pause": e.pause_ms, "save_state": e.save_state_ms,
+                   "activate": e.activate_ms, "health_check": e.health_check_ms},
+        reason=e.reason, payload=e.payload)
+
+
 class FleetRepository:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -192,12 +202,7 @@ class FleetRepository:
         if before_id is not None:
             q = q.where(m.Event.id < before_id)
         with self._tx() as s:
-            return [EventRecord(
-                id=e.id, at=e.at, kind=e.kind, device_id=e.device_id, facility=e.facility,
-                from_mode=e.from_mode, to_mode=e.to_mode, generation=e.generation, total_ms=e.total_ms,
-                phases_ms={"pause": e.pause_ms, "save_state": e.save_state_ms,
-                           "activate": e.activate_ms, "health_check": e.health_check_ms},
-                reason=e.reason, payload=e.payload) for e in s.scalars(q)]
+            return [event_record(e) for e in s.scalars(q)]
 
     # -- plumbing -----------------------------------------------------------------------
     def _tx(self) -> StoreTransaction:
