@@ -118,6 +118,9 @@ def test_cli_completes_a_full_round(notary, tmp_path: Path,
     assert json.loads(reg.stdout)["public_key"] == ident["public_key"]
 
     started = int(time.time()) - 1
+    # Docker's event times are whole seconds: containers that earlier tests of this process
+    # started in the same seconds are not this round's.
+    earlier = {e["id"] for e in _sandbox_starts(started)} if mode == "docker" else set()
     run = _hcp(["miner", "run", "--notary", srv.url, "--trials", "3", "--seed", "1", "--json"],
                home)  # a real process: the CLI as a miner runs it
     assert run.returncode == 0, run.stdout + run.stderr
@@ -136,10 +139,15 @@ def test_cli_completes_a_full_round(notary, tmp_path: Path,
         miner = http.get(f"/api/v1/admin/miners/{ident['miner_id']}").json()
         assert miner["stake"] == 1000 and miner["balance"] > 0  # the verified claim was credited
     if mode == "docker":  # the notary's re-execution really ran in a sandbox container
-        import docker
-
-        events = list(docker.from_env().events(
-            since=started, until=int(time.time()) + 1, decode=True,
-            filters={"type": "container", "event": "start",
-                     "label": f"hcp.sandbox.pid={os.getpid()}"}))
+        events = {e["id"] for e in _sandbox_starts(started)} - earlier
         assert len(events) == 1
+
+
+def _sandbox_starts(since: int) -> list[dict]:
+    """Sandbox containers this test process's notary started since ``since`` (Unix seconds)."""
+    import docker
+
+    return list(docker.from_env().events(
+        since=since, until=int(time.time()) + 1, decode=True,
+        filters={"type": "container", "event": "start",
+                 "label": f"hcp.sandbox.pid={os.getpid()}"}))
