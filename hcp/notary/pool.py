@@ -81,14 +81,20 @@ class Slots:
 
     def __init__(self, capacity: int) -> None:
         self._sem = threading.BoundedSemaphore(capacity)
+        self._lock = threading.Lock()
         self.capacity = capacity
+        self.in_use = 0  # jobs running or waiting now (occupancy, for metrics and tests)
 
     def acquire(self) -> None:
         if not self._sem.acquire(blocking=False):
             raise SandboxBusyError("all sandboxes are busy and the queue is full; retry later",
                                    capacity=self.capacity)
+        with self._lock:
+            self.in_use += 1
 
     def release(self) -> None:
+        with self._lock:
+            self.in_use -= 1
         self._sem.release()
 
 
@@ -109,6 +115,11 @@ class LocalSandboxPool:
             return self._executor.submit(run_job, self.sandbox, job).result()
         finally:
             self._slots.release()
+
+    @property
+    def in_use(self) -> int:
+        """Jobs running or waiting for a sandbox now."""
+        return self._slots.in_use
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

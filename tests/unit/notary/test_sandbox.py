@@ -100,17 +100,15 @@ def test_local_pool_refuses_when_full() -> None:
     started.wait()
     import time
 
-    # Until the slow job holds the only slot, a quick one may still get through; once it
-    # holds it, the pool refuses instead of queueing.
     deadline = time.monotonic() + 10
-    while True:
-        try:
-            pool.run(SandboxJob(wat.score_wasm(), None, b"", LIMITS))
-        except SandboxBusyError:
-            break
-        assert time.monotonic() < deadline, "the pool never refused"
-        time.sleep(0.01)
+    while pool.in_use == 0:  # the slow job has not taken the only slot yet
+        assert time.monotonic() < deadline, "the slow job never started"
+        time.sleep(0.005)
+    assert pool.in_use == 1
+    with pytest.raises(SandboxBusyError):
+        pool.run(SandboxJob(wat.score_wasm(), None, b"", LIMITS))
     t.join()
+    assert pool.in_use == 0
     assert results[0].outcome is SandboxOutcome.TIMEOUT  # type: ignore[attr-defined]
     assert pool.run(SandboxJob(wat.score_wasm(), None, b"", LIMITS)).outcome is SandboxOutcome.OK
 
