@@ -2,7 +2,6 @@
 
 # No `from __future__ import annotations`: FastAPI resolves the local `Client` alias at runtime.
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
@@ -10,7 +9,6 @@ from fastapi import Depends
 
 from hcp.auth.tokens import Principal, TokenService
 from hcp.errors import RateLimitedError
-from hcp.ratelimit import LeasedRateLimiter, MemoryRateLimiter
 from serve_apps.auth import principal_dependency
 from serve_apps.services import ApiServices
 
@@ -25,13 +23,7 @@ async def check_rate(
     """Count one request of this client; 429 with Retry-After once its window is full."""
     now = services.clock.now()
     key = rate_key(principal)
-    if isinstance(services.limiter, LeasedRateLimiter):
-        decision = await services.limiter.hit(key, limit, window_s, now)
-    elif isinstance(services.limiter, MemoryRateLimiter):
-        decision = services.limiter.hit(key, limit, window_s, now)
-    else:
-        # SQL and Redis limiters block on I/O; keep the event loop free for other requests.
-        decision = await asyncio.to_thread(services.limiter.hit, key, limit, window_s, now)
+    decision = await services.limiter.hit(key, limit, window_s, now)
     if not decision.allowed:
         raise RateLimitedError(
             f"more than {limit} requests in {window_s} s",

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from hcp.clock import Clock, SystemClock
-from hcp.ratelimit import LeasedRateLimiter, RateLimiter
+from hcp.ratelimit import LeasedRateLimiter
 
 
 class WorkloadService(Protocol):
@@ -92,7 +92,7 @@ class ApiServices:
     switch_log: SwitchLog
     feed: EventFeed
     usage: UsageLedger
-    limiter: RateLimiter | LeasedRateLimiter
+    limiter: LeasedRateLimiter  # over the shared SQL, Redis or in-process counters
     embedder: Embedder | None = None
     model_name: str = "all-MiniLM-L6-v2"
     clock: Clock = field(default_factory=SystemClock)

@@ -21,7 +21,7 @@ from hcp.config import Settings
 from hcp.errors import UnknownDeviceError, WorkloadNotFoundError, WorkloadTransitionError
 from hcp.fleet.modes import GpuMode, SwitchPhases, SwitchReport
 from hcp.fleet.spec import parse_fleet_spec
-from hcp.ratelimit import MemoryRateLimiter
+from hcp.ratelimit import LeasedRateLimiter, MemoryRateLimiter
 from hcp.store import FleetRepository, connect, migrate
 from hcp.workloads.types import WorkloadSpec
 from serve_apps.eventlog import StoreEventFeed, StoreSwitchLog
@@ -263,7 +263,7 @@ def make_harness(tmp_path: Path, database_url: str | None = None, **overrides: A
         switch_log=StoreSwitchLog(repo),
         feed=StoreEventFeed(engine),
         usage=usage,
-        limiter=MemoryRateLimiter(),
+        limiter=LeasedRateLimiter(MemoryRateLimiter(), blocking_io=False),
         embedder=FakeEmbedder(usage, settings.inference_model),
         model_name=settings.inference_model,
         clock=clock,
