@@ -51,11 +51,11 @@ if ! command -v clang-14 >/dev/null 2>&1 || [ ! -d /usr/lib/wasm32-wasi ] \
     || { echo "cannot install the wasm32-wasi toolchain (see /tmp/hcp-wasi-install.log)" >&2; exit 1; }
 fi
 
-# solc and anvil from npm, pinned in package.json / package-lock.json.
+# solc and anvil (and the IPFS reference tools) from npm, pinned in package.json and
+# package-lock.json. `npm ci` installs exactly the lock and never rewrites it, so the test
+# command leaves the checkout clean (the lock carries every platform's optional packages).
 if [ ! -x node_modules/.bin/anvil ] || [ ! -x node_modules/.bin/solcjs ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  echo "installing solc and anvil (npm)"
-  # `npm install`, not `npm ci`: npm 11 rejects this lock file in ci mode because of the
-  # per-platform optional packages of @foundry-rs/anvil; install still honours the lock.
-  npm install --no-audit --no-fund --loglevel=error >/dev/null
+  echo "installing the npm tools (solc, anvil)"
+  npm ci --no-audit --no-fund --loglevel=error >/dev/null
 fi
 echo "services: Docker up, solc $(node_modules/.bin/solcjs --version | head -n1), anvil ready"
