@@ -6,9 +6,11 @@ from typing import Any
 
 import ray
 
+from actors.handles import FleetClient
 from hcp.config import Settings
-from hcp.fleet.facility import Facility
+from hcp.fleet.facility import Facility, FacilityReport
 from hcp.fleet.spec import FacilitySpec
+from hcp.fleet.status import GpuStatus, SwitchResult
 from hcp.logging_setup import configure_logging
 from hcp.store import FleetRepository, connect
 
@@ -19,17 +21,21 @@ class FacilityActor:
         configure_logging(settings.log_level)
         self._facility = Facility(spec, FleetRepository(connect(settings.resolved_database_url)))
         self._facility.load()
-        self._gpus = gpus  # device id -> GpuActor handle
+        self._fleet = FleetClient(dict(gpus))  # device id -> GpuActor handle
+        self._last: dict[str, GpuStatus] = {}
 
-    def report(self) -> dict[str, Any]:
-        statuses = ray.get([h.status.remote() for h in self._gpus.values()])
-        out = self._facility.report(statuses).to_dict()
-        out["gpus"] = statuses
-        out["asics"] = {k: v.value for k, v in self._facility.asic_modes().items()}
-        return out
+    def report(self) -> FacilityReport:
+        # A GPU that is restarting shows with its last known state, flagged unavailable: one
+        # GPU's crash never makes the facility (or the platform showing it) fail.
+        statuses = self._fleet.statuses(last=self._last, facility=self._facility.spec.name)
+        self._last.update({k: v for k, v in statuses.items() if v.up})
+        return self._facility.report(list(statuses.values()))
 
-    def set_asic_mode(self, asic_id: str, mode: str, reason: str = "") -> dict[str, Any]:
-        return self._facility.set_asic_mode(asic_id, mode, reason).to_dict()
+    def set_asic_mode(self, asic_id: str, mode: str, reason: str = "") -> SwitchResult:
+        return self._facility.set_asic_mode(asic_id, mode, reason)
 
     def gpu_ids(self) -> list[str]:
-        return list(self._gpus)
+        return list(self._fleet.gpus)
+
+    def asic_ids(self) -> list[str]:
+        return [a.id for a in self._facility.spec.asics]

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from typing import Any
 
 import ray
 
 from actors.facility import FacilityActor
 from actors.gpu import GpuActor
+from actors.handles import FleetClient
 from actors.options import (
     facility_actor_name,
     facility_actor_options,
@@ -17,23 +16,15 @@ from actors.options import (
     gpu_actor_options,
 )
 from hcp.config import Settings
-from hcp.errors import NotFoundError, UnknownDeviceError
+from hcp.errors import NotFoundError
 from hcp.fleet.spec import FleetSpec
 from hcp.store import FleetRepository, connect, migrate
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class FleetHandles:
-    gpus: dict[str, Any] = field(default_factory=dict)
-    facilities: dict[str, Any] = field(default_factory=dict)
-
-    def gpu(self, device_id: str) -> Any:
-        try:
-            return self.gpus[device_id]
-        except KeyError:
-            raise UnknownDeviceError(f"no GPU {device_id!r} in the fleet", device_id=device_id) from None
+# The fleet's handles: the typed wrapper over its GPU and facility actors.
+FleetHandles = FleetClient
 
 
 def prepare_store(spec: FleetSpec, settings: Settings) -> FleetRepository:
@@ -46,13 +37,14 @@ def prepare_store(spec: FleetSpec, settings: Settings) -> FleetRepository:
 
 def launch_fleet(spec: FleetSpec, settings: Settings) -> FleetHandles:
     """One actor per GPU and per facility; returns once every actor has both contexts up."""
-    handles = FleetHandles()
+    handles = FleetClient()
     for g in spec.gpus():
         handles.gpus[g.id] = GpuActor.options(**gpu_actor_options(g, settings)).remote(g, settings)
     for fac in spec.facilities:
         own = {g.id: handles.gpus[g.id] for g in fac.gpus}
         handles.facilities[fac.name] = FacilityActor.options(**facility_actor_options(fac, settings)).remote(
             fac, settings, own)
+        handles.asic_facility.update({a.id: fac.name for a in fac.asics})
     # Waiting on a cheap call surfaces constructor failures (bad model, store down) here.
     ray.get([h.status.remote() for h in handles.gpus.values()])
     ray.get([h.gpu_ids.remote() for h in handles.facilities.values()])
@@ -62,7 +54,7 @@ def launch_fleet(spec: FleetSpec, settings: Settings) -> FleetHandles:
 def find_fleet(settings: Settings) -> FleetHandles:
     """Handles of a running fleet, by name, from any driver connected to the cluster."""
     names = ray.util.list_named_actors(all_namespaces=True)
-    handles = FleetHandles()
+    handles = FleetClient()
     for entry in names:
         if entry.get("namespace") != settings.ray_namespace:
             continue
@@ -73,10 +65,15 @@ def find_fleet(settings: Settings) -> FleetHandles:
             handles.facilities[name[9:]] = ray.get_actor(name, namespace=settings.ray_namespace)
     if not handles.gpus and not handles.facilities:
         raise NotFoundError(f"no hcp fleet is running in Ray namespace {settings.ray_namespace!r}")
+    for name, fac in handles.facilities.items():
+        try:
+            handles.asic_facility.update({a: name for a in ray.get(fac.asic_ids.remote(), timeout=10)})
+        except ray.exceptions.RayError as exc:  # a restarting facility: its ASICs wait for it
+            log.warning("facility %s did not list its ASICs: %s", name, exc)
     return handles
 
 
-def shutdown_fleet(handles: FleetHandles) -> None:
+def shutdown_fleet(handles: FleetClient) -> None:
     """Final checkpoint on every GPU, then stop the actors."""
     try:
         ray.get([h.shutdown.remote() for h in handles.gpus.values()], timeout=30)
@@ -86,5 +83,12 @@ def shutdown_fleet(handles: FleetHandles) -> None:
         ray.kill(h, no_restart=True)
 
 
-__all__ = ["FleetHandles", "launch_fleet", "find_fleet", "shutdown_fleet", "prepare_store",
-           "gpu_actor_name", "facility_actor_name"]
+__all__ = [
+    "FleetHandles",
+    "facility_actor_name",
+    "find_fleet",
+    "gpu_actor_name",
+    "launch_fleet",
+    "prepare_store",
+    "shutdown_fleet",
+]

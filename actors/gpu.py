@@ -11,6 +11,7 @@ from hcp.config import Settings
 from hcp.fleet.builder import build_gpu_worker
 from hcp.fleet.device import GpuDevice
 from hcp.fleet.spec import GpuSpec
+from hcp.fleet.status import GpuStatus, SwitchResult
 from hcp.fleet.worker import WorkerStatus
 from hcp.logging_setup import configure_logging
 from hcp.store import FleetRepository, connect
@@ -59,14 +60,11 @@ class GpuActor:
         self._metrics = _GpuMetrics(spec.id, spec.facility)
         self._device.start_checkpointing(settings.checkpoint_seconds, on_status=self._metrics.export)
 
-    def switch(self, target: str, reason: str = "") -> dict[str, Any]:
-        return self._device.switch(target, reason).to_dict()
+    def switch(self, target: str, reason: str = "") -> SwitchResult:
+        return self._device.switch(target, reason)
 
-    def status(self) -> dict[str, Any]:
-        d = self._device.status().to_dict()
-        d["generation"] = self._device.generation
-        d["facility"] = self._device.facility
-        return d
+    def status(self) -> GpuStatus:
+        return self._device.status()
 
     def embed(self, texts: list[str]) -> list[list[float]]:
         return self._device.worker.embed(texts).tolist()

@@ -16,9 +16,11 @@ from typing import Any
 
 import ray
 
+from actors.handles import FleetClient, as_hcp_error, get
 from actors.options import optimizer_actor_name, optimizer_actor_options
 from hcp.config import Settings
 from hcp.errors import HcpError, NotFoundError
+from hcp.fleet.status import SwitchResult
 from hcp.fleet.spec import FleetSpec
 from hcp.logging_setup import configure_logging
 from hcp.market.source import PriceFeed
@@ -31,11 +33,11 @@ log = logging.getLogger(__name__)
 
 
 class RayFleetPort:
-    """``FleetPort`` over actor handles: all remotes first, then one bounded wait."""
+    """``FleetPort`` over the fleet's typed handles: all orders first, then one bounded wait."""
 
-    def __init__(self, gpus: dict[str, Any], facilities: dict[str, Any]) -> None:
-        self._gpus = gpus
-        self._facilities = facilities
+    def __init__(self, gpus: dict[str, Any], facilities: dict[str, Any],
+                 asic_facility: dict[str, str] | None = None) -> None:
+        self._fleet = FleetClient(dict(gpus), dict(facilities), dict(asic_facility or {}))
 
     def apply(self, orders: Sequence[ApplyOrder], timeout_s: float) -> list[ApplyResult]:
         t0 = time.perf_counter()
@@ -44,12 +46,17 @@ class RayFleetPort:
         for o in orders:
             try:
                 if o.kind == "gpu":
-                    ref = self._gpus[o.device_id].switch.remote(o.to_mode, o.reason)
+                    ref = self._fleet.switch_ref(o.device_id, o.to_mode, o.reason)
                 else:
-                    ref = self._facilities[o.facility].set_asic_mode.remote(o.device_id, o.to_mode, o.reason)
-            except KeyError:
+                    self._fleet.asic_facility.setdefault(o.device_id, o.facility)
+                    ref = self._fleet.switch_ref(o.device_id, o.to_mode, o.reason)
+            except (KeyError, HcpError) as exc:
                 results[o.decision_id] = ApplyResult(o.decision_id, False, None,
-                                                     error=f"no actor for {o.kind} {o.device_id!r}")
+                                                     error=f"no actor for {o.kind} {o.device_id!r}: {exc}"[:300])
+                continue
+            except ray.exceptions.RayError as exc:  # the handle itself is gone
+                results[o.decision_id] = ApplyResult(
+                    o.decision_id, False, None, error=as_hcp_error(exc, o.device_id).detail[:300])
                 continue
             in_flight[ref] = o
         pending = list(in_flight)
@@ -72,15 +79,10 @@ class RayFleetPort:
 
 def _result(o: ApplyOrder, ref: Any, latency_ms: float) -> ApplyResult:
     try:
-        r = ray.get(ref)
-    except ray.exceptions.RayTaskError as exc:
-        cause = getattr(exc, "cause", None)
-        msg = f"{cause.code}: {cause.detail}" if isinstance(cause, HcpError) else str(cause or exc)
-        return ApplyResult(o.decision_id, False, latency_ms, error=msg[:300])
-    except ray.exceptions.RayError as exc:  # actor died or unreachable
-        return ApplyResult(o.decision_id, False, latency_ms, error=f"{type(exc).__name__}: {exc}"[:300])
-    return ApplyResult(o.decision_id, True, latency_ms, generation=r.get("generation"),
-                       noop=bool(r.get("noop", False)))
+        r: SwitchResult = get(ref, f"{o.kind} {o.device_id}", 0)
+    except HcpError as exc:  # refused by the device, or the device did not answer
+        return ApplyResult(o.decision_id, False, latency_ms, error=f"{exc.code}: {exc.detail}"[:300])
+    return ApplyResult(o.decision_id, True, latency_ms, generation=r.generation, noop=r.noop)
 
 
 @ray.remote

@@ -15,11 +15,13 @@ from typing import Any
 
 import ray
 
+from actors.handles import FleetClient
 from actors.options import router_actor_name, router_actor_options
 from hcp.clock import SystemClock
 from hcp.config import Settings
 from hcp.errors import (
     HcpError,
+    InvalidWorkloadError,
     NoGpuAvailableError,
     RouterBusyError,
     RouterUnavailableError,
@@ -40,7 +42,8 @@ class RouterActor:
     def __init__(self, settings: Settings, gpus: dict[str, Any]) -> None:
         configure_logging(settings.log_level)
         self._settings = settings
-        self._gpus = dict(gpus)
+        self._fleet = FleetClient(dict(gpus))
+        self._gpus = self._fleet.gpus
         self._repo = WorkloadRepository(connect(settings.resolved_database_url))
         inventory = {g.device_id: g for g in self._repo.gpu_inventory()}
         missing = sorted(set(self._gpus) - set(inventory))
@@ -49,10 +52,12 @@ class RouterActor:
         self._inventory = {k: v for k, v in inventory.items() if k in self._gpus}
         self._core = WorkloadRouter(
             self._repo, PriceTable.from_settings(settings), SystemClock(),
-            gpu_models={k: v.model for k, v in inventory.items()}, max_queued=settings.router_max_queued)
+            gpu_models={k: v.model for k, v in inventory.items()}, max_queued=settings.router_max_queued,
+            fleet=self._inventory.values())
         self._resumed = self._core.resume()
         log.info("router resumed %s", self._resumed)
         self._waiters: list[asyncio.Future[None]] = []
+        self._refused: dict[str, HcpError] = {}  # admitted, then refused by the store alone
         self._wake_flush = asyncio.Event()
         self._wake_sched = asyncio.Event()
         self._wake_urgent = asyncio.Event()
@@ -74,6 +79,9 @@ class RouterActor:
         view = w.view()
         await self._commit()
         self._wake(w.real_time)
+        refused = self._refused.pop(w.id, None)
+        if refused is not None:
+            raise refused
         return view
 
     def _wake(self, urgent: bool) -> None:
@@ -82,7 +90,8 @@ class RouterActor:
             self._wake_urgent.set()
 
     async def submit_many(self, owner: str, specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Admit several workloads with one commit (all validated first: all or none)."""
+        """Admit several workloads with one commit (all validated first: one invalid spec
+        refuses all; a store refusal of one item afterwards fails that item alone, raised)."""
         parsed = [parse_spec(s) for s in specs]
         room = self._core.max_queued - len(self._core.queues)
         if len(parsed) > room:
@@ -92,6 +101,9 @@ class RouterActor:
         views = [w.view() for w in admitted]
         await self._commit()
         self._wake(any(w.real_time for w in admitted))
+        refused = [self._refused.pop(w.id) for w in admitted if w.id in self._refused]
+        if refused:
+            raise refused[0]
         return views
 
     async def submit_batch(self, items: list[tuple[str, dict[str, Any], str | None]]) -> list[Any]:
@@ -105,19 +117,12 @@ class RouterActor:
         keys = [(owner, key) for owner, _, key in items if key is not None]
         if keys:
             await asyncio.to_thread(self._core.preload_keys, keys)
-        answers: list[Any] = []
-        urgent = False
-        for owner, spec, key in items:
-            try:
-                w, replayed = self._core.admit_keyed(owner, spec, key)
-            except HcpError as exc:
-                answers.append(exc)
-                continue
-            urgent = urgent or (w.real_time and not replayed)
-            answers.append({**w.view(), "replayed": replayed})
+        answers, urgent = self._core.admit_batch(items)
         if any(isinstance(a, dict) for a in answers):
             await self._commit()  # a replay of a key still in flight waits for its commit too
             self._wake(urgent)
+            answers = [self._refused.pop(a["id"], a) if isinstance(a, dict) else a
+                       for a in answers]
         return answers
 
     async def get(self, workload_id: str) -> dict[str, Any]:
@@ -160,7 +165,7 @@ class RouterActor:
                     continue
                 g = max(cands, key=lambda c: (score(req, c), c.device_id))
                 if mode != "INFERENCE":
-                    await self._gpus[g.device_id].switch.remote("INFERENCE", f"router: inference for {owner}")
+                    await self._fleet.aswitch(g.device_id, "INFERENCE", f"router: inference for {owner}")
                     self._core.note_event({
                         "at": self._core.clock.now(), "kind": "inference_preemption",
                         "device_id": g.device_id, "facility": g.facility, "reason": f"inference for {owner}",
@@ -194,16 +199,22 @@ class RouterActor:
             waiters, self._waiters = self._waiters, []
             batch = self._core.drain()
             try:
-                await asyncio.to_thread(self._repo.apply, batch)
+                refused = await asyncio.to_thread(self._core.commit, batch)
             except Exception as exc:  # noqa: BLE001 -- any store failure: nobody here is acknowledged
-                dropped = self._core.undo_drain(batch)
-                log.error("store write failed (%d new workloads refused): %s", len(dropped), exc)
+                log.error("store write failed (%d new workloads refused): %s",
+                          len(batch.inserts), exc)
                 err = exc if isinstance(exc, HcpError) else RouterUnavailableError(str(exc))
                 for f in waiters:
                     if not f.done():
                         f.set_exception(err)
                 await asyncio.sleep(0.5)
                 continue
+            for wid, exc in refused.items():
+                # One customer's item the store could not hold fails alone (answered by
+                # submit_batch); the detail stays in the log, the client gets a typed 422.
+                log.warning("workload %s refused by the store: %s", wid, exc)
+                self._refused[wid] = InvalidWorkloadError(
+                    "the store cannot hold this workload's fields", problems=["body"])
             for f in waiters:
                 if not f.done():
                     f.set_result(None)
@@ -262,7 +273,7 @@ class RouterActor:
             raise
         if p.action in (Action.ACTIVATE, Action.PREEMPT_MINING):
             try:
-                await self._gpus[p.device_id].switch.remote("INFERENCE", f"router: workload {w.id}")
+                await self._fleet.aswitch(p.device_id, "INFERENCE", f"router: workload {w.id}")
             except Exception as exc:  # noqa: BLE001 -- typed or Ray errors alike: requeue
                 log.warning("switch of %s for %s failed: %s", p.device_id, w.id, exc)
                 if w.state is WorkloadState.SCHEDULED:
@@ -274,19 +285,15 @@ class RouterActor:
 
     async def _views(self) -> list[GpuView]:
         ids = list(self._inventory)
-        results = await asyncio.gather(*(self._gpus[i].status.remote() for i in ids),
-                                       return_exceptions=True)
         views = []
-        for i, st in zip(ids, results):
-            if isinstance(st, BaseException):
-                log.warning("GPU %s unreachable: %s", i, st)
+        for i, st in (await self._fleet.astatuses(ids)).items():
+            if isinstance(st, HcpError):
+                log.warning("GPU %s unreachable: %s", i, st.detail)
                 continue
             inv = self._inventory[i]
-            tel = st.get("telemetry") or {}
             views.append(GpuView(device_id=i, model=inv.model, memory_gb=inv.memory_gb,
-                                 facility=inv.facility, mode=st["mode"],
-                                 temperature_c=float(tel.get("temperature_c", 40.0)),
-                                 utilization=float(st.get("utilization", 0.0))))
+                                 facility=inv.facility, mode=st.mode.value,
+                                 temperature_c=st.temperature_c, utilization=st.utilization))
         return views
 
     def _live(self, w: Workload) -> Workload:

@@ -98,7 +98,7 @@ def run(broadcasts: int = 100) -> list[dict[str, Any]]:
         gpus = sorted(handles.gpus)
         extra = {"gpus": len(gpus), "fleet": spec.name, "gpu_backing": "simulated (CPU)"}
         port = RayFleetPort(handles.gpus, handles.facilities)
-        modes = {g: ray.get(handles.gpus[g].status.remote())["mode"] for g in gpus}
+        modes = {g: ray.get(handles.gpus[g].status.remote()).mode for g in gpus}
         acks: list[float] = []
         for i in range(broadcasts + 1):
             orders = []

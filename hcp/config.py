@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     ray_address: str | None = Field(default=None, description="Existing cluster; None starts a local one.")
     ray_namespace: str = "hcp"
     ray_temp_dir: Path | None = None
+    ray_node_ip: str = Field(
+        default="127.0.0.1",
+        description="Address a local cluster's services bind (loopback: Ray's ports, metrics "
+        "exporter included, are not reachable from the network).")
     actor_max_restarts: int = -1
 
     # Fleet
@@ -96,6 +100,9 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8000, ge=1, le=65535, description="Port of the Serve HTTP proxy.")
     api_rate_limit: int = Field(default=600, gt=0, description="Requests per client per window.")
     api_rate_window_seconds: int = Field(default=60, gt=0, description="Rate-limit window.")
+    api_anonymous_rate_limit: int = Field(
+        default=120, gt=0,
+        description="Requests per client address per window for callers without a token.")
     api_rate_limit_backend: str = Field(
         default="sql", pattern="^(sql|redis|memory)$",
         description="Where per-client API rate counters live: the SQL store, Redis, or in process.")
@@ -112,6 +119,16 @@ class Settings(BaseSettings):
         default=5.0, ge=0,
         description="Up to this age a snapshot is served while it reloads in the background; "
         "older ones are reloaded before answering (0: always ask the actors).")
+    api_max_json_bytes: int = Field(
+        default=1 << 20, gt=0, description="Largest JSON request body (413 above).")
+    api_max_json_depth: int = Field(
+        default=64, gt=0, le=1000, description="Deepest nesting of a JSON request body (400 above).")
+    api_max_ws_message_bytes: int = Field(
+        default=64 << 10, gt=0, description="Largest WebSocket message a client may send.")
+    api_trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses of reverse proxies whose X-Forwarded-For is believed; none by "
+        "default, so a client cannot pick the address its limits are counted under.")
     api_rate_max_lease: int = Field(
         default=256, ge=1,
         description="Most rate-limit hits a replica leases from the shared counter at once "
@@ -198,3 +215,18 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+def prepare_home(settings: Settings) -> Path:
+    """HCP_HOME, created (or tightened) so only its owner can read it: it holds the SQLite
+    store, the JWT secret, the chain seed and the notary's artifacts."""
+    import os
+
+    home = settings.home
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        if home.stat().st_mode & 0o077 and home.stat().st_uid == os.getuid():
+            home.chmod(0o700)
+    except OSError:
+        pass  # a home we may not change: its files are still created private
+    return home

@@ -8,14 +8,24 @@ them once (``serve_apps``); the CLI prints ``code: detail``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
+
+# Context fields a server-side (5xx) refusal may show: numbers the client can act on.
+_PUBLIC_5XX_CONTEXT = frozenset({"retry_after", "queued", "limit", "window_seconds"})
 
 
 class HcpError(Exception):
-    """Base of every typed hcp error."""
+    """Base of every typed hcp error.
+
+    ``detail`` is for logs and the operator's CLI. What a remote client is told is
+    ``to_dict()``: for a 4xx the detail and context (they describe the client's own input),
+    for a 5xx only the class's ``public_detail`` and a few numeric fields, because a server
+    fault's detail often quotes a driver (a host, a port, SQL, a file path).
+    """
 
     code: str = "internal_error"
     http_status: int = 500
+    public_detail: ClassVar[str] = "internal error"
 
     def __init__(self, detail: str, **context: Any) -> None:
         super().__init__(detail)
@@ -23,7 +33,12 @@ class HcpError(Exception):
         self.context = context
 
     def to_dict(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"error": self.code, "detail": self.detail}
+        """The wire form of this refusal (HTTP bodies, WebSocket messages, CLI JSON)."""
+        if self.http_status >= 500:
+            body: dict[str, Any] = {"error": self.code, "detail": self.public_detail}
+            body.update({k: v for k, v in self.context.items() if k in _PUBLIC_5XX_CONTEXT})
+            return body
+        body = {"error": self.code, "detail": self.detail}
         body.update(self.context)
         return body
 
@@ -38,6 +53,25 @@ def _rebuild_error(cls: type[HcpError], detail: str, context: dict[str, Any]) ->
 class ValidationError(HcpError):
     code = "validation_error"
     http_status = 422
+
+
+class MalformedBodyError(HcpError):
+    """A request body (or message) that is not bounded, valid JSON the platform can hold."""
+
+    code = "malformed_body"
+    http_status = 400
+
+
+class BodyTooLargeError(HcpError):
+    code = "body_too_large"
+    http_status = 413
+
+
+class BadRequestError(HcpError):
+    """A request line the platform refuses before routing (NUL bytes, invalid UTF-8)."""
+
+    code = "bad_request"
+    http_status = 400
 
 
 @dataclass(frozen=True)
@@ -70,6 +104,7 @@ class FleetSpecError(ValidationError):
 class ConfigError(HcpError):
     code = "invalid_configuration"
     http_status = 500
+    public_detail = "the platform is misconfigured"
 
 
 class NotFoundError(HcpError):
@@ -96,11 +131,20 @@ class InvalidTransitionError(ConflictError):
     code = "invalid_transition"
 
 
+class DeviceUnavailableError(HcpError):
+    """A device's actor did not answer: restarting after a crash, or lost with its node."""
+
+    code = "device_unavailable"
+    http_status = 503
+    public_detail = "the device is not answering (it may be restarting); retry shortly"
+
+
 class SwitchFailedError(HcpError):
     """A switch whose activation or health check failed; the device was rolled back."""
 
     code = "switch_failed"
     http_status = 503
+    public_detail = "the switch failed; the device was rolled back"
 
 
 class ContextUnavailableError(HcpError):
@@ -108,11 +152,13 @@ class ContextUnavailableError(HcpError):
 
     code = "context_unavailable"
     http_status = 503
+    public_detail = "the device's context is not available"
 
 
 class StoreError(HcpError):
     code = "store_unavailable"
     http_status = 503
+    public_detail = "the store is unavailable; retry later"
 
 
 class MiningError(ValidationError):
@@ -155,6 +201,7 @@ def _rebuild_rate_limited(cls: type[RateLimitedError], detail: str, context: dic
 class ServiceUnavailableError(HcpError):
     code = "service_unavailable"
     http_status = 503
+    public_detail = "a backing service is unavailable; retry later"
 
 
 # --- optimizer and market (issue 3) ---
@@ -179,6 +226,12 @@ class InvalidWorkloadError(ValidationError):
     code = "invalid_workload"
 
 
+class UnsatisfiableWorkloadError(InvalidWorkloadError):
+    """Requirements no GPU of the fleet can ever meet (a model it lacks, more memory)."""
+
+    code = "unsatisfiable_workload"
+
+
 class WorkloadTransitionError(ConflictError):
     """A workload state change its current state does not allow (e.g. cancelling a finished one)."""
 
@@ -195,22 +248,26 @@ class NoGpuAvailableError(ServiceUnavailableError):
     """No GPU can be put in INFERENCE now (all busy, curtailed, or none fits)."""
 
     code = "no_gpu_available"
+    public_detail = "no GPU can serve this now; retry later"
 
 
 class RouterBusyError(ServiceUnavailableError):
     """The router's queue is full; retry later."""
 
     code = "router_busy"
+    public_detail = "the router's queue is full; retry later"
 
 
 class RouterUnavailableError(ServiceUnavailableError):
     code = "router_unavailable"
+    public_detail = "the workload router is unavailable; retry later"
 
 
 class OptimizerUnavailableError(ServiceUnavailableError):
     """The optimizer actor is not running, so there are no current economics to show."""
 
     code = "optimizer_unavailable"
+    public_detail = "the optimizer is not running"
 
 
 class UnknownModelError(NotFoundError):
@@ -284,10 +341,12 @@ class VerificationFailedError(HcpError):
 
 class SandboxBusyError(ServiceUnavailableError):
     code = "sandbox_queue_full"
+    public_detail = "every sandbox is busy; retry later"
 
 
 class NonceStoreUnavailableError(ServiceUnavailableError):
     code = "nonce_store_unavailable"
+    public_detail = "the nonce store is unavailable; retry later"
 
 
 class NoActiveTaskError(NotFoundError):
@@ -301,6 +360,7 @@ class ChainUnavailableError(ServiceUnavailableError):
     """The EVM node cannot be reached, or a receipt did not come in time."""
 
     code = "chain_unavailable"
+    public_detail = "the chain node is unavailable; retry later"
 
 
 class ChainRevertError(ConflictError):
@@ -318,6 +378,12 @@ class InsufficientFundsError(ConflictError):
 
     code = "insufficient_funds"
     http_status = 402
+
+
+class SupplyLimitError(ConflictError):
+    """A mint that would take the token's total supply past a uint256."""
+
+    code = "supply_limit_exceeded"
 
 
 class EscrowStateError(ConflictError):

@@ -14,11 +14,12 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from hcp.config import Settings
+from hcp.config import Settings, prepare_home
 from hcp.errors import HcpError
 from hcp.fleet.modes import GpuMode
 from hcp.fleet.spec import load_fleet_spec
 from hcp.logging_setup import configure_logging
+from hcp_cli.views import switch_line
 
 app = typer.Typer(help="hcp: a GPU fleet that switches between mining and AI inference in milliseconds.",
                   no_args_is_help=True, add_completion=False)
@@ -32,6 +33,7 @@ def _settings(spec: Optional[Path] = None) -> Settings:
     if spec is not None:
         s = s.model_copy(update={"fleet_spec": spec})
     configure_logging(s.log_level)
+    prepare_home(s)
     return s
 
 
@@ -58,8 +60,9 @@ def run(
     import ray
 
     from actors.fleet import launch_fleet, prepare_store, shutdown_fleet
+    from actors.handles import get
     from hcp_cli.runtime import start_or_join
-    from hcp_cli.views import fleet_view
+    from hcp_cli.views import fleet_view, unavailable_facility
 
     settings = _settings(spec)
     try:
@@ -80,9 +83,9 @@ def run(
         with console.status("starting GPU actors (loading and warming both contexts)..."):
             handles = launch_fleet(fleet_spec, settings)
         if target is not None:
-            for gid, h in handles.gpus.items():
-                r = ray.get(h.switch.remote(target.value, "platform start"))
-                console.print(f"{gid}: {r['from_mode']} → {r['to_mode']} in {r['total_ms']:.2f} ms")
+            for gid in handles.gpus:
+                r = handles.switch(gid, target, "platform start")
+                console.print(f"{gid}: {r.from_mode.value} → {r.to_mode.value} in {r.total_ms:.2f} ms")
         # --- HTTP API (issue 4): router actor + Serve app ---
         if api:
             from hcp_cli.api import start_api
@@ -104,7 +107,16 @@ def run(
         t_end = time.monotonic() + duration if duration > 0 else float("inf")
 
         def snapshot() -> list[dict]:
-            return ray.get([f.report.remote() for f in handles.facilities.values()])
+            # One facility (or GPU) that does not answer must never end the platform: the
+            # table shows it as unavailable and the loop goes on (a restarted actor returns).
+            out = []
+            for name, h in sorted(handles.facilities.items()):
+                try:
+                    out.append(get(h.report.remote(), f"facility {name}", 10.0).to_dict())
+                except HcpError as exc:
+                    log.warning("facility %s: %s", name, exc.detail)
+                    out.append(unavailable_facility(name, exc.detail))
+            return out
 
         if live and console.is_terminal:
             from rich.live import Live
@@ -120,7 +132,9 @@ def run(
             while time.monotonic() < t_end and not stop["now"]:
                 time.sleep(refresh)
                 for r in snapshot():
-                    modes = ", ".join(f"{g['device_id']}={g['mode']}@{g['hashrate_hs']:.0f}H/s" for g in r["gpus"])
+                    modes = ", ".join(f"{g['device_id']}={g['mode']}@{g['hashrate_hs']:.0f}H/s"
+                                      + ("" if g["availability"] == "up" else " (unavailable)")
+                                      for g in r["gpus"])
                     log.info("%s power %.0f W of %.0f W cap; %s", r["facility"], r["facility_power_w"],
                              r["capacity_w"], modes)
                 if opt is not None:  # issue 3: one line per new decision
@@ -149,14 +163,12 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print JSON instea
     """Show the running fleet (or, if none runs, the committed state in the store)."""
     settings = _settings()
     try:
-        import ray
-
         from actors.fleet import find_fleet
         from hcp_cli.runtime import join
 
         join(settings)
         handles = find_fleet(settings)
-        reports = ray.get([f.report.remote() for f in handles.facilities.values()])
+        reports = [r.to_dict() for r in handles.facility_reports()]
     except HcpError as exc:
         # stderr: `--json` output on stdout stays parseable.
         Console(stderr=True).print(f"[yellow]{exc.code}[/]: {escape(exc.detail)}")
@@ -191,39 +203,15 @@ def switch(device: str = typer.Argument(..., help="GPU id (or ASIC id) from the 
     """Switch one device of the running fleet and print the phase breakdown."""
     settings = _settings()
     try:
-        import ray
-
         from actors.fleet import find_fleet
         from hcp_cli.runtime import join
 
         target = GpuMode.parse(mode)
         join(settings)
-        handles = find_fleet(settings)
-        if device in handles.gpus:
-            r = ray.get(handles.gpus[device].switch.remote(target.value, reason))
-        else:
-            owner = _asic_owner(handles, device, settings)
-            r = ray.get(owner.set_asic_mode.remote(device, target.value, reason))
+        r = find_fleet(settings).switch(device, target, reason)
     except HcpError as exc:
         _fail(exc)
-    if r.get("noop"):
-        console.print(f"{device} already in {r['to_mode']}")
-        return
-    p = r["phases"]
-    console.print(f"{device}: {r['from_mode']} → {r['to_mode']} in [bold]{r['total_ms']:.3f} ms[/] "
-                  f"(pause {p['pause_ms']:.3f}, save {p['save_state_ms']:.3f}, activate "
-                  f"{p['activate_ms']:.3f}, health {p['health_check_ms']:.3f})"
-                  + (f"; committed as generation {r['generation']}" if "generation" in r else ""))
-
-
-def _asic_owner(handles, device: str, settings: Settings):  # type: ignore[no-untyped-def]
-    from hcp.errors import UnknownDeviceError
-
-    spec = load_fleet_spec(settings.fleet_spec)
-    for fac in spec.facilities:
-        if any(a.id == device for a in fac.asics) and fac.name in handles.facilities:
-            return handles.facilities[fac.name]
-    raise UnknownDeviceError(f"no device {device!r} in the running fleet", device_id=device)
+    console.print(switch_line(r))
 
 
 @app.command()

@@ -10,6 +10,7 @@ import ray
 
 from hcp.config import Settings
 from hcp.errors import HcpError
+from serve_apps.ratelimit import trusted_proxy_env
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,12 @@ def start_or_join(settings: Settings, *, log_to_driver: bool = True, record: boo
     if settings.ray_address:
         ray.init(address=settings.ray_address, **kwargs)
         return
+    # Ray's processes inherit this environment: Serve's HTTP proxy (uvicorn) then believes
+    # X-Forwarded-For only from the configured proxies, not from any local client.
+    os.environ.update(trusted_proxy_env(settings.api_trusted_proxies))
     kwargs["include_dashboard"] = False
+    # A local cluster's services (and Ray's metrics exporter) listen on loopback only.
+    kwargs["_node_ip_address"] = settings.ray_node_ip
     if settings.ray_temp_dir:
         kwargs["_temp_dir"] = str(settings.ray_temp_dir)
     ray.init(**kwargs)

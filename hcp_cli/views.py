@@ -25,6 +25,14 @@ def gpu_table(gpus: list[dict[str, Any]]) -> Table:
     for g in sorted(gpus, key=lambda x: x["device_id"]):
         tel = g["telemetry"]
         mode = g["mode"]
+        if g.get("availability", "up") != "up":
+            # Its actor is restarting: say so, with what was last seen (Ray brings it back in
+            # its committed mode).
+            t.add_row(g["device_id"], g.get("facility", ""), f"[red]RESTARTING[/] (was {mode})",
+                      "-", f"{g['hashes_done']:,}", str(g["shares_found"]),
+                      f"{tel['power_w']:.0f} W" if tel else "-", "-", "-", "-",
+                      "unavailable", str(g.get("generation", "")))
+            continue
         t.add_row(
             g["device_id"], g.get("facility", ""), f"[{_MODE_STYLE.get(mode, 'white')}]{mode}[/]",
             _si(g["hashrate_hs"], "H/s"), f"{g['hashes_done']:,}", str(g["shares_found"]),
@@ -51,6 +59,29 @@ def facility_table(reports: list[dict[str, Any]]) -> Table:
 
 def _modes(counts: dict[str, int]) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "-"
+
+
+def unavailable_facility(name: str, detail: str) -> dict[str, Any]:
+    """A facility row for a facility actor that did not answer (shown, never fatal)."""
+    return {"facility": name, "facility_power_w": 0.0, "capacity_w": 0.0, "headroom_w": 0.0,
+            "over_cap": False, "gpu_modes": {}, "asic_modes": {"UNAVAILABLE": 1},
+            "asic_hashrate_ths": 0.0, "gpus": [], "asics": {}, "detail": detail}
+
+
+def switch_line(r: Any) -> str:
+    """One line on what a switch did (a ``SwitchResult``): GPUs by phase, ASICs by power."""
+    dev, src, dst = r.device_id, r.from_mode.value, r.to_mode.value
+    if r.noop:
+        return f"{dev} already in {dst}"
+    if r.kind.value == "asic":
+        delta = (r.power_after_w or 0.0) - (r.power_before_w or 0.0)
+        return (f"{dev} (ASIC, facility {r.facility}): {src} → {dst}; facility draw "
+                f"{_si(r.power_before_w or 0.0, 'W')} → {_si(r.power_after_w or 0.0, 'W')} "
+                f"({delta:+,.0f} W); committed as generation {r.generation}")
+    p = r.phases
+    return (f"{dev}: {src} → {dst} in [bold]{r.total_ms:.3f} ms[/] (pause {p.pause_ms:.3f}, save "
+            f"{p.save_state_ms:.3f}, activate {p.activate_ms:.3f}, health {p.health_check_ms:.3f}); "
+            f"committed as generation {r.generation}")
 
 
 def fleet_view(reports: list[dict[str, Any]]) -> Group:

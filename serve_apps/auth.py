@@ -43,3 +43,17 @@ def require_roles(tokens: TokenService, *roles: Role) -> Callable[..., Principal
         return principal
 
     return _check
+
+
+def optional_principal_dependency(tokens: TokenService) -> Callable[..., Principal | None]:
+    """The caller's Principal, or None for an anonymous caller; a bad token is still a 401
+    (a client that sends one expects it to count)."""
+
+    async def _principal(
+        creds: HTTPAuthorizationCredentials | None = Depends(_bearer),
+    ) -> Principal | None:
+        if creds is None or not creds.credentials:
+            return None
+        return tokens.verify(creds.credentials)
+
+    return _principal

@@ -25,6 +25,8 @@ from hcp.errors import (
     UnknownDeviceError,
     WorkloadNotFoundError,
 )
+from hcp.fleet.facility import FacilityReport
+from hcp.fleet.status import SwitchResult
 from hcp.workloads.repository import WorkloadRepository
 
 log = logging.getLogger(__name__)
@@ -124,6 +126,8 @@ class RouterWorkloads:
 
 
 class ActorFleet:
+    """The fleet through the typed handle wrapper (``actors.handles.FleetClient``)."""
+
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._handles: Any = None
@@ -138,40 +142,24 @@ class ActorFleet:
                 raise ServiceUnavailableError(exc.detail) from None
         return self._handles
 
-    async def _call(self, ref_factory: Callable[[], Any], what: str) -> Any:
+    async def facility_reports(self) -> list[FacilityReport]:
         try:
-            return await call_actor(ref_factory, ServiceUnavailableError, what)
+            return await self._fleet().afacility_reports()
         except ServiceUnavailableError:
-            self._handles = None
+            self._handles = None  # found again next time (the fleet may have been restarted)
+            raise
+        except HcpError as exc:
+            if exc.http_status >= 500:
+                self._handles = None
             raise
 
-    async def facility_reports(self) -> list[dict[str, Any]]:
+    async def set_mode(self, device_id: str, mode: str, reason: str) -> SwitchResult:
         fleet = self._fleet()
-        return list(
-            await asyncio.gather(
-                *(
-                    self._call(lambda h=h: h.report.remote(), f"facility {name}")
-                    for name, h in sorted(fleet.facilities.items())
-                )
+        if device_id not in fleet.gpus and device_id not in fleet.asic_facility:
+            raise UnknownDeviceError(
+                f"no device {device_id!r} in the running fleet", device_id=device_id
             )
-        )
-
-    async def set_mode(self, device_id: str, mode: str, reason: str) -> dict[str, Any]:
-        fleet = self._fleet()
-        if device_id in fleet.gpus:
-            gpu = fleet.gpus[device_id]
-            return await self._call(lambda: gpu.switch.remote(mode, reason), f"GPU {device_id}")
-        for rep, (name, fac) in zip(
-            await self.facility_reports(), sorted(fleet.facilities.items())
-        ):
-            if device_id in rep.get("asics", {}):
-                return await self._call(
-                    lambda fac=fac: fac.set_asic_mode.remote(device_id, mode, reason),
-                    f"facility {name}",
-                )
-        raise UnknownDeviceError(
-            f"no device {device_id!r} in the running fleet", device_id=device_id
-        )
+        return await fleet.aswitch(device_id, mode, reason)
 
 
 class OptimizerEconomics:

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from functools import partial
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI  # noqa: F401 (FastAPI: the return type)
 
 from hcp.auth.tokens import TokenService
 from hcp.config import Settings
 from serve_apps.deps import client_dependency
-from serve_apps.errors import install_error_handlers
+from serve_apps.edge import new_app
 from serve_apps.live import LiveHub, live_router
 from serve_apps.openai_api import openai_router
+from serve_apps.ratelimit import RequestLimits
 from serve_apps.routes_fleet import fleet_router
 from serve_apps.routes_workloads import workloads_router
 from serve_apps.services import ApiServices
@@ -29,19 +31,19 @@ def build_app(
     services: ApiServices,
     tokens: TokenService,
     settings: Settings,
-    extra_routers: Iterable[APIRouter] = (),
+    extra_routers: Iterable[Callable[[RequestLimits], APIRouter]] = (),
 ) -> FastAPI:
-    app = FastAPI(
+    app = new_app(
+        settings,
         title="hcp platform API",
         version=API_VERSION,
         description="Workloads, fleet resources, switch history, economics, billing, live updates "
         "and OpenAI-compatible embeddings. Every route needs a JWT bearer token "
-        '(`hcp token --role R --subject S`); refusals are `{"error", "detail"}`.',
+        '(`hcp token --role R --subject S`); refusals are `{"error", "detail"}` '
+        '(OpenAI\'s `{"error": {"message", "type", "param", "code"}}` under `/v1/`).',
     )
-    install_error_handlers(app)
-    client = client_dependency(
-        services, tokens, settings.api_rate_limit, settings.api_rate_window_seconds
-    )
+    limits = request_limits(services, settings)
+    client = client_dependency(tokens, limits)
     app.include_router(workloads_router(services, client))
     app.include_router(fleet_router(services, client, settings))
     app.include_router(openai_router(services, client))
@@ -52,24 +54,33 @@ def build_app(
             tokens,
             hub,
             settings.api_ws_heartbeat_seconds,
-            settings.api_rate_limit,
-            settings.api_rate_window_seconds,
+            limits,
         )
     )
-    for router in extra_routers:
-        app.include_router(router)
+    for make_router in extra_routers:
+        try:
+            app.include_router(make_router(limits))
+        except Exception:  # another area's failure must not take the platform API down
+            log.exception("could not mount %s", getattr(make_router, "func", make_router))
     return app
 
 
-def other_app_routers(settings: Settings) -> list[APIRouter]:
-    """Notary and marketplace routers, if those areas are installed; a broken one is skipped."""
+def request_limits(services: ApiServices, settings: Settings) -> RequestLimits:
+    """The one limiter of this app: every router of every area counts through it."""
+    return RequestLimits(services.limiter, settings.api_rate_limit,
+                         settings.api_rate_window_seconds, settings.api_anonymous_rate_limit,
+                         services.clock)
+
+
+def other_app_routers(settings: Settings) -> list[Callable[[RequestLimits], APIRouter]]:
+    """Notary and marketplace routers, if those areas are installed; a broken one is skipped.
+
+    Each is a factory of the app's ``RequestLimits``, so their routes share its limiter."""
     routers = []
     for module_name, attr in OTHER_APPS:
         try:
             module = importlib.import_module(module_name)
-            routers.append(getattr(module, attr)(settings))
+            routers.append(partial(getattr(module, attr), settings))
         except ModuleNotFoundError:
             log.info("%s not present; not mounted", module_name)
-        except Exception:  # another area's failure must not take the platform API down
-            log.exception("could not mount %s", module_name)
     return routers

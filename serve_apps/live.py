@@ -17,7 +17,6 @@ that commit after an event with a higher id (PostgreSQL) are still delivered: se
 import asyncio
 import contextlib
 import itertools
-import json
 import logging
 import re
 import time
@@ -29,14 +28,17 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from hcp.auth.tokens import Principal, TokenService
 from hcp.errors import AuthenticationError, HcpError, PermissionDeniedError, ValidationError
+from hcp.jsonsafe import JsonLimits
+from hcp.jsonsafe import loads as safe_loads
 from serve_apps.access import Action, allowed
-from serve_apps.deps import check_rate
 from serve_apps.eventlog import SWITCH_KIND, WORKLOAD_KIND
+from serve_apps.ratelimit import RequestLimits
 from serve_apps.services import ApiServices, EventFeed
 
 log = logging.getLogger(__name__)
 
 _AUTH_TIMEOUT_S = 10.0
+_AUTH_MESSAGE = JsonLimits(max_bytes=8192, max_depth=2)
 _CLOSE_CODES = {401: 4401, 403: 4403, 422: 4422, 429: 4429}
 
 
@@ -244,8 +246,7 @@ def live_router(
     tokens: TokenService,
     hub: LiveHub,
     heartbeat_s: float,
-    rate_limit: int,
-    rate_window_s: int,
+    limits: RequestLimits,
 ) -> APIRouter:
     r = APIRouter(tags=["live"])
 
@@ -253,8 +254,8 @@ def live_router(
         if not token:
             try:
                 first = await asyncio.wait_for(ws.receive_text(), _AUTH_TIMEOUT_S)
-                token = json.loads(first).get("token")
-            except (TimeoutError, ValueError, AttributeError):
+                token = safe_loads(first, _AUTH_MESSAGE, what="message").get("token")
+            except (TimeoutError, ValueError, AttributeError, HcpError):
                 token = None
         if not token or not isinstance(token, str):
             raise AuthenticationError(
@@ -263,7 +264,7 @@ def live_router(
         principal = tokens.verify(token)
         if not allowed(principal.role, Action.VIEW_OWN_WORKLOADS):
             raise PermissionDeniedError(f"role {principal.role.value!r} may not watch workloads")
-        await check_rate(services, principal, rate_limit, rate_window_s)
+        await limits.check(principal)
         return principal
 
     @r.websocket("/api/v1/live")
@@ -292,10 +293,23 @@ def live_router(
         receiver = asyncio.create_task(_drain(ws))
         loop = asyncio.get_running_loop()
         last_sent = loop.time()
+        expires = principal.expires_at
         try:
             while not receiver.done():
                 wait = max(0.0, last_sent + heartbeat_s - loop.time())
+                if expires is not None:
+                    left = (expires - services.clock.now()).total_seconds()
+                    if left <= 0:
+                        # The token ends the connection as it ends HTTP access: no event
+                        # reaches a client after its token has expired.
+                        await ws.send_json({"error": "token_expired",
+                                            "detail": "the token expired; reconnect with a new one"})
+                        await ws.close(code=_CLOSE_CODES[401])
+                        return
+                    wait = min(wait, left)
                 for e in await feed.next(wait):
+                    if expires is not None and services.clock.now() >= expires:
+                        break
                     if visible(principal, e):
                         await ws.send_json({"type": "event", "event": e})
                         last_sent = loop.time()

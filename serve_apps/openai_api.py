@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hcp.auth.tokens import Principal
 from hcp.errors import ServiceUnavailableError, UnknownModelError, ValidationError
+from hcp.fields import SafeStr, StrictPositive
 from hcp.inference.base import DEFAULT_MAX_TEXT_CHARS, DEFAULT_MAX_TEXTS, validate_texts
 from serve_apps.access import Action, require
 from serve_apps.schemas import error_responses
@@ -26,13 +27,13 @@ from serve_apps.services import ApiServices
 
 class EmbeddingsRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    input: str | list[str] = Field(
+    input: SafeStr | list[SafeStr] = Field(
         description="One text or a list of texts (token arrays are not accepted)."
     )
-    model: str = Field(min_length=1, max_length=200)
+    model: SafeStr = Field(min_length=1, max_length=200)
     encoding_format: Literal["float", "base64"] = "float"
-    dimensions: int | None = Field(None, ge=1, le=100_000)
-    user: str | None = Field(None, max_length=200)
+    dimensions: StrictPositive | None = Field(None, le=100_000)
+    user: SafeStr | None = Field(None, max_length=200)
 
 
 class EmbeddingItem(BaseModel):

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Body, Depends, Path, Query
 
 from hcp.auth.tokens import Principal
 from hcp.config import Settings
+from hcp.fleet.facility import FacilityReport
 from hcp.fleet.modes import GpuMode
 from serve_apps.access import Action, require
 from serve_apps.schemas import (
@@ -29,17 +30,18 @@ _DEVICE = r"^[A-Za-z0-9_.:-]{1,64}$"
 
 
 def resources_view(
-    reports: list[dict[str, Any]],
+    typed: list[FacilityReport],
     facility: str | None = None,
     mode: GpuMode | None = None,
     as_of: datetime | None = None,
 ) -> dict[str, Any]:
     """Flatten facility reports into facilities, GPUs and ASICs, filtered by facility and mode."""
     facilities, gpus, asics = [], [], []
-    for rep in reports:
+    for rep in (r.to_dict() for r in typed):
         if facility is not None and rep.get("facility") != facility:
             continue
         facilities.append({k: v for k, v in rep.items() if k not in ("gpus", "asics")})
+        # A GPU whose actor is restarting is listed with availability "unavailable".
         for g in rep.get("gpus", []):
             if mode is None or g.get("mode") == mode.value:
                 gpus.append({**g, "facility": g.get("facility") or rep.get("facility")})
@@ -57,7 +59,7 @@ def resources_view(
 
 def fleet_snapshots(
     services: ApiServices, settings: Settings
-) -> tuple[SnapshotCache[list[dict[str, Any]]], SnapshotCache[dict[str, Any]]]:
+) -> tuple[SnapshotCache[list[FacilityReport]], SnapshotCache[dict[str, Any]]]:
     """Replica-local snapshots of the facility reports and the optimizer's economics."""
     max_age = settings.api_snapshot_max_age_seconds
     fresh = min(settings.api_snapshot_fresh_seconds, max_age)
@@ -103,9 +105,10 @@ def fleet_router(
         require(principal, Action.MODIFY_RESOURCES)
         target = GpuMode.parse(change.mode)
         try:
-            return await services.fleet.set_mode(
+            result = await services.fleet.set_mode(
                 device_id, target.value, f"api:{principal.subject}: {change.reason}"[:200]
             )
+            return result.to_dict()
         finally:
             # The admin who switched a device sees the switch on the next read.
             reports.invalidate()

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hcp.fields import SafeStr
 from hcp.fleet.modes import GpuMode
 
 
@@ -95,8 +96,12 @@ class GpuResource(BaseModel):
     mode: str
     hashrate_hs: float = 0.0
     utilization: float = 0.0
-    telemetry: dict[str, Any] = Field(
-        default_factory=dict, description="Power, temperature, memory."
+    telemetry: dict[str, Any] | None = Field(
+        default_factory=dict, description="Power, temperature, memory (null: never reported)."
+    )
+    availability: str = Field(
+        "up", description="'up', or 'unavailable' while its actor restarts (then the other "
+        "fields are the last known values)."
     )
 
 
@@ -120,10 +125,10 @@ class Resources(BaseModel):
 
 class ModeChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    mode: str = Field(
+    mode: SafeStr = Field(
         description="MINING, INFERENCE, IDLE or CURTAILED.", min_length=1, max_length=16
     )
-    reason: str = Field("api", max_length=200)
+    reason: SafeStr = Field("api", max_length=200)
 
 
 class SwitchResult(BaseModel):
@@ -133,6 +138,9 @@ class SwitchResult(BaseModel):
     to_mode: str
     total_ms: float
     noop: bool = False
+    generation: int | None = Field(None, description="The committed generation of the device.")
+    kind: str = Field("gpu", description="'gpu' or 'asic' (an ASIC switch is a power command: "
+                      "no phase timings; its facility draw before and after instead).")
 
 
 class Billing(BaseModel):

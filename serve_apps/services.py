@@ -1,7 +1,8 @@
 """What the API routers call: small async interfaces, so the app runs over Ray handles in
 Serve and over fakes or a real store in tests, with the same routes.
 
-Every method returns JSON-able data and raises typed hcp errors.
+Methods return the core's typed messages (fleet) or JSON-able data, and raise typed hcp
+errors; the routes turn them into JSON.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from hcp.clock import Clock, SystemClock
+from hcp.fleet.facility import FacilityReport
+from hcp.fleet.status import SwitchResult
 from hcp.ratelimit import LeasedRateLimiter
 
 
@@ -35,12 +38,12 @@ class WorkloadService(Protocol):
 
 
 class FleetService(Protocol):
-    async def facility_reports(self) -> list[dict[str, Any]]:
+    async def facility_reports(self) -> list[FacilityReport]:
         """One ``FacilityActor.report()`` per facility (with its GPUs' status and ASIC modes)."""
         ...
 
-    async def set_mode(self, device_id: str, mode: str, reason: str) -> dict[str, Any]:
-        """Switch one GPU or ASIC; the committed switch report."""
+    async def set_mode(self, device_id: str, mode: str, reason: str) -> SwitchResult:
+        """Switch one GPU or ASIC; the committed switch result."""
         ...
 
 

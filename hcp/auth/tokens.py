@@ -7,8 +7,8 @@ import logging
 import os
 import secrets
 from collections import OrderedDict
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import jwt
@@ -35,6 +35,8 @@ class Principal:
 
     subject: str
     role: Role
+    # When the token it came from expires: long-lived connections (WebSockets) end then.
+    expires_at: datetime | None = field(default=None, compare=False)
 
     @property
     def is_admin(self) -> bool:
@@ -124,7 +126,12 @@ class TokenService:
             role = Role(claims.get("role"))
         except ValueError as exc:
             raise AuthenticationError(f"unknown role {claims.get('role')!r}") from exc
-        principal = Principal(subject=str(claims["sub"]), role=role)
+        exp = int(claims["exp"])
+        try:
+            expires_at: datetime | None = datetime.fromtimestamp(exp, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            expires_at = None  # beyond datetime's range: as good as never
+        principal = Principal(subject=str(claims["sub"]), role=role, expires_at=expires_at)
         self._verified[token] = (principal, int(claims["exp"]))
         if len(self._verified) > _VERIFIED_CACHE_SIZE:
             self._verified.popitem(last=False)

@@ -26,6 +26,7 @@ from hcp.errors import (
     InsufficientFundsError,
     ValidationError,
 )
+from hcp.marketplace.amounts import MAX_TOKEN, check_amount
 from hcp.marketplace.escrow_backend import BPS, Settlement, split_payment
 from hcp.marketplace.sql_ledger import check_account_name
 
@@ -35,7 +36,6 @@ NONE, LOCKED, RELEASED, REFUNDED = 0, 1, 2, 3
 BY_RELEASE, BY_REFUND, BY_SPLIT = 1, 2, 3  # PaymentEscrow.settledBy
 GAS_FUNDING_WEI = 10**18          # given to a custodial account when it first needs to send
 GAS_LOW_WATER_WEI = 10**17
-_MAX_UINT = 2**256 - 1
 RAW_PREFIX = "raw:"  # accounts() names an unlabelled holder "raw:0x..."
 _FUNDS = {"InsufficientBalance", "InsufficientAllowance"}
 _STATE = {"EscrowNotLocked", "ExceedsLocked", "EscrowExists", "JobExists", "NotDirectEscrow", "BadJobState"}
@@ -112,7 +112,7 @@ class ChainEscrowBackend:
     # -- money -----------------------------------------------------------------------------
     def mint(self, account: str, amount: int, op_id: str) -> None:
         check_account_name(account)
-        _amount(amount)
+        check_amount(amount)
         _key(op_id, "op_id")
         to = self.ensure_account(account)
         key = op_key(op_id)
@@ -125,7 +125,7 @@ class ChainEscrowBackend:
     def transfer(self, sender: str, recipient: str, amount: int, op_id: str) -> None:
         check_account_name(sender)
         check_account_name(recipient)
-        _amount(amount)
+        check_amount(amount)
         _key(op_id, "op_id")
         if sender == recipient:
             raise ValidationError("sender and recipient are the same account")
@@ -144,7 +144,7 @@ class ChainEscrowBackend:
         _key(job_id, "job_id")
         check_account_name(renter)
         check_account_name(provider)
-        _amount(amount)
+        check_amount(amount)
         key = job_key(job_id)
         user_addr, prov_addr = self._address(renter), self._address(provider)
         rec = self.escrow_record(job_id)
@@ -162,13 +162,13 @@ class ChainEscrowBackend:
             allowance = self.client.call(self.c.token.functions.allowance(signer.address,
                                                                          self.c.marketplace.address))
             if allowance < amount:
-                self._send(self.c.token.functions.approve(self.c.marketplace.address, _MAX_UINT), signer)
+                self._send(self.c.token.functions.approve(self.c.marketplace.address, MAX_TOKEN), signer)
             self._approved.add(signer.address)
         self._send(self.c.marketplace.functions.openEscrow(key, prov_addr, amount), signer, job_id)
 
     def partial_release(self, job_id: str, amount: int, op_id: str) -> Settlement:
         _key(job_id, "job_id")
-        _amount(amount)
+        check_amount(amount)
         key, okey = job_key(job_id), op_key(_key(op_id, "op_id"))
         rec = self._existing(job_id)
         seen, remaining_after = self.client.call(self.c.escrow.functions.partialOps(key, okey))
@@ -186,7 +186,7 @@ class ChainEscrowBackend:
     def release(self, job_id: str, actual_cost: int) -> Settlement:
         """``actual_cost`` is the job's whole cost: what partial releases paid counts toward it."""
         _key(job_id, "job_id")
-        _amount(actual_cost, positive=False)
+        check_amount(actual_cost, positive=False)
         rec = self._existing(job_id)
         paid = rec["paid_provider"] + rec["paid_platform"]
         if rec["state"] != LOCKED:
@@ -282,17 +282,6 @@ class ChainEscrowBackend:
     def _check_terms(seen: bytes, to: str, amount: int, op_id: str) -> None:
         if seen != transfer_terms(to, amount):
             raise IdempotencyConflictError(f"op {op_id} was used with other terms", op_id=op_id)
-
-
-def _amount(amount: object, *, positive: bool = True) -> int:
-    """The SQL ledger's rules (hcp.marketplace.sql_ledger), so both backends refuse alike."""
-    if isinstance(amount, bool) or not isinstance(amount, int):
-        raise ValidationError("amounts are integers in the smallest unit", amount=repr(amount))
-    if amount < 0 or (positive and amount == 0):
-        raise ValidationError("amount must be positive", amount=str(amount))
-    if amount > _MAX_UINT:
-        raise ValidationError("amount exceeds 2**256 - 1", amount=str(amount))
-    return amount
 
 
 def _key(value: object, what: str) -> str:

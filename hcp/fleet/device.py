@@ -5,26 +5,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
 
 from hcp.errors import HcpError, StoreError
-from hcp.fleet.modes import GpuMode, SwitchReport
+from hcp.fleet.modes import GpuMode
+from hcp.fleet.status import DeviceKind, GpuStatus, SwitchResult
 from hcp.fleet.worker import GpuWorker, WorkerStatus
 from hcp.mining import MiningState
 from hcp.store import FleetRepository
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class CommittedSwitch:
-    report: SwitchReport
-    generation: int
-    persist_ms: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**self.report.to_dict(), "generation": self.generation, "persist_ms": self.persist_ms}
+CommittedSwitch = SwitchResult  # the old name
 
 
 class GpuDevice:
@@ -55,11 +47,11 @@ class GpuDevice:
                         state.generation)
         return state.mode
 
-    def switch(self, target: GpuMode | str, reason: str = "") -> CommittedSwitch:
+    def switch(self, target: GpuMode | str, reason: str = "") -> SwitchResult:
         with self._commit_lock:
             report = self.worker.switch(GpuMode.parse(target), reason)
             if report.noop:
-                return CommittedSwitch(report, self._generation, 0.0)
+                return SwitchResult(report, self._generation, 0.0, DeviceKind.GPU, self.facility)
             t0 = time.perf_counter()
             try:
                 saved = self.worker.saved_state
@@ -72,7 +64,8 @@ class GpuDevice:
                 self.worker.rollback(report)
                 raise
             self._generation = gen
-            return CommittedSwitch(report, gen, (time.perf_counter() - t0) * 1e3)
+            return SwitchResult(report, gen, (time.perf_counter() - t0) * 1e3, DeviceKind.GPU,
+                                self.facility)
 
     def checkpoint(self) -> int:
         """Persist new shares (deduplicated) and the mining cursor and counters; returns shares added."""
@@ -106,8 +99,14 @@ class GpuDevice:
         self._ckpt_thread = threading.Thread(target=loop, name=f"ckpt-{self.device_id}", daemon=True)
         self._ckpt_thread.start()
 
-    def status(self) -> WorkerStatus:
-        return self.worker.status()
+    def status(self) -> GpuStatus:
+        w = self.worker.status()
+        return GpuStatus(
+            device_id=w.device_id, facility=self.facility, mode=w.mode, generation=self._generation,
+            hashes_done=w.hashes_done, shares_found=w.shares_found, hashrate_hs=w.hashrate_hs,
+            inference_requests=w.inference_requests, utilization=w.utilization,
+            telemetry=w.telemetry, mining_backend=w.mining_backend,
+            inference_model=w.inference_model)
 
     @property
     def generation(self) -> int:

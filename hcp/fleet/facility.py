@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from hcp.clock import Clock, SystemClock
 from hcp.errors import InvalidTransitionError, UnknownDeviceError
 from hcp.fleet.modes import GpuMode, SwitchPhases, SwitchReport
+from hcp.fleet.status import DeviceKind, GpuStatus, SwitchResult
 
 if TYPE_CHECKING:
     from hcp.fleet.spec import AsicSpec, FacilitySpec
@@ -35,22 +36,33 @@ class FacilityReport:
     gpu_hashrate_hs: float
     asic_hashrate_ths: float
     telemetry_sources: list[str] = field(default_factory=list)
+    gpus: list[GpuStatus] = field(default_factory=list)
+    asics: dict[str, GpuMode] = field(default_factory=dict)
+    # GPUs whose actor did not answer (restarting): their last known state is in ``gpus``.
+    unavailable: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        d["gpus"] = [g.to_dict() for g in self.gpus]
+        d["asics"] = {k: v.value for k, v in self.asics.items()}
+        return d
 
 
 def asic_power_w(spec: AsicSpec, mode: GpuMode) -> float:
     return spec.power_w if mode is GpuMode.MINING else _ASIC_STANDBY_W
 
 
-def facility_report(spec: FacilitySpec, gpu_status: list[dict[str, Any]],
+def facility_report(spec: FacilitySpec, gpu_status: list[GpuStatus],
                     asic_modes: dict[str, GpuMode]) -> FacilityReport:
-    """Aggregate the devices' power (GPUs: measured or simulated telemetry) against the cap."""
-    it_w = sum(float(g["telemetry"]["power_w"]) for g in gpu_status)
+    """Aggregate the devices' power (GPUs: measured or simulated telemetry) against the cap.
+
+    A GPU that did not answer counts with its last known draw: the cap check must not
+    think a restarting GPU's power went away.
+    """
+    it_w = sum(g.power_w for g in gpu_status)
     gpu_modes: dict[str, int] = {}
     for g in gpu_status:
-        gpu_modes[g["mode"]] = gpu_modes.get(g["mode"], 0) + 1
+        gpu_modes[g.mode.value] = gpu_modes.get(g.mode.value, 0) + 1
     asic_counts: dict[str, int] = {}
     ths = 0.0
     for a in spec.asics:
@@ -64,9 +76,11 @@ def facility_report(spec: FacilitySpec, gpu_status: list[dict[str, Any]],
     return FacilityReport(
         facility=spec.name, capacity_w=cap_w, pue=spec.pue, it_power_w=it_w, facility_power_w=fac_w,
         headroom_w=cap_w - fac_w, over_cap=fac_w > cap_w, gpu_modes=gpu_modes, asic_modes=asic_counts,
-        gpu_hashrate_hs=sum(float(g.get("hashrate_hs", 0.0)) for g in gpu_status),
+        gpu_hashrate_hs=sum(g.hashrate_hs for g in gpu_status),
         asic_hashrate_ths=ths,
-        telemetry_sources=sorted({g["telemetry"]["source"] for g in gpu_status}),
+        telemetry_sources=sorted({g.telemetry.source for g in gpu_status if g.telemetry}),
+        gpus=list(gpu_status), asics={a.id: asic_modes.get(a.id, GpuMode.MINING) for a in spec.asics},
+        unavailable=[g.device_id for g in gpu_status if not g.up],
     )
 
 
@@ -91,7 +105,9 @@ class Facility:
     def asic_modes(self) -> dict[str, GpuMode]:
         return dict(self._modes)
 
-    def set_asic_mode(self, asic_id: str, target: GpuMode | str, reason: str = "") -> SwitchReport:
+    def set_asic_mode(self, asic_id: str, target: GpuMode | str, reason: str = "") -> SwitchResult:
+        """Commit an ASIC's mode. An ASIC switch is a power command, not a context swap: the
+        result carries the committed generation and the draw it changed, no phase timings."""
         target = GpuMode.parse(target)
         if asic_id not in self._asics:
             raise UnknownDeviceError(f"no ASIC {asic_id!r} in facility {self.spec.name!r}", device_id=asic_id)
@@ -103,12 +119,14 @@ class Facility:
             zero = SwitchPhases(0.0, 0.0, 0.0, 0.0)
             report = SwitchReport(asic_id, source, target, zero, 0.0, self._clock.now(), reason,
                                   True, source is target)
-            if report.noop:
-                return report
-            self._generations[asic_id] = self.repo.commit_mode_change(
-                report, self._generations[asic_id], facility=self.spec.name)
-            self._modes[asic_id] = target
-            return report
+            spec = self._asics[asic_id]
+            before, after = asic_power_w(spec, source), asic_power_w(spec, target)
+            if not report.noop:
+                self._generations[asic_id] = self.repo.commit_mode_change(
+                    report, self._generations[asic_id], facility=self.spec.name)
+                self._modes[asic_id] = target
+            return SwitchResult(report, self._generations[asic_id], 0.0, DeviceKind.ASIC,
+                                self.spec.name, before * self.spec.pue, after * self.spec.pue)
 
-    def report(self, gpu_status: list[dict[str, Any]]) -> FacilityReport:
+    def report(self, gpu_status: list[GpuStatus]) -> FacilityReport:
         return facility_report(self.spec, gpu_status, self._modes)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import base64
 import enum
 import json
+import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Select, and_, or_, select
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from hcp.errors import ValidationError
 from hcp.marketplace import models as m
+from hcp.marketplace.amounts import MAX_TOKEN
 
 MAX_PAGE = 200
 
@@ -115,11 +117,21 @@ def _cursor_value(sort: SortOrder, row: m.Offer) -> Any:
 
 
 def _decode_value(sort: SortOrder, raw: Any) -> Any:
+    """A cursor comes back from the client: every part is checked as if it were new input."""
     if sort in (SortOrder.PRICE_ASC, SortOrder.PRICE_DESC):
+        if not isinstance(raw, str) or not re.fullmatch(r"[0-9]{1,78}", raw) or int(raw) > MAX_TOKEN:
+            raise ValueError("bad price")
         return int(raw)
     if sort is SortOrder.REPUTATION_DESC:
-        return int(raw)
-    return datetime.fromisoformat(raw)
+        if isinstance(raw, bool) or not isinstance(raw, int) or not 0 <= raw <= 1000:
+            raise ValueError("bad reputation")
+        return raw
+    if not isinstance(raw, str) or len(raw) > 40:
+        raise ValueError("bad time")
+    at = datetime.fromisoformat(raw)
+    if at.tzinfo is None:
+        raise ValueError("bad time")
+    return at.astimezone(UTC)
 
 
 def encode_cursor(sort: SortOrder, row: m.Offer) -> str:
@@ -131,11 +143,14 @@ def decode_cursor(sort: SortOrder, cursor: str) -> tuple[Any, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         sort_name, value, offer_id = json.loads(raw)
-        if sort_name != sort.value or not isinstance(offer_id, str):
+        if sort_name != sort.value:
             raise ValueError("cursor of another sort order")
+        if not isinstance(offer_id, str) or not re.fullmatch(r"[0-9a-fA-F-]{1,36}", offer_id):
+            raise ValueError("bad offer id")
         return _decode_value(sort, value), offer_id
-    except (ValueError, TypeError, json.JSONDecodeError) as exc:
-        raise ValidationError(f"invalid page cursor: {exc}", cursor=cursor) from exc
+    except (ValueError, TypeError, OverflowError, UnicodeDecodeError) as exc:
+        raise ValidationError("invalid page cursor: pass a `next_cursor` from a previous page",
+                              cursor=cursor[:80]) from exc
 
 
 def build_query(q: SearchQuery) -> Select[tuple[m.Offer]]:

@@ -28,9 +28,11 @@ from hcp.errors import (
     IdempotencyConflictError,
     InsufficientFundsError,
     StoreError,
+    SupplyLimitError,
     ValidationError,
 )
 from hcp.marketplace import models as m
+from hcp.marketplace.amounts import MAX_TOKEN, check_amount
 from hcp.marketplace.escrow_backend import BPS, EscrowState, Settlement, split_payment
 
 log = logging.getLogger(__name__)
@@ -53,16 +55,6 @@ def check_account_name(name: str) -> str:
     if name.startswith(("@", ESCROW_PREFIX)):
         raise ValidationError("account names starting with '@' or 'escrow:' are reserved", account=name)
     return name
-
-
-def _check_amount(amount: Any, *, positive: bool = True) -> int:
-    if isinstance(amount, bool) or not isinstance(amount, int):
-        raise ValidationError("amounts are integers in the smallest unit", amount=repr(amount))
-    if amount < 0 or (positive and amount == 0):
-        raise ValidationError("amount must be positive", amount=str(amount))
-    if amount >= 2**256:
-        raise ValidationError("amount exceeds 2**256 - 1", amount=str(amount))
-    return amount
 
 
 def _check_key(value: Any, what: str) -> str:
@@ -138,7 +130,7 @@ class SqlEscrowBackend:
     # -- writes ---------------------------------------------------------------------------
     def mint(self, account: str, amount: int, op_id: str) -> None:
         check_account_name(account)
-        _check_amount(amount)
+        check_amount(amount)
         params = {"account": account, "amount": str(amount)}
 
         def body(s: Session) -> dict[str, Any]:
@@ -152,7 +144,7 @@ class SqlEscrowBackend:
     def transfer(self, sender: str, recipient: str, amount: int, op_id: str) -> None:
         check_account_name(sender)
         check_account_name(recipient)
-        _check_amount(amount)
+        check_amount(amount)
         if sender == recipient:
             raise ValidationError("sender and recipient are the same account")
         params = {"sender": sender, "recipient": recipient, "amount": str(amount)}
@@ -168,7 +160,7 @@ class SqlEscrowBackend:
         _check_key(job_id, "job_id")
         check_account_name(renter)
         check_account_name(provider)
-        _check_amount(amount)
+        check_amount(amount)
         params = {"renter": renter, "provider": provider, "amount": str(amount)}
 
         def body(s: Session) -> dict[str, Any]:
@@ -184,7 +176,7 @@ class SqlEscrowBackend:
 
     def partial_release(self, job_id: str, amount: int, op_id: str) -> Settlement:
         _check_key(job_id, "job_id")
-        _check_amount(amount)
+        check_amount(amount)
         params = {"amount": str(amount)}
 
         def body(s: Session) -> dict[str, Any]:
@@ -200,7 +192,7 @@ class SqlEscrowBackend:
     def release(self, job_id: str, actual_cost: int) -> Settlement:
         """``actual_cost`` is the job's whole cost: what partial releases already paid counts toward it."""
         _check_key(job_id, "job_id")
-        _check_amount(actual_cost, positive=False)
+        check_amount(actual_cost, positive=False)
 
         def body(s: Session) -> dict[str, Any]:
             esc = self._open_escrow(s, job_id)
@@ -294,6 +286,10 @@ class SqlEscrowBackend:
                                              account=debit, balance=str(src.balance if src else 0),
                                              required=str(amount))
             if src.kind == "issuance":
+                if src.balance + amount > MAX_TOKEN:
+                    # The contract's totalSupply is a uint256 too: minting past it reverts.
+                    raise SupplyLimitError("the total supply would exceed 2**256 - 1",
+                                           total_supply=str(src.balance), amount=str(amount))
                 src.balance += amount
             else:
                 src.balance -= amount

@@ -1,9 +1,10 @@
 """The notary pipeline: every stage a claim passes, in ML-Chain v6's order.
 
-flood limit (per client) -> payload -> Ed25519 signature -> per-miner quota -> task ->
-nonce (fast store + permanent ledger) -> SHA-256 -> safe extraction -> sandbox -> score
-check -> ledger. Cheap checks come first so garbage costs almost nothing; the miner's quota
-is counted only after its signature verifies, so nobody can spend another miner's quota.
+flood limit (per client) -> payload -> Ed25519 signature -> task -> nonce (fast store +
+permanent ledger) -> per-miner quota -> SHA-256 -> safe extraction -> sandbox -> score check
+-> ledger. Cheap checks come first so garbage costs almost nothing; the miner's quota is
+counted only for a claim that is authentic and fresh, so nobody can spend another miner's
+quota, not even by replaying a claim that miner signed.
 """
 
 from __future__ import annotations
@@ -157,13 +158,19 @@ class NotaryPipeline:
                                            limit=p.max_artifact_bytes)
         with self._stage("signature", stages):
             signature = self._verify_signature(payload, sub.signature)
-        with self._stage("quota", stages):
-            self._limit(f"notary:miner:{payload.miner_id}", p.miner_limit,
-                        p.miner_window_seconds, now, "submission quota of this miner exhausted")
         with self._stage("task", stages):
             task = self._task(payload, now)
         with self._stage("replay", stages):
             self._check_nonce(payload, now)
+        # Only a fresh, authentic claim counts against its miner's quota: anyone can replay a
+        # signed payload they have seen, and a replay must cost the miner nothing.
+        try:
+            with self._stage("quota", stages):
+                self._limit(f"notary:miner:{payload.miner_id}", p.miner_limit,
+                            p.miner_window_seconds, now, "submission quota of this miner exhausted")
+        except RateLimitedError:
+            self.nonces.release(payload.nonce)  # never processed: the miner may send it again
+            raise
         try:
             with self._stage("integrity", stages):
                 actual = "sha256:" + hashlib.sha256(sub.artifact).hexdigest()

@@ -79,6 +79,16 @@ class ClaimRecord(ClaimDraft):
         d["received_at"] = self.received_at.isoformat()
         return d
 
+    def public_dict(self) -> dict[str, Any]:
+        """What anyone may read: the verdict, not the signed material or the server's paths."""
+        d = self.to_dict()
+        for private in _PRIVATE_CLAIM_FIELDS:
+            d.pop(private, None)
+        return d
+
+
+_PRIVATE_CLAIM_FIELDS = ("signature", "nonce", "payload_timestamp", "artifact_uri")
+
 
 def miner_record(row: Any) -> MinerRecord:
     return MinerRecord(row.id, row.public_key, row.stake, row.balance, row.slashed_total,

@@ -27,7 +27,14 @@ class FleetProfit:
 
     def rates(self, tick: PriceTick) -> Mapping[str, Mapping[str, float]]:
         profit, _rev = self._arrays.profit(tick)
+        return self._by_device(profit)
+
+    def revenue_rates(self, tick: PriceTick) -> Mapping[str, Mapping[str, float]]:
+        profit, rev = self._arrays.profit(tick)
+        return self._by_device(np.where(np.isfinite(profit), rev, np.nan))
+
+    def _by_device(self, values: np.ndarray) -> Mapping[str, Mapping[str, float]]:
         names = [m.value for m in MODES]
-        ok = np.isfinite(profit)
-        return {dev: {names[j]: float(profit[i, j]) for j in range(len(names)) if ok[i, j]}
+        ok = np.isfinite(values)
+        return {dev: {names[j]: float(values[i, j]) for j in range(len(names)) if ok[i, j]}
                 for i, dev in enumerate(self._arrays.ids)}

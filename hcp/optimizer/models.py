@@ -68,5 +68,18 @@ class OptimizerOutcome(Base):
     latency_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
     generation: Mapped[int | None] = mapped_column(Integer, nullable=True)
     error: Mapped[str | None] = mapped_column(String(300), nullable=True)
-    # The device's profit over the period since the previous step, from the modes that held.
+    # Unused since realized profit has its own table (OptimizerRealized): an outcome is
+    # written when the decision is applied, before the period it governs has run.
     realized_profit_micro_usd: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class OptimizerRealized(Base):
+    """What one decision's device earned over the period the decision governed (from its
+    step to the next), written at the next step; append-only like the outcomes."""
+
+    __tablename__ = "optimizer_realized"
+    decision_id: Mapped[str] = mapped_column(
+        String(DECISION_ID_LEN), ForeignKey("optimizer_decisions.decision_id"), primary_key=True)
+    period_start: Mapped[datetime] = mapped_column(UtcDateTime)
+    period_end: Mapped[datetime] = mapped_column(UtcDateTime)
+    realized_profit_micro_usd: Mapped[int] = mapped_column(BigInteger)

@@ -21,6 +21,10 @@ class ProfitModel(Protocol):
 
     def rates(self, tick: Any) -> Mapping[str, Mapping[str, float]]: ...
 
+    def revenue_rates(self, tick: Any) -> Mapping[str, Mapping[str, float]]:
+        """Revenue only (USD/h): what a switch's pause loses in the mode it enters."""
+        ...
+
 
 def mode_segments(mode_now: str, changes: Iterable[ModeChange], start: datetime, end: datetime
                   ) -> list[tuple[str, float]]:
@@ -52,11 +56,15 @@ def realized_profit_micro_usd(
     changes: Iterable[ModeChange],
     start: datetime,
     end: datetime,
+    revenue: Mapping[str, Mapping[str, float]] | None = None,
 ) -> dict[str, int]:
     """Per device, integer micro-USD earned over [start, end) by the modes that held.
 
-    Devices without rates (not in the policy's fleet) are left out; a mode without a rate
-    (say, a GPU's CURTAILED when the model does not price it) counts as zero.
+    The backtest's formulas: profit rate of each mode (revenue minus grid power at the
+    prices in effect) times the time it held, less each switch's cost, the time the switch
+    paused the device times the revenue rate of the mode it entered (measured here, the
+    device's own ``total_ms``, where the backtest assumes a switch time). Devices without
+    rates (not in the policy's fleet) are left out; a mode without a rate counts as zero.
     """
     by_device: dict[str, list[ModeChange]] = {}
     for c in changes:
@@ -67,9 +75,17 @@ def realized_profit_micro_usd(
         if mode_now is None:
             continue
         usd = 0.0
-        for mode, seconds in mode_segments(mode_now, by_device.get(device_id, ()), start, end):
+        mine = by_device.get(device_id, ())
+        for mode, seconds in mode_segments(mode_now, mine, start, end):
             rate = float(per_mode.get(mode, 0.0))
             if math.isfinite(rate):
                 usd += rate * seconds / 3600.0
+        if revenue is not None:
+            rev = revenue.get(device_id, {})
+            for c in mine:
+                if start <= c.at < end and c.total_ms:
+                    gain = float(rev.get(c.to_mode, 0.0))
+                    if math.isfinite(gain):
+                        usd -= max(gain, 0.0) * c.total_ms / 3.6e6
         out[device_id] = to_micro_usd(usd)
     return out

@@ -43,11 +43,13 @@ class OptimizerRepository:
 
     def mode_changes_since(self, since: datetime) -> list[ModeChange]:
         """Committed mode changes after ``since``, oldest first (from the append-only event log)."""
-        q = (select(m.Event.device_id, m.Event.at, m.Event.from_mode, m.Event.to_mode)
+        q = (select(m.Event.device_id, m.Event.at, m.Event.from_mode, m.Event.to_mode,
+                    m.Event.total_ms)
              .where(m.Event.kind == "mode_change", m.Event.at > since)
              .order_by(m.Event.at, m.Event.id))
         with self._tx() as s:
-            return [ModeChange(r.device_id, r.at, r.from_mode, r.to_mode) for r in s.execute(q)]
+            return [ModeChange(r.device_id, r.at, r.from_mode, r.to_mode, r.total_ms)
+                    for r in s.execute(q)]
 
     def committed_change_for(self, decision: DecisionRecord) -> tuple[int, str] | None:
         """(generation, mode) of the committed change the device made for ``decision``, if any.
@@ -99,6 +101,26 @@ class OptimizerRepository:
         return True
 
     # -- decisions and outcomes -----------------------------------------------------------
+    def record_realized(self, tick_at: datetime, period_end: datetime,
+                        per_device: dict[str, int]) -> int:
+        """Record what each decision of the step at ``tick_at`` realized: its device's profit
+        over the period that decision governed (until ``period_end``, the next step). Once per
+        decision (a retried step writes nothing twice). Returns rows written."""
+        if not per_device:
+            return 0
+        d, r = om.OptimizerDecision, om.OptimizerRealized
+        with self._tx() as s:
+            rows = s.execute(select(d.decision_id, d.device_id, d.issued_at)
+                             .outerjoin(r, r.decision_id == d.decision_id)
+                             .where(d.tick_at == tick_at, r.decision_id.is_(None))).all()
+            n = 0
+            for decision_id, device_id, issued_at in rows:
+                if device_id in per_device:
+                    s.add(r(decision_id=decision_id, period_start=issued_at, period_end=period_end,
+                            realized_profit_micro_usd=int(per_device[device_id])))
+                    n += 1
+            return n
+
     def record_outcomes(self, outcomes: Sequence[OutcomeRecord],
                         decisions: Sequence[DecisionRecord]) -> list[OutcomeRecord]:
         """Write outcomes (and one ``optimizer_decision`` event each) in one transaction.
@@ -141,13 +163,15 @@ class OptimizerRepository:
     def decisions(self, limit: int = 50, device_id: str | None = None
                   ) -> list[tuple[DecisionRecord, OutcomeRecord | None]]:
         """The latest decisions, newest first, each with its outcome if it has one."""
-        d, o = om.OptimizerDecision, om.OptimizerOutcome
-        q = (select(d, o).outerjoin(o, o.decision_id == d.decision_id)
+        d, o, r = om.OptimizerDecision, om.OptimizerOutcome, om.OptimizerRealized
+        q = (select(d, o, r.realized_profit_micro_usd).outerjoin(o, o.decision_id == d.decision_id)
+             .outerjoin(r, r.decision_id == d.decision_id)
              .order_by(d.issued_at.desc(), d.decision_id.desc()).limit(max(1, min(limit, 10_000))))
         if device_id is not None:
             q = q.where(d.device_id == device_id)
         with self._tx() as s:
-            return [(_decision(a), None if b is None else _outcome(b)) for a, b in s.execute(q)]
+            return [(_decision(a), None if b is None else _outcome(b, realized))
+                    for a, b, realized in s.execute(q)]
 
     # -- plumbing -----------------------------------------------------------------------
     @contextmanager
@@ -172,10 +196,10 @@ def _decision(r: om.OptimizerDecision) -> DecisionRecord:
         expected_gain_usd_per_hour=r.expected_gain_usd_per_hour, issued_generation=r.issued_generation)
 
 
-def _outcome(r: om.OptimizerOutcome) -> OutcomeRecord:
+def _outcome(r: om.OptimizerOutcome, realized: int | None = None) -> OutcomeRecord:
     return OutcomeRecord(decision_id=r.decision_id, at=r.at, status=OutcomeStatus(r.status),
                          latency_ms=r.latency_ms, generation=r.generation, error=r.error,
-                         realized_profit_micro_usd=r.realized_profit_micro_usd)
+                         realized_profit_micro_usd=realized)
 
 
 def outcome_dict(d: DecisionRecord, o: OutcomeRecord | None) -> dict[str, Any]:

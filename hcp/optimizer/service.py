@@ -123,13 +123,17 @@ class OptimizerService:
         if not recorded:  # another optimizer instance got this tick first
             self._policy.load_state_dict(before)
             return StepResult(at=now, tick_at=tick.at, skipped="already_processed", reconciled=reconciled)
+        if self._last is not None and profits:
+            # The period that just ended was governed by the previous step's decisions: that
+            # is what they realized (a decision's own outcome cannot know it yet).
+            self._repo.record_realized(self._last.tick_at, now, profits)
         self._last, self._last_tick = step, tick
         if held_back:
             log.warning("held back decisions for %s: an earlier decision is not settled yet", held_back)
 
         results = self._apply(records)
         done = self._clock.now()
-        outcomes = [_outcome(r, done, profits.get(d.device_id)) for d, r in zip(records, results)]
+        outcomes = [_outcome(r, done) for r in results]
         self._repo.record_outcomes(outcomes, records)
         for d, o in zip(records, outcomes):
             log.info("decision %s: %s %s -> %s (%s, %+.4f USD/h expected): %s%s", d.decision_id,
@@ -167,9 +171,11 @@ class OptimizerService:
         if self._last is None or self._last_tick is None or now <= self._last.at:
             return {}
         rates = self._profit.rates(self._last_tick)
+        revenue_rates = getattr(self._profit, "revenue_rates", None)
+        revenue = revenue_rates(self._last_tick) if callable(revenue_rates) else None
         changes = self._repo.mode_changes_since(self._last.at)
         return realized_profit_micro_usd(rates, {k: v.mode for k, v in modes.items()}, changes,
-                                         self._last.at, now)
+                                         self._last.at, now, revenue)
 
     # -- reconciliation -----------------------------------------------------------------
     def reconcile(self, now: datetime | None = None, modes: Mapping[str, DeviceMode] | None = None,
@@ -216,10 +222,10 @@ class OptimizerService:
         return self._last
 
 
-def _outcome(r: ApplyResult, at: datetime, profit: int | None) -> OutcomeRecord:
+def _outcome(r: ApplyResult, at: datetime) -> OutcomeRecord:
     if r.ok:
         status = OutcomeStatus.NOOP if r.noop else OutcomeStatus.APPLIED
     else:
         status = OutcomeStatus.TIMEOUT if r.timed_out else OutcomeStatus.FAILED
     return OutcomeRecord(decision_id=r.decision_id, at=at, status=status, latency_ms=r.latency_ms,
-                         generation=r.generation, error=r.error, realized_profit_micro_usd=profit)
+                         generation=r.generation, error=r.error)

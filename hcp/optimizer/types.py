@@ -89,6 +89,7 @@ class ModeChange:
     at: datetime
     from_mode: str
     to_mode: str
+    total_ms: float | None = None  # how long the switch paused the device (earning nothing)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from alembic import command
@@ -25,13 +26,27 @@ def connect(url: str) -> Engine:
         raise ConfigError(f"invalid database URL {url!r}: {exc}") from exc
     if parsed.drivername.startswith("sqlite"):
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            _private_file(Path(parsed.database).expanduser())
         engine = create_engine(url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if parsed.drivername in ("postgresql", "postgres"):
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+def _private_file(path: Path) -> None:
+    """Create the SQLite file readable by its owner only (its -wal and -shm files take the
+    same mode): it holds the ledger, keys and claims."""
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, mode=0o700)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        os.close(fd)
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o600)
+    except OSError as exc:  # read-only location: SQLite will report it if it matters
+        log.debug("cannot make %s private: %s", path, exc)
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
@@ -61,5 +76,6 @@ def migrate(engine: Engine, revision: str = "heads") -> None:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, revision)
     except OperationalError as exc:
-        raise StoreError(f"cannot migrate database at {engine.url!r}: {exc.orig}") from exc
+        raise StoreError(f"cannot migrate database at "
+                         f"{engine.url.render_as_string(hide_password=True)}: {exc.orig}") from exc
     log.debug("schema at %s on %s", revision, engine.url.render_as_string(hide_password=True))

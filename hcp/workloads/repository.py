@@ -13,6 +13,7 @@ from sqlalchemy.orm import sessionmaker
 
 from hcp.clock import utcnow
 from hcp.errors import StoreError, ValidationError
+from hcp.fields import check_cursor_int
 from hcp.store import models as m
 from hcp.store.repository import StoreTransaction
 from hcp.workloads.models import WorkloadRow
@@ -100,6 +101,14 @@ class WorkloadRepository:
         self._selects: dict[tuple[tuple[str, ...], str], tuple[str, list[Any]]] = {}
 
     # -- writes -------------------------------------------------------------------------
+    def ping(self) -> None:
+        """Whether the store answers at all (raises ``StoreError`` if not)."""
+        try:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+        except SQLAlchemyError as exc:
+            raise StoreError(f"store unreachable: {exc}") from exc
+
     def apply(self, batch: Batch) -> None:
         """All of a batch or none of it: new rows, changed rows and their events, one transaction.
 
@@ -196,10 +205,10 @@ class WorkloadRepository:
         try:
             st = WorkloadState(state) if state else None
             typ = WorkloadType(type) if type else None
-            before = int(cursor) if cursor else None
         except ValueError:
-            raise ValidationError(f"bad state, type or cursor: {state!r}, {type!r}, {cursor!r}",
-                                  state=state, type=type, cursor=cursor) from None
+            raise ValidationError(f"bad state or type: {state!r}, {type!r}",
+                                  state=state, type=type) from None
+        before = check_cursor_int(cursor)
         items, nxt = self.list(owner, st, limit, before, typ)
         return items, None if nxt is None else str(nxt)
 

@@ -8,6 +8,7 @@ so the store is the single source of truth a restarted router resumes from.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import uuid
 from collections import OrderedDict
@@ -19,15 +20,23 @@ from pydantic import ValidationError as PydanticValidationError
 
 from hcp.clock import Clock, SystemClock
 from hcp.errors import (
+    HcpError,
     IdempotencyKeyReusedError,
     InvalidWorkloadError,
     RouterBusyError,
+    UnsatisfiableWorkloadError,
     WorkloadNotFoundError,
 )
 from hcp.workloads.metering import PriceTable, cost_micro_usd, run_ms
 from hcp.workloads.queue import PriorityQueues
-from hcp.workloads.repository import Batch, WorkloadRepository, to_row, workload_event
-from hcp.workloads.scoring import GpuView, Placement, choose
+from hcp.workloads.repository import (
+    Batch,
+    GpuInventory,
+    WorkloadRepository,
+    to_row,
+    workload_event,
+)
+from hcp.workloads.scoring import GpuView, Placement, choose, fits, why_waiting
 from hcp.workloads.sla import SlaWatch, start_by
 from hcp.workloads.states import check_transition
 from hcp.workloads.types import ACTIVE_STATES, Workload, WorkloadSpec, WorkloadState
@@ -35,6 +44,7 @@ from hcp.workloads.types import ACTIVE_STATES, Workload, WorkloadSpec, WorkloadS
 log = logging.getLogger(__name__)
 S = WorkloadState
 _SERVING = ("INFERENCE", "IDLE")  # modes a GPU can take any workload in without preempting mining
+_WAIT_NOTES = 100  # queued workloads behind a full pass whose wait reason is refreshed per pass
 
 
 def parse_spec(spec: WorkloadSpec | Mapping[str, Any]) -> WorkloadSpec:
@@ -51,11 +61,14 @@ def parse_spec(spec: WorkloadSpec | Mapping[str, Any]) -> WorkloadSpec:
 class WorkloadRouter:
     def __init__(self, repo: WorkloadRepository | None, prices: PriceTable, clock: Clock | None = None,
                  gpu_models: Mapping[str, str] | None = None, max_queued: int = 200_000,
-                 new_id: Callable[[], str] = lambda: str(uuid.uuid4())) -> None:
+                 new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+                 fleet: Iterable[GpuInventory] = ()) -> None:
         self.repo = repo
         self.prices = prices
         self.clock = clock or SystemClock()
         self.gpu_models: dict[str, str] = dict(gpu_models or {})  # device id -> model, for pricing
+        # Every GPU the router may ever place on: work none of them can run is refused at once.
+        self.fleet = [GpuView(g.device_id, g.model, g.memory_gb, g.facility, "IDLE") for g in fleet]
         self.max_queued = max_queued
         self._new_id = new_id
         self.queues = PriorityQueues()
@@ -130,6 +143,7 @@ class WorkloadRouter:
                         f"Idempotency-Key {idempotency_key!r} was used for another workload",
                         workload_id=first.id)
                 return first, True
+        self._check_satisfiable(s)
         if len(self.queues) >= self.max_queued:
             raise RouterBusyError(f"router queue is full ({self.max_queued} workloads)",
                                   queued=len(self.queues))
@@ -141,7 +155,12 @@ class WorkloadRouter:
             interruptible=s.interruptible, duration_seconds=s.duration_seconds,
             created_at=self.clock.now(), seq=self._seq, name=s.name, idempotency_key=idempotency_key,
         )
-        limit = start_by(w)
+        try:
+            limit = start_by(w)
+        except (OverflowError, ValueError):  # a deadline at the edge of the calendar
+            self._seq -= 1
+            raise InvalidWorkloadError("sla.deadline is out of range", problems=["sla.deadline"]
+                                       ) from None
         if limit is not None and limit[0] < w.created_at:
             self._seq -= 1
             raise InvalidWorkloadError(f"SLA out of reach at admission: {limit[1]}",
@@ -156,6 +175,46 @@ class WorkloadRouter:
             if len(self._keys) > self.finished_cache:
                 self._keys.popitem(last=False)  # long since in the store
         return w, False
+
+    def _check_satisfiable(self, s: WorkloadSpec) -> None:
+        if not self.fleet:
+            return  # fleet unknown (a bare core in a test): nothing to check against
+        req = s.requirements.model_dump(exclude_none=True)
+        if any(fits(req, g) for g in self.fleet):
+            return
+        models = sorted({g.model for g in self.fleet})
+        biggest = max(g.memory_gb for g in self.fleet)
+        want = req.get("gpu_model")
+        if want and not any(fits({"gpu_model": want}, g) for g in self.fleet):
+            why = f"no {want} GPU in this fleet (it has {', '.join(models)})"
+        else:
+            why = (f"no {want or 'GPU'} with {req.get('min_memory_gb')} GB or more in this fleet "
+                   f"(the largest has {biggest:g} GB)")
+        raise UnsatisfiableWorkloadError(f"this workload can never run here: {why}",
+                                         problems=["requirements"])
+
+    def admit_batch(self, items: Iterable[tuple[str, Mapping[str, Any], str | None]]
+                    ) -> tuple[list[dict[str, Any] | HcpError], bool]:
+        """Admit independent submissions (owner, spec, idempotency key): each gets its own
+        answer, the admitted view (``"replayed"``: its key had admitted it before) or the
+        typed error that refused it, so one bad item never refuses the others. Also says
+        whether any new admission is real-time. Durable once the outbox is committed."""
+        answers: list[dict[str, Any] | HcpError] = []
+        urgent = False
+        for owner, spec, key in items:
+            try:
+                w, replayed = self.admit_keyed(owner, spec, key)
+            except HcpError as exc:
+                answers.append(exc)
+                continue
+            except Exception:  # a defect this item hit must not refuse the other customers'
+                log.exception("admission of one workload failed")
+                answers.append(InvalidWorkloadError("this workload could not be admitted",
+                                                    problems=["body"]))
+                continue
+            urgent = urgent or (w.real_time and not replayed)
+            answers.append({**w.view(), "replayed": replayed})
+        return answers, urgent
 
     def preload_keys(self, keys: list[tuple[str, str]]) -> None:
         """Look up many (owner, key) pairs in the store at once (before a batch of admits)."""
@@ -206,11 +265,16 @@ class WorkloadRouter:
         # Serving order means the loop can stop at the first workload nothing is left for:
         # everything behind it is of the same or lower priority. This keeps a pass cheap when
         # thousands wait and no GPU is free (the pass runs after every admission).
-        for w in self.queues:
+        queued = iter(self.queues)
+        for w in queued:
             if not serving and (not w.real_time or not for_real_time):
+                self._note_wait(w, views)
+                for behind in itertools.islice(queued, _WAIT_NOTES):
+                    self._note_wait(behind, views)
                 break
             p = choose(w, list(views.values()), running)
             if p is None:
+                self._note_wait(w, views)
                 continue
             out.append(p)
             views[p.device_id] = _with_busy(views[p.device_id], w.id, mode="INFERENCE")
@@ -218,6 +282,14 @@ class WorkloadRouter:
                 running.pop(p.victim_id, None)
             serving, for_real_time = _room(views, running)
         return out
+
+    def _note_wait(self, w: Workload, views: Mapping[str, GpuView]) -> None:
+        """Say why ``w`` waits; written only when the reason changes (no event: not a state)."""
+        why = why_waiting(w, list(views.values()))
+        if w.detail != why:
+            w.detail = why
+            if w.id not in self._new:
+                self._dirty[w.id] = w
 
     def reconcile(self, gpus: Iterable[GpuView]) -> list[str]:
         """Requeue running work whose GPU left INFERENCE behind the router's back.
@@ -360,6 +432,39 @@ class WorkloadRouter:
             raise
         return len(batch.inserts) + len(batch.updates)
 
+    def commit(self, batch: Batch) -> dict[str, Exception]:
+        """Write one drained batch; returns the new workloads the store refused on their own.
+
+        A batch carries many customers' admissions. When the store refuses it, the changes
+        to existing workloads are written without the new ones, then each new workload on
+        its own: one that the store cannot hold fails alone, the others are committed. If
+        the store refuses even that, it is down: everything is undone and the error raised.
+        """
+        if self.repo is None or not batch:
+            return {}
+        try:
+            self.repo.apply(batch)
+            return {}
+        except Exception:  # noqa: BLE001 -- find out below whether the store or an item failed
+            pass
+        base, singles = _split(batch)
+        try:
+            if base:
+                self.repo.apply(base)
+            else:
+                self.repo.ping()  # a lone new workload: is it the store, or this item?
+        except Exception:
+            self.undo_drain(batch)
+            raise
+        refused: dict[str, Exception] = {}
+        for wid, single in singles:
+            try:
+                self.repo.apply(single)
+            except Exception as exc:  # noqa: BLE001 -- this item's fault, reported to its submitter
+                self.undo_drain(single)
+                refused[wid] = exc
+        return refused
+
     def undo_drain(self, batch: Batch) -> list[str]:
         """A batch the store refused: forget its never-stored workloads, retry the rest later.
 
@@ -384,6 +489,20 @@ class WorkloadRouter:
         kept = [e for e in batch.events if (e.get("payload") or {}).get("workload_id") not in new_ids]
         self._events = kept + self._events
         return dropped
+
+
+def _split(batch: Batch) -> tuple[Batch, list[tuple[str, Batch]]]:
+    """(the batch without its new workloads, one batch per new workload with its events)."""
+    def owner(e: dict[str, Any]) -> Any:
+        return (e.get("payload") or {}).get("workload_id")
+
+    new_ids = {r["id"] for r in batch.inserts}
+    base = Batch(updates=batch.updates, events=[e for e in batch.events if owner(e) not in new_ids],
+                 refs={k: v for k, v in batch.refs.items() if k not in new_ids})
+    singles = [(r["id"], Batch(inserts=[r], events=[e for e in batch.events if owner(e) == r["id"]],
+                               refs={r["id"]: batch.refs[r["id"]]}))
+               for r in batch.inserts]
+    return base, singles
 
 
 def _spec_of(w: Workload | WorkloadSpec) -> tuple[Any, ...]:

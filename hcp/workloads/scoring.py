@@ -26,7 +26,7 @@ class GpuView:
     memory_gb: float
     facility: str
     mode: str  # GpuMode value: MINING / INFERENCE / IDLE / CURTAILED
-    temperature_c: float = 40.0
+    temperature_c: float | None = None  # None: the GPU reported none (unknown, not cool)
     utilization: float = 0.0
     busy_with: str | None = None  # id of the workload holding it
 
@@ -61,13 +61,34 @@ def score(req: dict[str, Any], gpu: GpuView) -> float:
     mem = req.get("min_memory_gb")
     # Tightest fit wins: a 24 GB job should not take the 80 GB card another job may need.
     fit = W_FIT * (min(1.0, mem / gpu.memory_gb) if mem else 0.75)
-    heat = min(1.0, max(0.0, (gpu.temperature_c - COOL_C) / (HOT_C - COOL_C)))
+    if gpu.temperature_c is None:
+        heat = 0.5  # unknown: neither preferred as cool nor avoided as hot
+    else:
+        heat = min(1.0, max(0.0, (gpu.temperature_c - COOL_C) / (HOT_C - COOL_C)))
     util = min(1.0, max(0.0, gpu.utilization))
     want = req.get("facility")
     local = W_LOCAL if want is None or want == gpu.facility else 0.0
     if want is None:
         local /= 2  # no preference: neutral, so a preferred match still outranks it elsewhere
     return round(fit + W_TEMP * (1.0 - heat) + W_UTIL * (1.0 - util) + local, 3)
+
+
+def why_waiting(workload: Workload, gpus: list[GpuView]) -> str:
+    """Why a queued workload was not placed in this pass, in words a customer can act on."""
+    req = workload.requirements
+    fitting = [g for g in gpus if fits(req, g)]
+    if not fitting:
+        return "waiting: no GPU of the running fleet meets its requirements now"
+    free = [g for g in fitting if g.busy_with is None]
+    if not free:
+        return f"waiting: every GPU that meets its requirements ({len(fitting)}) is busy"
+    modes = {g.mode for g in free}
+    if modes <= {"CURTAILED"}:
+        return "waiting: the GPUs that meet its requirements are curtailed (facility power cap)"
+    if "MINING" in modes and not workload.real_time:
+        return ("waiting: the GPUs that meet its requirements are mining; only real-time work "
+                "(priority >= 8) preempts mining")
+    return "waiting for a GPU that meets its requirements"
 
 
 def choose(workload: Workload, gpus: list[GpuView], running: dict[str, Workload]) -> Placement | None:

@@ -7,7 +7,9 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
+
+from hcp.fields import AwareDatetime, SafeStr, StrictPositive
 
 REAL_TIME_PRIORITY = 8  # priority >= this is "real-time": served first, may preempt mining
 MAX_DURATION_SECONDS = 7 * 86400
@@ -40,32 +42,27 @@ ACTIVE_STATES = frozenset({WorkloadState.QUEUED, WorkloadState.SCHEDULED, Worklo
 class Requirements(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    gpu_model: str | None = Field(default=None, min_length=1, max_length=64,
-                                  description="GPU model the workload needs, e.g. 'H100'.")
-    min_memory_gb: int | None = Field(default=None, ge=1, le=4096, description="Minimum GPU memory.")
-    facility: str | None = Field(default=None, min_length=1, max_length=64,
-                                 description="Preferred facility (locality); not a hard constraint.")
+    gpu_model: SafeStr | None = Field(default=None, min_length=1, max_length=64,
+                                      description="GPU model the workload needs, e.g. 'H100'.")
+    min_memory_gb: StrictPositive | None = Field(default=None, le=4096,
+                                                 description="Minimum GPU memory.")
+    facility: SafeStr | None = Field(default=None, min_length=1, max_length=64,
+                                     description="Preferred facility (locality); not a hard "
+                                     "constraint.")
 
 
 class Sla(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    max_latency_ms: int | None = Field(
-        default=None, gt=0, le=3_600_000,
+    max_latency_ms: StrictPositive | None = Field(
+        default=None, le=3_600_000,
         description="Longest wait from admission to the first start; past it the workload fails.",
     )
-    deadline: datetime | None = Field(
+    deadline: AwareDatetime | None = Field(
         default=None,
         description="When the work must be finished (timezone-aware); a workload that can no "
         "longer finish by then fails instead of running late.",
     )
-
-    @field_validator("deadline")
-    @classmethod
-    def _aware(cls, v: datetime | None) -> datetime | None:
-        if v is not None and v.tzinfo is None:
-            raise ValueError("deadline needs a timezone (UTC offset)")
-        return v
 
 
 class WorkloadSpec(BaseModel):
@@ -74,12 +71,13 @@ class WorkloadSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     type: WorkloadType
-    priority: int = Field(ge=1, le=10, description="1..10, 10 most urgent; >= 8 is real-time.")
+    priority: StrictPositive = Field(le=10, description="1..10, 10 most urgent; >= 8 is real-time.")
     requirements: Requirements = Field(default_factory=Requirements)
     sla: Sla = Field(default_factory=Sla)
-    interruptible: bool = Field(default=True, description="May be preempted by a real-time workload.")
-    duration_seconds: int = Field(default=60, ge=1, le=MAX_DURATION_SECONDS)
-    name: str | None = Field(default=None, max_length=200)
+    interruptible: StrictBool = Field(default=True,
+                                      description="May be preempted by a real-time workload.")
+    duration_seconds: StrictPositive = Field(default=60, le=MAX_DURATION_SECONDS)
+    name: SafeStr | None = Field(default=None, max_length=200)
 
     @property
     def real_time(self) -> bool:

@@ -7,15 +7,14 @@ import argparse
 from fastapi import FastAPI
 
 from hcp.config import Settings, get_settings
-from serve_apps.errors import install_error_handlers
+from serve_apps.edge import new_app
 from serve_apps.marketplace.routes import MarketplaceDeps, router
 
 
 def create_app(settings: Settings | None = None, deps: MarketplaceDeps | None = None) -> FastAPI:
     settings = settings or get_settings()
-    app = FastAPI(title="hcp marketplace", version="1")
-    install_error_handlers(app)
-    app.include_router(router(settings, deps))
+    app = new_app(settings, title="hcp marketplace", version="1")
+    app.include_router(router(settings, deps=deps))
     return app
 
 

@@ -26,13 +26,15 @@ from hcp.marketplace.wallet import WalletLogin
 from serve_apps.auth import principal_dependency, require_roles
 from serve_apps.errors import ERROR_SCHEMA
 from serve_apps.marketplace import schemas as sch
+from serve_apps.ratelimit import RequestLimits, rate_guard, standalone_limits
 
 PREFIX = "/api/v1/marketplace"
 _ERR = {"content": {"application/json": {"schema": ERROR_SCHEMA}}}
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"description": "no or bad token", **_ERR}, 403: {"description": "role or party refused", **_ERR},
     404: {"description": "unknown offer or job", **_ERR}, 409: {"description": "state conflict", **_ERR},
-    422: {"description": "invalid input", **_ERR}, 503: {"description": "store or chain down", **_ERR},
+    422: {"description": "invalid input", **_ERR}, 429: {"description": "rate limited", **_ERR},
+    503: {"description": "store or chain down", **_ERR},
 }
 
 
@@ -41,6 +43,7 @@ class MarketplaceDeps:
     service: MarketplaceService
     wallet: WalletLogin
     tokens: TokenService
+    engine: Any = None
 
 
 def build_deps(settings: Settings) -> MarketplaceDeps:
@@ -52,12 +55,16 @@ def build_deps(settings: Settings) -> MarketplaceDeps:
     tokens = TokenService.from_settings(settings)
     service = MarketplaceService(engine, build_escrow_backend(settings, engine), settings)
     service.reconcile()
-    return MarketplaceDeps(service=service, wallet=WalletLogin(engine, tokens, settings), tokens=tokens)
+    return MarketplaceDeps(service=service, wallet=WalletLogin(engine, tokens, settings), tokens=tokens,
+                           engine=engine)
 
 
-def router(settings: Settings, deps: MarketplaceDeps | None = None) -> APIRouter:
+def router(settings: Settings, limits: RequestLimits | None = None,
+           deps: MarketplaceDeps | None = None) -> APIRouter:
     d = deps or build_deps(settings)
     svc, tokens = d.service, d.tokens
+    limits = limits or standalone_limits(settings, d.engine if d.engine is not None
+                                         else svc.engine)
     anyone = principal_dependency(tokens)
     provider = require_roles(tokens, Role.PROVIDER, Role.ADMIN)
     renter = require_roles(tokens, Role.CUSTOMER, Role.ADMIN)
@@ -66,7 +73,9 @@ def router(settings: Settings, deps: MarketplaceDeps | None = None) -> APIRouter
     AsProvider = Annotated[Principal, Depends(provider)]
     AsRenter = Annotated[Principal, Depends(renter)]
     AsAdmin = Annotated[Principal, Depends(admin)]
-    r = APIRouter(prefix=PREFIX, tags=["marketplace"], responses=_RESPONSES)
+    # Every route, wallet logins included, is counted by the one limiter.
+    r = APIRouter(prefix=PREFIX, tags=["marketplace"], responses=_RESPONSES,
+                  dependencies=[Depends(rate_guard(tokens, limits))])
 
     # -- wallet login -----------------------------------------------------------------
     @r.post("/auth/wallet/challenge", status_code=201)

@@ -7,84 +7,81 @@ safe integers) and are accepted as JSON integers or decimal strings in requests.
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BaseModel, BeforeValidator, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
+from hcp.fields import SafeStr, StrictCount, StrictPositive, TokenAmount
 from hcp.marketplace.escrow_backend import Settlement
 from hcp.marketplace.jobs import DisputeOutcome
 from hcp.marketplace.offers import OfferView
 from hcp.marketplace.views import JobView, ReputationView
 
-
-def _amount(v: Any) -> Any:
-    if isinstance(v, str) and v.isdigit():
-        return int(v)
-    if isinstance(v, bool) or (not isinstance(v, int) and not isinstance(v, str)):
-        raise ValueError("an amount is an integer (or a decimal string) in smallest units")  # noqa: TRY004 (pydantic)
-    return v
+# Token units (uint256) as a JSON integer or a string of ASCII digits: the edge's one rule.
+Amount = TokenAmount
 
 
-Amount = Annotated[int, BeforeValidator(_amount), Field(ge=0, lt=2**256)]
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
 
 
-class OfferIn(BaseModel):
-    gpu_model: str = Field(min_length=1, max_length=64)
-    vcpu: int = Field(gt=0, le=65535)
-    memory_gb: int = Field(gt=0)
-    storage_gb: int = Field(gt=0)
+class OfferIn(_Body):
+    gpu_model: SafeStr = Field(min_length=1, max_length=64)
+    vcpu: StrictPositive = Field(le=65535)
+    memory_gb: StrictPositive = Field(le=1 << 20)
+    storage_gb: StrictPositive = Field(le=1 << 30)
     price_per_hour: Amount
-    location: str = Field(min_length=1, max_length=64)
-    available: bool = True
+    location: SafeStr = Field(min_length=1, max_length=64)
+    available: StrictBool = True
 
 
-class OfferPatch(BaseModel):
-    available: bool | None = None
+class OfferPatch(_Body):
+    available: StrictBool | None = None
     price_per_hour: Amount | None = None
 
 
-class JobIn(BaseModel):
-    offer_id: str = Field(min_length=1, max_length=36)
-    image_cid: str = Field(min_length=1, max_length=128)
-    estimated_seconds: int = Field(gt=0)
+class JobIn(_Body):
+    offer_id: SafeStr = Field(min_length=1, max_length=36)
+    image_cid: SafeStr = Field(min_length=1, max_length=128)
+    estimated_seconds: StrictPositive
 
 
-class CompleteIn(BaseModel):
-    usage_seconds: int | None = Field(default=None, ge=0)
+class CompleteIn(_Body):
+    usage_seconds: StrictCount | None = None
 
 
-class DisputeIn(BaseModel):
-    reason: str = Field(min_length=1, max_length=1000)
+class DisputeIn(_Body):
+    reason: SafeStr = Field(min_length=1, max_length=1000)
 
 
-class ResolveIn(BaseModel):
+class ResolveIn(_Body):
     outcome: DisputeOutcome
 
 
-class MintIn(BaseModel):
-    account: str = Field(min_length=1, max_length=128)
+class MintIn(_Body):
+    account: SafeStr = Field(min_length=1, max_length=128)
     amount: Amount
-    op_id: str = Field(min_length=1, max_length=64)
+    op_id: SafeStr = Field(min_length=1, max_length=64)
 
 
-class UptimeIn(BaseModel):
-    up_seconds: int = Field(ge=0)
-    expected_seconds: int = Field(gt=0)
+class UptimeIn(_Body):
+    up_seconds: StrictCount
+    expected_seconds: StrictPositive
 
 
-class PointsIn(BaseModel):
-    points: int = Field(gt=0, le=1000)
+class PointsIn(_Body):
+    points: StrictPositive = Field(le=1000)
 
 
-class ChallengeIn(BaseModel):
-    address: str = Field(min_length=1, max_length=64)
-    role: str = Field(default="renter", max_length=16)
+class ChallengeIn(_Body):
+    address: SafeStr = Field(min_length=1, max_length=64)
+    role: SafeStr = Field(default="renter", max_length=16)
 
 
-class LoginIn(BaseModel):
-    address: str = Field(min_length=1, max_length=64)
-    nonce: str = Field(min_length=1, max_length=64)
-    signature: str = Field(min_length=1, max_length=200)
+class LoginIn(_Body):
+    address: SafeStr = Field(min_length=1, max_length=64)
+    nonce: SafeStr = Field(min_length=1, max_length=64)
+    signature: SafeStr = Field(min_length=1, max_length=200)
 
 
 def settlement_json(s: Settlement | None) -> dict[str, Any] | None:

@@ -15,7 +15,7 @@ from fastapi import FastAPI, Response
 from hcp.auth.tokens import TokenService
 from hcp.config import Settings
 from hcp.notary.service import NotaryService
-from serve_apps.errors import install_error_handlers
+from serve_apps.edge import new_app
 from serve_apps.notary.routes import router
 
 log = logging.getLogger(__name__)
@@ -23,8 +23,7 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings, service: NotaryService | None = None,
                tokens: TokenService | None = None) -> FastAPI:
-    app = FastAPI(title="hcp notary", version="1")
-    install_error_handlers(app)
+    app = new_app(settings, title="hcp notary", version="1")
     if service is None:
         from hcp.notary.metrics import PrometheusNotaryMetrics
         from hcp.notary.service import build_service
@@ -33,7 +32,7 @@ def create_app(settings: Settings, service: NotaryService | None = None,
         engine = connect(settings.resolved_database_url)
         migrate(engine)
         service = build_service(settings, engine, metrics=PrometheusNotaryMetrics())
-    app.include_router(router(settings, service, tokens))
+    app.include_router(router(settings, service=service, tokens=tokens))
     exposition = getattr(service.pipeline.metrics, "exposition", None)
 
     @app.get("/healthz")

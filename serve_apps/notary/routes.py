@@ -7,16 +7,15 @@ errors, which ``serve_apps.errors`` maps to the documented answers.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from hcp.auth.tokens import Role, TokenService
+from hcp.auth.tokens import Principal, Role, TokenService
 from hcp.config import Settings
 from hcp.errors import (
     BadSubmissionError,
@@ -25,31 +24,37 @@ from hcp.errors import (
     PayloadTooLargeError,
     ValidationError,
 )
+from hcp.fields import AwareDatetime, SafeStr, StrictCount, StrictFloat
 from hcp.notary.ledger import TaskRecord
 from hcp.notary.pipeline import Submission
 from hcp.notary.service import NotaryService
 from hcp.notary.storage import parse_hash_ref
-from serve_apps.auth import require_roles
+from serve_apps.auth import optional_principal_dependency, require_roles
+from serve_apps.ratelimit import RequestLimits, client_address, rate_guard, standalone_limits
 
 log = logging.getLogger(__name__)
 
 _FORM_OVERHEAD = 64 * 1024  # multipart boundaries and part headers on top of the two parts
+_ClaimId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$")]
 
 
 class MinerIn(BaseModel):
-    miner_id: str
-    public_key: str = Field(description="Ed25519 public key, 64 hex characters")
-    stake: int = Field(ge=0)
+    model_config = ConfigDict(extra="forbid")
+    miner_id: SafeStr = Field(min_length=1, max_length=64)
+    public_key: SafeStr = Field(min_length=1, max_length=128,
+                                description="Ed25519 public key, 64 hex characters")
+    stake: StrictCount
 
 
 class TaskIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     task_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
-    metric: str = Field(min_length=1, max_length=64)
-    performance_threshold: float
-    dataset_hash: str
-    max_training_time_seconds: float = Field(gt=0)
-    expires_at: datetime
-    reward: int = Field(ge=0)
+    metric: SafeStr = Field(min_length=1, max_length=64)
+    performance_threshold: StrictFloat
+    dataset_hash: SafeStr = Field(min_length=1, max_length=128)
+    max_training_time_seconds: StrictFloat = Field(gt=0, le=7 * 86400)
+    expires_at: AwareDatetime
+    reward: StrictCount
 
 
 def _task_view(t: TaskRecord) -> dict[str, Any]:
@@ -94,9 +99,10 @@ async def _parse_form(request: Request, body: bytes, max_part: int) -> dict[str,
     return out
 
 
-def router(settings: Settings, service: NotaryService | None = None,
-           tokens: TokenService | None = None) -> APIRouter:
-    """The notary's routes. ``service`` defaults to one built from ``settings``."""
+def router(settings: Settings, limits: RequestLimits | None = None,
+           service: NotaryService | None = None, tokens: TokenService | None = None) -> APIRouter:
+    """The notary's routes. ``service`` defaults to one built from ``settings``; ``limits`` to
+    counters in its store (the platform ingress passes its own, shared by every route)."""
     if service is None:
         from hcp.notary.service import build_service
         from hcp.store.db import connect, migrate
@@ -106,10 +112,14 @@ def router(settings: Settings, service: NotaryService | None = None,
         service = build_service(settings, engine)
     svc = service
     tokens = tokens or TokenService.from_settings(settings)
+    limits = limits or standalone_limits(settings, svc.ledger.engine)
     admin = require_roles(tokens, Role.ADMIN)
+    reader = optional_principal_dependency(tokens)
     body_limit = settings.notary_max_artifact_bytes + settings.notary_max_payload_bytes \
         + _FORM_OVERHEAD
-    api = APIRouter(prefix="/api/v1", tags=["notary"])
+    # Every route, anonymous reads included, is counted by the one limiter.
+    api = APIRouter(prefix="/api/v1", tags=["notary"],
+                    dependencies=[Depends(rate_guard(tokens, limits))])
     adm = APIRouter(prefix="/admin", tags=["notary-admin"], dependencies=[Depends(admin)])
 
     @api.get("/task")
@@ -126,7 +136,7 @@ def router(settings: Settings, service: NotaryService | None = None,
 
     @api.post("/submit", status_code=202)
     async def submit(request: Request) -> dict[str, Any]:
-        client = request.client.host if request.client else "unknown"
+        client = client_address(request)
         await run_in_threadpool(svc.pipeline.admit, client)
         body = await _read_capped(request, body_limit)
         form = await _parse_form(request, body, settings.notary_max_payload_bytes + 1024)
@@ -143,8 +153,15 @@ def router(settings: Settings, service: NotaryService | None = None,
         return verdict.to_response()
 
     @api.get("/claims/{submission_id}")
-    def get_claim(submission_id: str) -> dict[str, Any]:
-        return svc.ledger.claim(submission_id).to_dict()
+    def get_claim(submission_id: _ClaimId,
+                  who: Principal | None = Depends(reader)) -> dict[str, Any]:
+        claim = svc.ledger.claim(submission_id)
+        # The signature, nonce and artifact location are the miner's and the operator's:
+        # anyone else sees the verdict only (a replayed signature must not be one GET away).
+        if who is not None and (who.is_admin or (who.role is Role.MINER
+                                                 and who.subject == claim.miner_id)):
+            return claim.to_dict()
+        return claim.public_dict()
 
     # --- admin ---------------------------------------------------------------------------
     @adm.post("/miners", status_code=201)
@@ -202,8 +219,9 @@ def router(settings: Settings, service: NotaryService | None = None,
         return task.to_dict()
 
     @adm.get("/claims")
-    def list_claims(miner_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        return [c.to_dict() for c in svc.ledger.list_claims(miner_id, max(1, min(limit, 1000)))]
+    def list_claims(miner_id: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+                    limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
+        return [c.to_dict() for c in svc.ledger.list_claims(miner_id, limit)]
 
     api.include_router(adm)
     return api

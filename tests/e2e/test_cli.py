@@ -64,6 +64,16 @@ def test_run_status_switch_and_clean_shutdown(env: dict[str, str]) -> None:
 
         bad = _hcp(env, "switch", "lab-gpu-0", "TURBO")
         assert bad.returncode == 2 and "invalid_mode" in bad.stdout
+        # An ASIC has no inference context: one typed line, no Ray traceback.
+        asic = _hcp(env, "switch", "lab-s21-0", "INFERENCE")
+        assert asic.returncode == 2 and "invalid_transition" in asic.stdout, asic.stdout
+        assert "Traceback" not in asic.stdout + asic.stderr
+        assert len((asic.stdout + asic.stderr).strip().splitlines()) == 1
+        # What an ASIC switch did: the facility draw it changed and the committed generation.
+        cut = _hcp(env, "switch", "lab-s21-0", "CURTAILED")
+        assert cut.returncode == 0, cut.stdout + cut.stderr
+        assert "MINING → CURTAILED" in cut.stdout and "generation 1" in cut.stdout
+        assert "facility draw" in cut.stdout and "0.000 ms" not in cut.stdout
         missing = _hcp(env, "switch", "no-such-gpu", "IDLE")
         assert missing.returncode == 2 and "unknown_device" in missing.stdout
 

@@ -55,12 +55,13 @@ def _wait(pred, timeout: float = 30.0, every: float = 0.2):  # type: ignore[no-u
 def test_switches_are_fast_durable_and_serve_real_embeddings(fleet) -> None:  # type: ignore[no-untyped-def]
     gpu, facility, repo = fleet
     r = ray.get(gpu.switch.remote("MINING", "itest"))
-    assert (r["from_mode"], r["to_mode"], r["generation"]) == ("IDLE", "MINING", 1)
-    assert set(r["phases"]) == {"pause_ms", "save_state_ms", "activate_ms", "health_check_ms"}
-    _wait(lambda: ray.get(gpu.status.remote())["hashes_done"] > 0)
+    assert (r.from_mode, r.to_mode, r.generation) == ("IDLE", "MINING", 1)
+    assert set(r.to_dict()["phases"]) == {"pause_ms", "save_state_ms", "activate_ms",
+                                          "health_check_ms"}
+    _wait(lambda: ray.get(gpu.status.remote()).hashes_done > 0)
 
     r = ray.get(gpu.switch.remote("INFERENCE", "itest"))
-    assert r["to_mode"] == "INFERENCE" and r["generation"] == 2
+    assert r.to_mode == "INFERENCE" and r.generation == 2
     vecs = np.array(ray.get(gpu.embed.remote([
         "The GPU switched from mining to inference.",
         "The graphics card changed from mining to serving models.",
@@ -77,7 +78,7 @@ def test_switches_are_fast_durable_and_serve_real_embeddings(fleet) -> None:  # 
 
     with pytest.raises(ray.exceptions.RayTaskError, match="invalid_mode|unknown mode"):
         ray.get(gpu.switch.remote("TURBO"))
-    rep = ray.get(facility.report.remote())
+    rep = ray.get(facility.report.remote()).to_dict()
     assert rep["gpu_modes"] == {"INFERENCE": 1}
     assert rep["asic_modes"] == {"MINING": 2}
     assert rep["it_power_w"] > 2 * 3500  # two mining S21s plus the GPU
@@ -97,9 +98,9 @@ def test_killed_gpu_actor_comes_back_in_its_committed_mode(fleet) -> None:  # ty
 
     status = _wait(lambda: _status_or_none(gpu), timeout=120, every=0.5)
     assert ray.get(gpu.pid.remote()) != pid
-    assert status["mode"] == "MINING" and status["generation"] == before.generation
+    assert status.mode == "MINING" and status.generation == before.generation
     # Mining resumed from the committed cursor: counters never go backwards past the checkpoint.
-    assert status["hashes_done"] >= before.hashes_done
+    assert status.hashes_done >= before.hashes_done
     after = repo.device_state("it-gpu-0")
     assert after.restarts == before.restarts + 1 and after.mode.value == "MINING"
     evs = repo.events(device_id="it-gpu-0")

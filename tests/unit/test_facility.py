@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,8 @@ from hcp.errors import InvalidTransitionError, UnknownDeviceError
 from hcp.fleet.facility import Facility, facility_report
 from hcp.fleet.modes import GpuMode
 from hcp.fleet.spec import parse_fleet_spec
+from hcp.fleet.status import DeviceKind, GpuStatus
+from hcp.fleet.telemetry import TelemetrySample
 from hcp.store import FleetRepository, connect, migrate
 
 SPEC = parse_fleet_spec({"fleet": "f", "facilities": [{
@@ -18,9 +21,9 @@ SPEC = parse_fleet_spec({"fleet": "f", "facilities": [{
     "asics": [{"id": "s21", "model": "S21", "count": 2}, {"id": "xp", "model": "S19 XP"}]}]}, "f")
 
 
-def _gpu(mode: str, watts: float, hashrate: float = 0.0) -> dict:
-    return {"device_id": "g", "mode": mode, "hashrate_hs": hashrate,
-            "telemetry": {"power_w": watts, "source": "simulated"}}
+def _gpu(mode: str, watts: float, hashrate: float = 0.0) -> GpuStatus:
+    tel = TelemetrySample(watts, 50.0, 0.0, 0.0, 81920.0, "simulated", datetime.now(UTC))
+    return GpuStatus("g", "site", GpuMode(mode), 0, hashrate_hs=hashrate, telemetry=tel)
 
 
 def test_report_adds_gpu_telemetry_and_asic_nameplate_times_pue() -> None:
@@ -37,6 +40,15 @@ def test_report_adds_gpu_telemetry_and_asic_nameplate_times_pue() -> None:
     assert all_on.over_cap is True and all_on.headroom_w < 0
 
 
+def test_a_restarting_gpu_counts_with_its_last_known_draw() -> None:
+    fac = SPEC.facilities[0]
+    last = _gpu("MINING", 650.0, 1e6)
+    r = facility_report(fac, [last.unavailable("restarting")], {})
+    assert r.unavailable == ["g"] and r.gpus[0].mode is GpuMode.MINING
+    assert r.it_power_w == pytest.approx(650 + 2 * 3500 + 3010)  # the cap check keeps its draw
+    assert r.gpu_hashrate_hs == 0.0  # but it hashes nothing while down
+
+
 def test_asic_modes_are_committed_and_validated(tmp_path: Path) -> None:
     repo = FleetRepository(connect(f"sqlite:///{tmp_path / 'f.db'}"))
     migrate(repo.engine)
@@ -45,6 +57,9 @@ def test_asic_modes_are_committed_and_validated(tmp_path: Path) -> None:
     fac.load()
     r = fac.set_asic_mode("s21-0", "curtailed", "power price above break-even")
     assert (r.from_mode, r.to_mode) == (GpuMode.MINING, GpuMode.CURTAILED)
+    # What an ASIC switch did: a committed generation and the draw it changed (×PUE).
+    assert r.kind is DeviceKind.ASIC and r.generation == 1 and r.facility == "site"
+    assert (r.power_before_w, r.power_after_w) == (3500 * 1.25, 15 * 1.25)
     assert fac.set_asic_mode("s21-0", GpuMode.CURTAILED).noop
     with pytest.raises(InvalidTransitionError):
         fac.set_asic_mode("s21-1", "INFERENCE")

@@ -52,6 +52,12 @@ def _token(env: dict[str, str], role: str, subject: str) -> str:
     return r.stdout.strip()
 
 
+def _gpu_actor_pids() -> list[int]:
+    """Processes of the GPU actors (Ray names an actor's process after its class)."""
+    out = subprocess.run(["pgrep", "-f", "ray::GpuActor"], capture_output=True, text=True)
+    return sorted(int(p) for p in out.stdout.split())
+
+
 def test_token_refuses_an_unknown_role(env: dict[str, str]) -> None:
     r = subprocess.run(
         [HCP, "token", "--role", "root", "--subject", "x"],
@@ -107,6 +113,25 @@ def test_run_serves_the_api_with_tokens_from_hcp_token(env: dict[str, str]) -> N
             httpx.get(f"{base}/openapi.json", timeout=30).json()["info"]["title"]
             == "hcp platform API"
         )
+
+        # SIGKILL of one GPU actor: the platform stays up, the API shows it as unavailable
+        # while Ray restarts it, then it is back in its committed mode.
+        victim = _gpu_actor_pids()[0]
+        os.kill(victim, signal.SIGKILL)
+        seen_down = False
+        deadline = time.monotonic() + 120
+        while True:
+            assert run.poll() is None, log_path.read_text()[-3000:]
+            r = httpx.get(f"{base}/api/v1/resources", headers=admin, timeout=30)
+            assert r.status_code == 200, r.text  # never a refused connection or a 5xx
+            states = [g["availability"] for g in r.json()["gpus"]]
+            seen_down = seen_down or "unavailable" in states
+            if seen_down and states == ["up", "up"] and victim not in _gpu_actor_pids():
+                break
+            assert time.monotonic() < deadline, (states, log_path.read_text()[-3000:])
+            time.sleep(0.5)
+        time.sleep(6)  # a few refreshes of `hcp run`'s own view after the restart
+        assert run.poll() is None, log_path.read_text()[-3000:]
     finally:
         run.send_signal(signal.SIGINT)
         try:

@@ -167,7 +167,7 @@ def test_real_time_workload_preempts_mining_and_streams_on_the_websocket(
         w = _wait(running)
         assert w["preempted_mining"] is True and w["device_id"] in platform.handles.gpus
         gpu = platform.handles.gpus[w["device_id"]]
-        assert ray.get(gpu.status.remote())["mode"] == "INFERENCE"
+        assert ray.get(gpu.status.remote()).mode == "INFERENCE"
 
         def admin_saw_both(msgs: list[dict[str, Any]]) -> bool:
             evs = [m["event"] for m in msgs if m["type"] == "event"]
@@ -234,7 +234,7 @@ def test_openai_client_gets_the_models_embeddings_unchanged(platform: Platform) 
     device = next(
         d
         for d, h in platform.handles.gpus.items()
-        if ray.get(h.status.remote())["mode"] == "INFERENCE"
+        if ray.get(h.status.remote()).mode == "INFERENCE"
     )
     gpu = ray.get_actor(gpu_actor_name(device), namespace=platform.settings.ray_namespace)
     own = np.asarray(ray.get(gpu.embed.remote(texts)), dtype=np.float32)

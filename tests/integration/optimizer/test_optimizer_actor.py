@@ -82,13 +82,13 @@ def test_simulated_market_moves_gpus_off_mining_within_the_cap(fleet: LocalFleet
         assert all(o is not None and o.status is OutcomeStatus.APPLIED for _, o in rows)
         assert all(o.latency_ms is not None and o.latency_ms > 0 for _, o in rows)
         # Mining bitcoin on a GPU loses money next to renting it out: no GPU is left mining.
-        modes = {g: ray.get(h.status.remote())["mode"] for g, h in f.gpus.items()}
+        modes = {g: ray.get(h.status.remote()).mode for g, h in f.gpus.items()}
         assert "MINING" not in modes.values()
         for d, o in rows:
             if d.kind == "gpu":
                 assert f.repo.device_state(d.device_id).generation >= o.generation
         report = ray.get(f.facilities[f.spec.facilities[0].name].report.remote())
-        assert report["facility_power_w"] <= report["capacity_w"]
+        assert report.facility_power_w <= report.capacity_w
         # Realized profit is recorded as integer micro-USD from the second step on.
         steps = [x for x in repo.steps(limit=1000) if x.at >= since]
         assert len(steps) >= 3 and all(isinstance(s.realized_profit_micro_usd, int) for s in steps[:-1])
@@ -140,7 +140,7 @@ def test_killed_optimizer_never_applies_a_decision_twice(fleet: LocalFleet) -> N
         assert last is not None
         assert f.repo.device_state(dev).mode.value == last.to_mode
         if kind == "gpu":
-            assert ray.get(f.gpus[dev].status.remote())["mode"] == last.to_mode
+            assert ray.get(f.gpus[dev].status.remote()).mode == last.to_mode
 
 
 def _steps(repo: OptimizerRepository, since: datetime) -> int:

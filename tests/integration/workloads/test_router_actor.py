@@ -96,11 +96,11 @@ def test_real_time_workload_preempts_mining_and_normal_work_waits(router) -> Non
     assert rt["state"] == "queued" and rt["owner"] == "bob"
     running = _wait(lambda: (v := _state(handle, rt["id"]))["state"] == "running" and v)
     assert running["device_id"] == "lab-gpu-0" and running["preempted_mining"] is True
-    assert ray.get(gpus["lab-gpu-0"].status.remote())["mode"] == "INFERENCE"
+    assert ray.get(gpus["lab-gpu-0"].status.remote()).mode == "INFERENCE"
     # Every GPU left is mining: the priority-5 workload must not preempt it.
     time.sleep(1.0)
     assert _state(handle, normal["id"])["state"] == "queued"
-    assert ray.get(gpus["lab-gpu-1"].status.remote())["mode"] == "MINING"
+    assert ray.get(gpus["lab-gpu-1"].status.remote()).mode == "MINING"
 
     ev = [e for e in reversed(repo.events(kind="workload", limit=50))
           if e.payload["workload_id"] == rt["id"]]
@@ -116,7 +116,7 @@ def test_real_time_workload_preempts_mining_and_normal_work_waits(router) -> Non
     released = repo.events(kind="gpu_released")[0]
     assert released.payload["workload_id"] == rt["id"] and released.device_id == "lab-gpu-0"
     # The GPU is left in INFERENCE for the optimizer; the waiting workload takes it.
-    assert ray.get(gpus["lab-gpu-0"].status.remote())["mode"] == "INFERENCE"
+    assert ray.get(gpus["lab-gpu-0"].status.remote()).mode == "INFERENCE"
     moved = _wait(lambda: (v := _state(handle, normal["id"]))["state"] == "running" and v)
     assert moved["device_id"] == "lab-gpu-0" and moved["preempted_mining"] is False
     with pytest.raises(WorkloadTransitionError):
@@ -132,7 +132,7 @@ def test_duration_elapses_and_inference_gpu_is_acquired(router) -> None:  # type
     done = _wait(lambda: (v := _state(handle, w["id"]))["state"] == "completed" and v, timeout=30)
     assert 1.0 <= done["gpu_seconds"] < 5.0 and done["detail"] == "duration elapsed"
     device = ray.get(handle.acquire_inference_gpu.remote("carol"))
-    assert ray.get(gpus[device].status.remote())["mode"] == "INFERENCE"
+    assert ray.get(gpus[device].status.remote()).mode == "INFERENCE"
     usage = ray.get(handle.usage.remote("carol"))
     assert usage["by_type"]["embedding"]["cost_micro_usd"] == done["cost_micro_usd"]
     assert usage["gpu_seconds"] == done["gpu_seconds"]

@@ -18,11 +18,20 @@ from fastapi import FastAPI
 from hcp.api.usage import SqlUsageLedger
 from hcp.auth.tokens import Role, TokenService
 from hcp.config import Settings
-from hcp.errors import UnknownDeviceError, WorkloadNotFoundError, WorkloadTransitionError
+from hcp.errors import (
+    InvalidWorkloadError,
+    UnknownDeviceError,
+    WorkloadNotFoundError,
+    WorkloadTransitionError,
+)
+from hcp.fleet.facility import FacilityReport
 from hcp.fleet.modes import GpuMode, SwitchPhases, SwitchReport
+from hcp.fleet.status import GpuStatus, SwitchResult
+from hcp.fleet.telemetry import TelemetrySample
 from hcp.fleet.spec import parse_fleet_spec
 from hcp.ratelimit import LeasedRateLimiter, MemoryRateLimiter
 from hcp.store import FleetRepository, connect, migrate
+from hcp.workloads.repository import WorkloadRepository
 from hcp.workloads.types import WorkloadSpec
 from serve_apps.eventlog import StoreEventFeed, StoreSwitchLog
 from serve_apps.factory import build_app
@@ -143,6 +152,49 @@ class FakeWorkloads:
         }
 
 
+class CoreWorkloads:
+    """The router's admission, batching and reads in process: the real core over the real
+    store, with the actor's commit (one bad item of a batch fails alone)."""
+
+    def __init__(self, repo: WorkloadRepository, clock: FixedClock) -> None:
+        from hcp.workloads.metering import PriceTable
+        from hcp.workloads.router import WorkloadRouter
+
+        self.repo = repo
+        self.core = WorkloadRouter(repo, PriceTable({}, 1_000_000), clock,
+                                   fleet=repo.gpu_inventory())
+
+    async def submit_batch(self, items: list[tuple[str, dict[str, Any], str | None]]) -> list[Any]:
+        self.core.preload_keys([(o, k) for o, _, k in items if k is not None])
+        answers, _ = self.core.admit_batch(items)
+        refused = self.core.commit(self.core.drain())
+        return [InvalidWorkloadError("the store cannot hold this workload's fields")
+                if isinstance(a, dict) and a["id"] in refused else a for a in answers]
+
+    async def submit(self, owner: str, spec: dict[str, Any],
+                     idempotency_key: str | None = None) -> dict[str, Any]:
+        [answer] = await self.submit_batch([(owner, spec, idempotency_key)])
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    async def get(self, workload_id: str) -> dict[str, Any]:
+        return self.core.get(workload_id).view()
+
+    async def list(self, owner: str | None, state: str | None, type: str | None, limit: int,
+                   cursor: str | None) -> dict[str, Any]:
+        items, nxt = self.repo.page(owner, state, type, limit, cursor)
+        return {"items": [w.view() for w in items], "next_cursor": nxt}
+
+    async def cancel(self, workload_id: str) -> dict[str, Any]:
+        w = self.core.cancel(workload_id, "cancelled by request")
+        self.core.flush()
+        return w.view()
+
+    async def usage(self, owner: str | None) -> dict[str, Any]:
+        return self.repo.usage(owner)
+
+
 class FakeFleet:
     """Facility reports shaped like FacilityActor.report(); switches commit to the real store."""
 
@@ -151,28 +203,23 @@ class FakeFleet:
         self.modes = {"g0": GpuMode.MINING, "g1": GpuMode.MINING}
         self.asics = {"s21-0": GpuMode.MINING}
 
-    def _gpu(self, gid: str) -> dict[str, Any]:
-        return {
-            "device_id": gid,
-            "facility": "lab",
-            "mode": self.modes[gid].value,
-            "hashrate_hs": 1000.0,
-            "utilization": 0.5,
-            "telemetry": {"power_w": 300.0, "temperature_c": 55.0, "source": "simulated"},
-        }
+    def _gpu(self, gid: str) -> GpuStatus:
+        tel = TelemetrySample(300.0, 55.0, 50.0, 1024.0, 81920.0, "simulated", datetime.now(UTC))
+        return GpuStatus(gid, "lab", self.modes[gid], 0, hashrate_hs=1000.0, utilization=0.5,
+                         telemetry=tel)
 
-    async def facility_reports(self) -> list[dict[str, Any]]:
+    async def facility_reports(self) -> list[FacilityReport]:
+        gpus = [self._gpu(g) for g in self.modes]
         return [
-            {
-                "facility": "lab",
-                "capacity_w": 10_000.0,
-                "pue": 1.2,
-                "gpus": [self._gpu(g) for g in self.modes],
-                "asics": {k: v.value for k, v in self.asics.items()},
-            }
+            FacilityReport(
+                facility="lab", capacity_w=10_000.0, pue=1.2, it_power_w=600.0,
+                facility_power_w=720.0, headroom_w=9280.0, over_cap=False,
+                gpu_modes={}, asic_modes={}, gpu_hashrate_hs=2000.0, asic_hashrate_ths=0.0,
+                gpus=gpus, asics=dict(self.asics),
+            )
         ]
 
-    async def set_mode(self, device_id: str, mode: str, reason: str) -> dict[str, Any]:
+    async def set_mode(self, device_id: str, mode: str, reason: str) -> SwitchResult:
         if device_id not in self.modes:
             raise UnknownDeviceError(f"no device {device_id!r}", device_id=device_id)
         before, after = self.modes[device_id], GpuMode(mode)
@@ -184,12 +231,13 @@ class FakeFleet:
             0.5,
             datetime.now(UTC),
             reason,
+            noop=before is after,
         )
+        gen = self.repo.device_state(device_id).generation
         if before is not after:
-            gen = self.repo.device_state(device_id).generation
-            self.repo.commit_mode_change(report, gen, facility="lab")
+            gen = self.repo.commit_mode_change(report, gen, facility="lab")
             self.modes[device_id] = after
-        return {**report.to_dict(), "noop": before is after}
+        return SwitchResult(report, gen, facility="lab")
 
 
 class FakeEconomics:
@@ -226,7 +274,7 @@ class Harness:
     services: ApiServices
     tokens: TokenService
     repo: FleetRepository
-    workloads: FakeWorkloads
+    workloads: Any
     fleet: FakeFleet
     economics: FakeEconomics
     clock: FixedClock
@@ -245,7 +293,10 @@ class Harness:
         )
 
 
-def make_harness(tmp_path: Path, database_url: str | None = None, **overrides: Any) -> Harness:
+def make_harness(tmp_path: Path, database_url: str | None = None, *, real_router: bool = False,
+                 mount_areas: bool = False, **overrides: Any) -> Harness:
+    """The platform app over fakes (or, with ``real_router``, the real router core and store;
+    with ``mount_areas``, the notary's and marketplace's routers beside it)."""
     url = database_url or f"sqlite:///{tmp_path / 'api.db'}"
     settings = Settings(home=tmp_path, database_url=url, jwt_secret=SECRET, **overrides)
     engine = connect(url)
@@ -254,7 +305,9 @@ def make_harness(tmp_path: Path, database_url: str | None = None, **overrides: A
     repo.sync_fleet(parse_fleet_spec(SPEC, "unit"))
     clock = FixedClock()
     tokens = TokenService(SECRET, clock=clock)
-    workloads, fleet, economics = FakeWorkloads(clock), FakeFleet(repo), FakeEconomics()
+    workloads: Any = (CoreWorkloads(WorkloadRepository(engine), clock) if real_router
+                      else FakeWorkloads(clock))
+    fleet, economics = FakeFleet(repo), FakeEconomics()
     usage = SqlUsageLedger(engine)
     services = ApiServices(
         workloads=workloads,
@@ -268,7 +321,12 @@ def make_harness(tmp_path: Path, database_url: str | None = None, **overrides: A
         model_name=settings.inference_model,
         clock=clock,
     )
-    app = build_app(services, tokens, settings)
+    extra = []
+    if mount_areas:
+        from serve_apps.factory import other_app_routers
+
+        extra = other_app_routers(settings)
+    app = build_app(services, tokens, settings, extra)
     return Harness(app, services, tokens, repo, workloads, fleet, economics, clock, settings)
 
 

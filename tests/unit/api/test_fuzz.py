@@ -1,5 +1,5 @@
 """Property-based fuzzing of the whole OpenAPI document (schemathesis): no input yields a 5xx,
-and every refusal is the typed ``{"error", "detail"}`` body."""
+and every refusal is the typed ``{"error", "detail"}`` body (OpenAI's shape under ``/v1/``)."""
 
 from __future__ import annotations
 
@@ -29,4 +29,8 @@ def test_no_server_errors(case) -> None:  # type: ignore[no-untyped-def]
     assert response.status_code < 500, (case.method, case.path, response.status_code, response.text)
     if response.status_code >= 400:
         body = response.json()
-        assert isinstance(body.get("error"), str) and "detail" in body, body
+        if case.path.startswith("/v1/"):
+            err = body["error"]
+            assert set(err) == {"message", "type", "param", "code"} and err["message"], body
+        else:
+            assert isinstance(body.get("error"), str) and "detail" in body, body

@@ -7,13 +7,16 @@ from pathlib import Path
 import pytest
 
 from hcp.config import Settings
+from hcp.ratelimit import LeasedRateLimiter, MemoryRateLimiter
 from serve_apps.factory import other_app_routers
+from serve_apps.ratelimit import RequestLimits
 
 
 def test_notary_and_marketplace_routers_build_and_mount(tmp_path: Path,
                                                         caplog: pytest.LogCaptureFixture) -> None:
     settings = Settings(home=tmp_path, jwt_secret="x" * 40)
-    routers = other_app_routers(settings)
+    limits = RequestLimits(LeasedRateLimiter(MemoryRateLimiter(), blocking_io=False), 100, 60, 10)
+    routers = [make(limits) for make in other_app_routers(settings)]
     # A router that failed to build is logged and skipped; here both must build.
     assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text
     paths = {getattr(route, "path", "") for router in routers for route in router.routes}

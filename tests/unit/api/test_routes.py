@@ -267,7 +267,9 @@ def test_embeddings_refusals(
     harness: Harness, client: TestClient, body: dict, status: int, code: str
 ) -> None:
     r = client.post("/v1/embeddings", json=body, headers=harness.headers(Role.CUSTOMER, "alice"))
-    assert r.status_code == status and r.json()["error"] == code
+    # OpenAI's error shape, so the official client shows the message and the code
+    err = r.json()["error"]
+    assert r.status_code == status and err["code"] == code and err["message"]
     assert harness.services.embedder.calls == []  # type: ignore[union-attr]
 
 

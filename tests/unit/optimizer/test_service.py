@@ -113,6 +113,39 @@ def test_realized_profit_counts_the_modes_that_held_at_the_prices_in_effect(env)
     assert second.realized_profit_micro_usd == pytest.approx(expected_usd * 1e6, abs=6)
     assert isinstance(second.realized_profit_micro_usd, int)
     assert repo.last_step().realized_profit_micro_usd == second.realized_profit_micro_usd
+    # The decision's own realized profit is its device's over the period it governed (the hour
+    # after it), less the switch's pause (0.4 ms) at the 2.1 USD/h it switched into; it is
+    # known only at the next step, never the period before the decision.
+    [(d, o)] = [(d, o) for d, o in repo.decisions(limit=10) if d.device_id == "g-h100"]
+    assert (d.from_mode, d.to_mode) == ("IDLE", "INFERENCE")
+    assert o.realized_profit_micro_usd == pytest.approx((h100 - 2.1 * 0.4 / 3.6e6) * 1e6, abs=1)
+
+
+def test_a_decisions_realized_profit_waits_for_the_period_it_governs(env) -> None:  # type: ignore[no-untyped-def]
+    spec, fleet, repo = env
+    clock = FakeClock(T0)
+    port = StoreBackedPort(fleet)
+    t1, t2 = T0 + timedelta(minutes=1), T0 + timedelta(minutes=2)
+    feed = ScriptedFeed([tick(T0, power=100.0), tick(t1, power=100.0), tick(t2, power=100.0)])
+    # CURTAILED, then MINING for a minute, then CURTAILED again for the S19 XP.
+    policy = ScriptedPolicy({T0: {"s19-0": "CURTAILED"}, t1: {"s19-0": "MINING"},
+                             t2: {"s19-0": "CURTAILED"}})
+    svc = _service(spec, fleet, repo, feed, policy, port, clock)
+    svc.step(T0)
+    port.now = clock.t = t1
+    svc.step(t1)
+    [mine] = [o for d, o in repo.decisions(limit=10) if d.to_mode == "MINING"]
+    assert mine.realized_profit_micro_usd is None  # its minute has not run yet
+    port.now = clock.t = t2
+    svc.step(t2)
+    by_mode = {d.to_mode: o for d, o in repo.decisions(limit=10) if d.tick_at in (T0, t1)}
+    # By hand: 140 TH/s at 40,000 USD/BTC, difficulty 2.8e13, 6.35 BTC per block, less 3010 W
+    # x PUE 1.25 at 100 USD/MWh, over one minute, less the 0.4 ms switch at that revenue rate.
+    rev_h = 140e12 * 3600 * 6.35 / (2.8e13 * 2**32) * 40_000
+    minute = (rev_h - 3010 * 1.25 * 100 / 1e6) / 60 - rev_h * 0.4 / 3.6e6
+    assert by_mode["MINING"].realized_profit_micro_usd == pytest.approx(minute * 1e6, abs=1)
+    # A curtailed ASIC earns and spends nothing in the policy's (and the backtest's) economics.
+    assert by_mode["CURTAILED"].realized_profit_micro_usd == 0
 
 
 def test_restart_mid_broadcast_never_resends_and_reconciles_from_the_device_record(env) -> None:  # type: ignore[no-untyped-def]
