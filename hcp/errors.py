@@ -359,3 +359,11 @@ class WalletAuthError(AuthenticationError):
 
     code = "wallet_login_failed"
 
+
+
+# --- backtest input hygiene (issue 16) ---
+
+class MarketDataGapError(MarketDataError):
+    """``--strict`` found a gap, trim or fill in the input series; ``issues`` lists every one."""
+
+    code = "market_data_gap"
