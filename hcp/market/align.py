@@ -8,6 +8,7 @@ what is carried from elsewhere is filled (and said); ``strict`` refuses both
 
 from __future__ import annotations
 
+import itertools
 import logging
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -51,7 +52,7 @@ def _power_present(power: pl.DataFrame, issues: list[DataIssue]) -> pl.DataFrame
     if present.height == 0:
         raise MarketDataError("power price series: no hour has a price")
     times = present["time"].to_list()
-    spans = [(a + _HOUR, b - _HOUR) for a, b in zip(times, times[1:], strict=False) if b - a > _HOUR]
+    spans = [(a + _HOUR, b - _HOUR) for a, b in itertools.pairwise(times) if b - a > _HOUR]
     missing = sum(int((b - a) / _HOUR) + 1 for a, b in spans)
     if missing:
         where = tuple(iso(a) if a == b else f"{iso(a)}..{iso(b)}" for a, b in spans)

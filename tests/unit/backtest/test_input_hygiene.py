@@ -18,7 +18,7 @@ import pytest
 from hcp.errors import MarketDataError, MarketDataGapError
 from hcp.market import MarketHistory
 from hcp.market.history import DEFAULT_BTC_DAILY, packaged
-from hcp.market.quality import Action, IssueKind
+from hcp.market.quality import Action, DataIssue, IssueKind
 from tests.unit.backtest import defects
 
 FULL_HOURS = len(packaged("electricity_be_hourly_2022h1.csv").read_text().splitlines()) - 1
@@ -29,12 +29,12 @@ def _quiet(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="hcp.market.quality")
 
 
-def _kinds(history: MarketHistory) -> dict[IssueKind, object]:
+def _kinds(history: MarketHistory) -> dict[IssueKind, DataIssue]:
     return {i.kind: i for i in history.issues}
 
 
 def _utc(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+    return datetime.fromisoformat(text).astimezone(UTC)
 
 
 def test_the_packaged_series_have_no_gap_only_the_documented_estimate() -> None:
