@@ -93,5 +93,6 @@ def refuse_gaps(issues: Iterable[DataIssue]) -> None:
 
 
 def report(issues: Sequence[DataIssue]) -> None:
+    """Gaps and fills at WARNING; the named estimates (asked for, or the model's) at INFO."""
     for issue in issues:
-        log.warning("%s", issue)
+        log.log(logging.INFO if issue.action in STRICT_ALLOWED else logging.WARNING, "%s", issue)
