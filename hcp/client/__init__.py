@@ -26,7 +26,9 @@ from hcp.client.models import (
     Billing,
     Embeddings,
     Event,
+    Facility,
     GpuResource,
+    InferenceUsage,
     ModelCard,
     Page,
     Profitability,
@@ -34,6 +36,7 @@ from hcp.client.models import (
     Revenue,
     SwitchResult,
     Workload,
+    WorkloadUsage,
 )
 from hcp.client.notary import (
     Claim,
@@ -58,8 +61,10 @@ __all__ = [
     "DatasetRef",
     "Embeddings",
     "Event",
+    "Facility",
     "GpuResource",
     "HcpClient",
+    "InferenceUsage",
     "Job",
     "LedgerView",
     "LiveFeed",
@@ -80,4 +85,5 @@ __all__ = [
     "WalletChallenge",
     "WalletSession",
     "Workload",
+    "WorkloadUsage",
 ]

@@ -11,6 +11,7 @@ from hcp.client.models import Page
 from hcp.client.transport import AsyncTransport
 from hcp.marketplace.jobs import DisputeOutcome, JobStatus
 from hcp.marketplace.offers import SortOrder
+from hcp.miner.claim import SignedClaim
 
 
 class AsyncNotaryApi:
@@ -28,6 +29,10 @@ class AsyncNotaryApi:
         """A signed claim (``hcp.miner.claim.SignedClaim``'s ``payload_json``, ``signature``,
         ``artifact``); refusals raise, e.g. ``VerificationFailedError``."""
         return await self._t.run(nt.submit_claim(payload_json, signature, artifact))
+
+    async def submit_signed(self, claim: SignedClaim) -> nt.ClaimVerdict:
+        """A claim as ``hcp.miner.claim.sign_claim`` built it."""
+        return await self._t.run(nt.submit_claim(claim.payload_json, claim.signature, claim.artifact))
 
     async def claim(self, submission_id: str) -> nt.Claim:
         return await self._t.run(nt.claim(submission_id))

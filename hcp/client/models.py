@@ -72,8 +72,25 @@ class AsicResource(Result):
     mode: str
 
 
+class Facility(Result):
+    """A facility's power against its connection cap, and its devices' modes."""
+
+    facility: str
+    capacity_w: float
+    pue: float
+    it_power_w: float | None = None
+    facility_power_w: float | None = Field(None, description="IT power x PUE: what the grid sees.")
+    headroom_w: float | None = None
+    over_cap: bool | None = None
+    gpu_modes: dict[str, int] = Field(default_factory=dict)
+    asic_modes: dict[str, int] = Field(default_factory=dict)
+    gpu_hashrate_hs: float | None = None
+    asic_hashrate_ths: float | None = None
+    telemetry_sources: list[str] = Field(default_factory=list)
+
+
 class Resources(Result):
-    facilities: list[dict[str, Any]]
+    facilities: list[Facility]
     gpus: list[GpuResource]
     asics: list[AsicResource]
     modes: list[str] = Field(default_factory=list)
@@ -86,6 +103,10 @@ class SwitchResult(Result):
     to_mode: str
     total_ms: float
     noop: bool = False
+    phases: dict[str, float | None] = Field(default_factory=dict, description="Milliseconds per phase.")
+    at: datetime | None = None
+    reason: str | None = None
+    healthy: bool | None = None
 
 
 class Event(Result):
@@ -112,15 +133,43 @@ class Profitability(Result):
     devices: dict[str, dict[str, float]] = Field(default_factory=dict)
 
 
+class TypeUsage(Result):
+    workloads: int = 0
+    gpu_ms: int = 0
+    gpu_seconds: float = 0.0
+    cost_micro_usd: int = 0
+
+
+class WorkloadUsage(Result):
+    """Router metering: GPU time and integer micro-USD, in all and per workload type."""
+
+    owner: str | None = None
+    gpu_ms: int = 0
+    gpu_seconds: float = 0.0
+    cost_micro_usd: int = 0
+    by_type: dict[str, TypeUsage] = Field(default_factory=dict)
+
+
+class ModelUsage(Result):
+    requests: int = 0
+    input_tokens: int = 0
+
+
+class InferenceUsage(Result):
+    requests: int = 0
+    input_tokens: int = 0
+    by_model: dict[str, ModelUsage] = Field(default_factory=dict)
+
+
 class Billing(Result):
     owner: str | None
-    workloads: dict[str, Any]
-    inference: dict[str, Any]
+    workloads: WorkloadUsage
+    inference: InferenceUsage
 
 
 class Revenue(Result):
-    workloads: dict[str, Any]
-    inference: dict[str, Any]
+    workloads: WorkloadUsage
+    inference: InferenceUsage
 
 
 class Embeddings(Result):

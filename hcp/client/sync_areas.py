@@ -11,6 +11,7 @@ from hcp.client.models import Page
 from hcp.client.transport import SyncTransport
 from hcp.marketplace.jobs import DisputeOutcome, JobStatus
 from hcp.marketplace.offers import SortOrder
+from hcp.miner.claim import SignedClaim
 
 
 class NotaryApi:
@@ -28,6 +29,10 @@ class NotaryApi:
         """A signed claim (``hcp.miner.claim.SignedClaim``'s ``payload_json``, ``signature``,
         ``artifact``); refusals raise, e.g. ``VerificationFailedError``."""
         return self._t.run(nt.submit_claim(payload_json, signature, artifact))
+
+    def submit_signed(self, claim: SignedClaim) -> nt.ClaimVerdict:
+        """A claim as ``hcp.miner.claim.sign_claim`` built it."""
+        return self._t.run(nt.submit_claim(claim.payload_json, claim.signature, claim.artifact))
 
     def claim(self, submission_id: str) -> nt.Claim:
         return self._t.run(nt.claim(submission_id))
