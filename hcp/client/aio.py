@@ -164,7 +164,7 @@ class AsyncHcpClient:
 
     # --- live ----------------------------------------------------------------------------
     def live(self, after: int | None = None, *, reconnect: bool = True,
-             retry: RetryPolicy = LIVE_RETRY) -> AsyncLiveFeed:
+             retry: RetryPolicy = LIVE_RETRY, idle_timeout: float | None = 60.0) -> AsyncLiveFeed:
         """``async with client.live() as feed: async for event in feed: ...``"""
         return AsyncLiveFeed(self.address, self.token, after, reconnect=reconnect, retry=retry,
-                             sleep=self._pause)
+                             idle_timeout=idle_timeout, sleep=self._pause)

@@ -53,6 +53,7 @@ class LiveState:
     def __init__(self, after: int | None) -> None:
         self.cursor = after
         self._seen: set[int] = set()
+        self.repeats = 0  # events the server resent after a reconnect, dropped here
 
     def take(self, message: Any) -> Event | None:
         """The event to yield for one message, None for bookkeeping; raises the server's refusal."""
@@ -65,7 +66,8 @@ class LiveState:
         if kind == "event":
             event = Event.model_validate(message["event"])
             if (self.cursor is not None and event.id <= self.cursor) or event.id in self._seen:
-                return None  # resent after a reconnect: already yielded
+                self.repeats += 1  # resent after a reconnect: already yielded
+                return None
             self._seen.add(event.id)
             return event
         if "error" in message:
@@ -105,9 +107,10 @@ class AsyncLiveFeed:
 
     def __init__(self, base_url: str, token: str | None, after: int | None = None, *,
                  reconnect: bool = True, retry: RetryPolicy = LIVE_RETRY,
-                 open_timeout: float = 10.0, sleep: Callable[[float], Any] = asyncio.sleep,
-                 seed: int | None = None) -> None:
+                 open_timeout: float = 10.0, idle_timeout: float | None = 60.0,
+                 sleep: Callable[[float], Any] = asyncio.sleep, seed: int | None = None) -> None:
         self._base, self._token, self._open_timeout = base_url, token, open_timeout
+        self._idle = idle_timeout
         self._state = LiveState(after)
         self._retries = _Reconnects(retry, reconnect, seed)
         self._sleep = sleep
@@ -119,6 +122,11 @@ class AsyncLiveFeed:
     def cursor(self) -> int | None:
         return self._state.cursor
 
+    @property
+    def repeats(self) -> int:
+        """Events the server resent after a reconnect (dropped, never yielded twice)."""
+        return self._state.repeats
+
     def __aiter__(self) -> AsyncLiveFeed:
         return self
 
@@ -128,7 +136,8 @@ class AsyncLiveFeed:
                 if self._ws is None:
                     await self._open()
                 assert self._ws is not None
-                message = json.loads(await self._ws.recv())
+                # Heartbeats come every few seconds: a silent connection is a dead one.
+                message = json.loads(await asyncio.wait_for(self._ws.recv(), self._idle))
                 if isinstance(message, dict) and message.get("type") == "welcome":
                     self._retries.failures = 0
                 event = self._state.take(message)
@@ -177,9 +186,10 @@ class LiveFeed:
 
     def __init__(self, base_url: str, token: str | None, after: int | None = None, *,
                  reconnect: bool = True, retry: RetryPolicy = LIVE_RETRY,
-                 open_timeout: float = 10.0, sleep: Callable[[float], None] = time.sleep,
-                 seed: int | None = None) -> None:
+                 open_timeout: float = 10.0, idle_timeout: float | None = 60.0,
+                 sleep: Callable[[float], None] = time.sleep, seed: int | None = None) -> None:
         self._base, self._token, self._open_timeout = base_url, token, open_timeout
+        self._idle = idle_timeout
         self._state = LiveState(after)
         self._retries = _Reconnects(retry, reconnect, seed)
         self._sleep = sleep
@@ -191,6 +201,11 @@ class LiveFeed:
     def cursor(self) -> int | None:
         return self._state.cursor
 
+    @property
+    def repeats(self) -> int:
+        """Events the server resent after a reconnect (dropped, never yielded twice)."""
+        return self._state.repeats
+
     def __iter__(self) -> LiveFeed:
         return self
 
@@ -200,7 +215,7 @@ class LiveFeed:
                 if self._ws is None:
                     self._open()
                 assert self._ws is not None
-                message = json.loads(self._ws.recv())
+                message = json.loads(self._ws.recv(timeout=self._idle))
                 if isinstance(message, dict) and message.get("type") == "welcome":
                     self._retries.failures = 0
                 event = self._state.take(message)
@@ -221,8 +236,9 @@ class LiveFeed:
     def _open(self) -> None:
         if self._opened:
             self.reconnects += 1
-        self._ws = sconnect(live_url(self._base, self._state.cursor), open_timeout=self._open_timeout,
-                            max_size=2**24)
+        conn = sconnect(live_url(self._base, self._state.cursor), open_timeout=self._open_timeout,
+                        max_size=2**24)
+        self._ws = conn.__enter__()  # owned by this feed: _drop closes it
         self._opened = True
         self._ws.send(json.dumps({"token": self._token or ""}))
 

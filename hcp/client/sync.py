@@ -171,7 +171,7 @@ class HcpClient:
 
     # --- live ----------------------------------------------------------------------------
     def live(self, after: int | None = None, *, reconnect: bool = True,
-             retry: RetryPolicy = LIVE_RETRY) -> LiveFeed:
+             retry: RetryPolicy = LIVE_RETRY, idle_timeout: float | None = 60.0) -> LiveFeed:
         """Switch and workload events as they land; resumes after a drop without loss or repeat."""
         return LiveFeed(self.address, self.token, after, reconnect=reconnect, retry=retry,
-                        sleep=self._sleep)
+                        idle_timeout=idle_timeout, sleep=self._sleep)

@@ -154,7 +154,7 @@ class Server:
 
     def start(self) -> None:
         config = uvicorn.Config(self.platform.build(), host="127.0.0.1", port=self.port,
-                                log_level="warning", ws="websockets", lifespan="off")
+                                log_level="warning", ws="websockets-sansio", lifespan="off")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
         self._thread.start()
