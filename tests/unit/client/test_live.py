@@ -8,11 +8,13 @@ import itertools
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from hcp.auth.tokens import Role
 from hcp.client import AsyncHcpClient, Event, HcpClient, RetryPolicy
 from hcp.errors import AuthenticationError, PermissionDeniedError
+from tests.unit.client.flaky import FlakySyncTransport
 from tests.unit.client.support import Platform, Server, make_platform, run
 
 FAST = RetryPolicy(max_attempts=400, backoff_s=0.02, max_backoff_s=0.1)  # reconnects while it restarts
@@ -123,3 +125,14 @@ def test_refusals_end_the_feed_with_their_typed_error(served: tuple[Platform, Se
                 await feed.__anext__()
 
     run(go())
+
+
+def test_the_sync_client_resends_a_lost_submission_and_it_lands_once(
+        served: tuple[Platform, Server]) -> None:
+    p, server = served
+    flaky = FlakySyncTransport(httpx.HTTPTransport(), "POST", "/api/v1/workloads")
+    with httpx.Client(transport=flaky, base_url=server.url) as http:
+        c = HcpClient(http=http, token=p.token(Role.CUSTOMER, "sync-sub"), sleep=lambda s: None)
+        w = c.submit_workload(type="batch", priority=2)
+        assert w.replayed and [x.id for x in c.iter_workloads()] == [w.id]
+    assert flaky.reached == 2
