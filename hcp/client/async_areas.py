@@ -7,10 +7,10 @@ from typing import Any
 
 from hcp.client import marketplace as mk
 from hcp.client import notary as nt
+from hcp.client.marketplace import SortOrder
 from hcp.client.models import Page
 from hcp.client.transport import AsyncTransport
 from hcp.marketplace.jobs import DisputeOutcome, JobStatus
-from hcp.marketplace.offers import SortOrder
 from hcp.miner.claim import SignedClaim
 
 

@@ -7,6 +7,7 @@ decimals exceed JavaScript's safe integers); the models read them back as ``int`
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from pydantic import Field
@@ -16,9 +17,18 @@ from hcp.client.models import Page, Result
 from hcp.client.transport import Call, Safety, model
 from hcp.errors import ValidationError
 from hcp.marketplace.jobs import DisputeOutcome, JobStatus
-from hcp.marketplace.offers import SortOrder
 
 PREFIX = "/api/v1/marketplace"
+
+
+class SortOrder(StrEnum):
+    """The API's offer orders (``hcp.marketplace.offers.SortOrder``'s values; kept equal by a
+    test, and not imported from there: that module loads the whole SQL layer)."""
+
+    PRICE_ASC = "price_asc"
+    PRICE_DESC = "price_desc"
+    REPUTATION_DESC = "reputation_desc"
+    NEWEST = "newest"
 
 
 class WalletChallenge(Result):

@@ -116,3 +116,9 @@ def test_codes_without_a_class_keep_the_code_on_their_status_family() -> None:
     exc = error_from_body(500, "<html>oops</html>")
     assert type(exc) is UnexpectedResponseError and exc.http_status == 500
     assert all(issubclass(c, HcpError) for c in error_classes().values())
+
+
+def test_the_sdk_offer_orders_are_the_apis() -> None:
+    from hcp.marketplace.offers import SortOrder
+
+    assert [o.value for o in mk.SortOrder] == [o.value for o in SortOrder]
