@@ -425,3 +425,26 @@ class WalletAuthError(AuthenticationError):
 
     code = "wallet_login_failed"
 
+
+
+# --- backtest input hygiene (issue 16) ---
+
+class MarketDataGapError(MarketDataError):
+    """``--strict`` found a gap, trim or fill in the input series; ``issues`` lists every one."""
+
+    code = "market_data_gap"
+
+
+# --- Python SDK (issue 16) ---
+
+class ApiUnreachableError(ServiceUnavailableError):
+    """The SDK could not reach the platform API (refused, timed out, reset) within its retries."""
+
+    code = "api_unreachable"
+
+
+class UnexpectedResponseError(HcpError):
+    """The API answered something the SDK cannot read (not JSON, or not the documented shape)."""
+
+    code = "unexpected_response"
+    http_status = 502

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from hcp.config import DEFAULT_FLEET_SPEC
 from hcp.errors import HcpError, ValidationError
+from hcp.market.epochs import DifficultyBeyond
 
 log = logging.getLogger(__name__)
 console = Console(soft_wrap=not sys.stdout.isatty(), width=None if sys.stdout.isatty() else 160)
@@ -78,6 +79,13 @@ def backtest_cmd(
         help="Sweep thresholds, % (comma-separated).")] = "0,2,5,10,20",
     sweep_dwell_hours: Annotated[str, typer.Option(
         help="Sweep dwell times, hours (comma-separated).")] = "0,1,2,4",
+    strict: Annotated[bool, typer.Option(
+        "--strict", help="Refuse any gap in the input (missing hours or days, trimmed window, "
+                         "filled fees, difficulty held past its file) instead of warning.")] = False,
+    difficulty_beyond: Annotated[DifficultyBeyond, typer.Option(
+        "--difficulty-beyond", case_sensitive=False,
+        help="Hours after the difficulty file's last epoch: hold its value (default, flagged) or "
+             "project it from the BTC series' hash rate by the retarget rule.")] = DifficultyBeyond.HOLD,
     ray_tasks: Annotated[bool, typer.Option(
         "--ray/--no-ray",
         help="Run the sweep as Ray tasks (joins RAY_ADDRESS / HCP_RAY_ADDRESS, else a local Ray).")] = True,
@@ -91,19 +99,22 @@ def backtest_cmd(
     from hcp.policy.params import PolicyParams
 
     logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("hcp.market.quality").setLevel(logging.ERROR)  # printed with the result instead
     try:
         economics = EconomicsParams(gpu_utilization=utilization, gpu_switch_seconds=gpu_switch_seconds,
                                     asic_switch_seconds=asic_switch_seconds,
                                     gpu_hashrate_overrides=_hashrates(gpu_hashrate or []))
         params = PolicyParams(threshold_pct=threshold_pct, dwell_s=dwell_hours * 3600.0,
                               economics=economics)
-        history = MarketHistory.load(btc_daily, difficulty, power, gpu_prices, eur_usd)
+        history = MarketHistory.load(btc_daily, difficulty, power, gpu_prices, eur_usd,
+                                     difficulty_beyond=difficulty_beyond, strict=strict)
         spec = load_fleet_spec(fleet)
         result = run_backtest(history, spec, params)
         out: dict[str, Any] = result.summary()
         out["assumptions"]["files"] = {k: str(v) if v else "packaged" for k, v in (
             ("btc_daily", btc_daily), ("difficulty", difficulty), ("power", power),
             ("gpu_prices", gpu_prices), ("fleet", fleet))}
+        out["assumptions"]["strict"] = strict
         if sweep:
             devices, facilities = from_fleet_spec(spec, economics)
             out["sweep"] = _sweep(history, devices, facilities, params,
@@ -138,8 +149,20 @@ def backtest_cmd(
         console.print(st)
     console.print("Assumptions:")
     console.print(escape(assumptions_text(out["assumptions"])), highlight=False)
+    _print_warnings(result.warnings)
     if plot is not None:
         console.print(f"plot written to {plot}")
+
+
+def _print_warnings(warnings: Any) -> None:
+    """Every trim or fill of the input, after the figures they qualify."""
+    if not warnings:
+        console.print("Input: no gaps, trims or fills.")
+        return
+    console.print(f"[yellow]Input warnings[/] ({len(warnings)}; --strict refuses all but estimates "
+                  "and projections):", highlight=False)
+    for w in warnings:
+        console.print(f"  [yellow]{w.action.value}[/] {escape(str(w))}", highlight=False)
 
 
 def _sweep(history: Any, devices: Any, facilities: Any, params: Any, thresholds: list[float],

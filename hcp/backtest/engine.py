@@ -21,6 +21,7 @@ from hcp.economics.devices import (
     from_fleet_spec,
 )
 from hcp.fleet.spec import FleetSpec
+from hcp.market.quality import DataIssue
 from hcp.market.replay import MarketHistory
 from hcp.policy.cap import enforce_caps
 from hcp.policy.fleet_policy import FleetPolicy
@@ -50,9 +51,11 @@ class BacktestResult:
     power_usd_per_mwh: np.ndarray
     btc_usd: np.ndarray
     assumptions: dict[str, Any] = field(default_factory=dict)
+    warnings: tuple[DataIssue, ...] = ()  # what aligning the input dropped, filled or estimated
 
     def pct_of_optimum(self, name: str) -> float:
-        best = self.outcomes["perfect_foresight"].profit_usd
+        bound = self.outcomes.get("perfect_foresight")
+        best = bound.profit_usd if bound is not None else 0.0
         return 100.0 * self.outcomes[name].profit_usd / best if best else float("nan")
 
     def summary(self) -> dict[str, Any]:
@@ -66,6 +69,7 @@ class BacktestResult:
                 for name, o in self.outcomes.items()
             },
             "assumptions": self.assumptions,
+            "warnings": [w.to_dict() for w in self.warnings],
         }
 
 
@@ -145,6 +149,7 @@ def run_backtest_devices(
         power_usd_per_mwh=history.power_usd_per_mwh[: len(ticks)],
         btc_usd=history.hourly.btc_usd[: len(ticks)],
         assumptions=assumptions,
+        warnings=history.issues,
     )
 
 

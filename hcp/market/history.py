@@ -14,12 +14,10 @@ and the day-ahead prices already published (see ``PUBLISH_HOUR_LOCAL``).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from importlib import resources
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 
 from hcp.errors import MarketDataError
@@ -96,6 +94,12 @@ def load_btc_daily(path: str | Path) -> pl.DataFrame:
         "fees_day": _floats(df, "total_fees_btc_per_day", what),
         "issued_day": _floats(df, "new_btc_issued_per_day", what, strict=False),
     }).sort("date")
+    if out.height == 0:
+        raise MarketDataError(f"{what}: no rows")
+    dupes = out.filter(out["date"].is_duplicated())["date"].unique().sort().to_list()
+    if dupes:
+        raise MarketDataError(f"{what}: duplicate day(s) {', '.join(d.isoformat() for d in dupes[:6])}",
+                              days=[d.isoformat() for d in dupes])
     subsidy = [block_subsidy_btc(d) for d in out["date"].to_list()]
     out = out.with_columns(pl.Series("subsidy_btc", subsidy, dtype=pl.Float64))
     if out["btc_open_usd"].min() <= 0:  # type: ignore[operator]
@@ -112,6 +116,10 @@ def load_difficulty(path: str | Path) -> pl.DataFrame:
     except pl.exceptions.PolarsError:
         raise MarketDataError(f"{what}: time_utc must be like 2022-06-08T11:07:28Z") from None
     out = pl.DataFrame({"time": times, "difficulty": _floats(df, "difficulty", what)}).sort("time")
+    if out["difficulty"].null_count() or out["time"].null_count():
+        raise MarketDataError(f"{what}: a row without a time or a difficulty")
+    if out.height == 0:
+        raise MarketDataError(f"{what}: no rows")
     if out["difficulty"].min() <= 0:  # type: ignore[operator]
         raise MarketDataError(f"{what}: difficulty must be positive")
     return out
@@ -136,65 +144,6 @@ def load_power(path: str | Path) -> pl.DataFrame:
         raise MarketDataError(f"{what}: duplicate hours")
     if out.height == 0:
         raise MarketDataError(f"{what}: no rows")
+    if ((out["time"].dt.minute() != 0) | (out["time"].dt.second() != 0)).any():
+        raise MarketDataError(f"{what}: hourly prices expected (a time_utc is not on the hour)")
     return out
-
-
-@dataclass(frozen=True)
-class HourlySeries:
-    """Aligned hourly arrays: everything a tick at each hour carries."""
-
-    at: tuple[datetime, ...]
-    power_eur_per_mwh: np.ndarray
-    btc_usd: np.ndarray
-    difficulty: np.ndarray
-    subsidy_btc: np.ndarray
-    fees_per_block_btc: np.ndarray
-    known_until: np.ndarray  # exclusive row index up to which power prices are published
-
-    def __len__(self) -> int:
-        return len(self.at)
-
-
-def build_hourly(btc: pl.DataFrame, difficulty: pl.DataFrame, power: pl.DataFrame) -> HourlySeries:
-    """Join the series on the power series' hours, using only what was known at each hour."""
-    blocks = pl.when(pl.col("issued_day").is_not_null() & (pl.col("issued_day") > 0)).then(
-        pl.col("issued_day") / pl.col("subsidy_btc")
-    )
-    # Fees per block of the PREVIOUS day: today's total is only known at midnight.
-    daily = (
-        btc.join_asof(difficulty.with_columns(pl.col("time").dt.date().alias("date")).drop("time")
-                      .unique("date", keep="last").sort("date"), on="date", strategy="backward")
-        .with_columns(
-            blocks.otherwise(pl.col("hash_rate") * 86_400 / (pl.col("difficulty") * 2.0**32))
-            .alias("blocks")
-        )
-        .with_columns((pl.col("fees_day") / pl.col("blocks")).shift(1).alias("fees_per_block"))
-        .select("date", "btc_open_usd", "subsidy_btc", "fees_per_block")
-    )
-    hours = power.with_columns(pl.col("time").dt.date().alias("date"))
-    joined = hours.join(daily, on="date", how="left").join_asof(
-        difficulty, on="time", strategy="backward"
-    )
-    joined = joined.filter(pl.col("btc_open_usd").is_not_null() & pl.col("fees_per_block").is_not_null()
-                           & pl.col("difficulty").is_not_null())
-    if joined.height == 0:
-        raise MarketDataError("the BTC, difficulty and power series do not overlap in time")
-    if joined.height < hours.height:
-        log.info("backtest window trimmed to %d of %d power hours (BTC/difficulty coverage)",
-                 joined.height, hours.height)
-    local_dates = np.array(joined["local_date"].to_list(), dtype="datetime64[D]")
-    published_through = np.where(
-        joined["local_hour"].to_numpy() >= PUBLISH_HOUR_LOCAL,
-        local_dates + np.timedelta64(1, "D"),
-        local_dates,
-    )
-    known_until = np.searchsorted(local_dates, published_through, side="right")
-    return HourlySeries(
-        at=tuple(joined["time"].to_list()),
-        power_eur_per_mwh=joined["price_eur_per_mwh"].to_numpy().astype(np.float64),
-        btc_usd=joined["btc_open_usd"].to_numpy().astype(np.float64),
-        difficulty=joined["difficulty"].to_numpy().astype(np.float64),
-        subsidy_btc=joined["subsidy_btc"].to_numpy().astype(np.float64),
-        fees_per_block_btc=joined["fees_per_block"].to_numpy().astype(np.float64),
-        known_until=known_until.astype(np.int64),
-    )

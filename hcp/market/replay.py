@@ -11,19 +11,20 @@ from pathlib import Path
 import numpy as np
 
 from hcp.errors import MarketDataError
+from hcp.market.align import HourlySeries, build_hourly
+from hcp.market.epochs import DifficultyBeyond
 from hcp.market.gpu_prices import GpuPriceLevels, load_gpu_prices
 from hcp.market.history import (
     DEFAULT_BTC_DAILY,
     DEFAULT_DIFFICULTY,
     DEFAULT_GPU_PRICES,
     DEFAULT_POWER,
-    HourlySeries,
-    build_hourly,
     load_btc_daily,
     load_difficulty,
     load_power,
     packaged,
 )
+from hcp.market.quality import DataIssue
 from hcp.market.tick import PriceTick
 
 log = logging.getLogger(__name__)
@@ -47,20 +48,40 @@ class MarketHistory:
         power: str | Path | None = None,
         gpu_prices: str | Path | None = None,
         eur_usd: float = DEFAULT_EUR_USD,
+        difficulty_beyond: DifficultyBeyond | str = DifficultyBeyond.HOLD,
+        strict: bool = False,
     ) -> MarketHistory:
-        """Load files in the formats of the shipped data; None picks the packaged copy."""
+        """Load files in the formats of the shipped data; None picks the packaged copy.
+
+        Every hour dropped and every value filled while aligning them is in ``issues``;
+        ``strict`` makes any of them a ``MarketDataGapError``. ``difficulty_beyond`` says what
+        the hours after the difficulty file's last epoch get (``hold``, the default, or
+        ``project`` from the hash-rate series).
+        """
         if not eur_usd > 0:
             raise MarketDataError("eur_usd must be positive", eur_usd=eur_usd)
+        try:
+            mode = DifficultyBeyond(difficulty_beyond)
+        except ValueError:
+            raise MarketDataError(f"difficulty_beyond must be one of "
+                                  f"{', '.join(m.value for m in DifficultyBeyond)}") from None
         hourly = build_hourly(
             load_btc_daily(btc_daily or packaged(DEFAULT_BTC_DAILY)),
             load_difficulty(difficulty or packaged(DEFAULT_DIFFICULTY)),
             load_power(power or packaged(DEFAULT_POWER)),
+            difficulty_beyond=mode,
+            strict=strict,
         )
         gpu = load_gpu_prices(gpu_prices or packaged(DEFAULT_GPU_PRICES))
         return cls(hourly, gpu, eur_usd)
 
     def __len__(self) -> int:
         return len(self.hourly)
+
+    @property
+    def issues(self) -> tuple[DataIssue, ...]:
+        """What aligning the series dropped, filled or estimated (empty: nothing)."""
+        return self.hourly.issues
 
     @property
     def power_usd_per_mwh(self) -> np.ndarray:
@@ -94,6 +115,11 @@ class MarketHistory:
             "power_series": "ENTSO-E day-ahead, bidding zone of the power file (BE by default)",
             "btc_price": "daily open (known at the start of each UTC day)",
             "fees_per_block": "previous day's total fees / blocks that day",
+            "difficulty_beyond_file": {
+                "hold": "the last epoch's difficulty held constant (default)",
+                "project": "projected from the BTC series' block rate by the 2016-block retarget rule",
+            }[h.difficulty_beyond.value],
+            "hours_beyond_difficulty_file": int(h.beyond_difficulty_file.sum()),
             "day_ahead_published_at_local_hour": 13,
             "gpu_prices": self.gpu.describe(),
         }

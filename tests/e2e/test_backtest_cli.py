@@ -39,7 +39,9 @@ def test_json_on_the_packaged_real_series() -> None:
     res = _hcp("--json")
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)  # exactly one JSON object
-    assert set(out) == {"policies", "assumptions"}
+    assert set(out) == {"policies", "assumptions", "warnings"}
+    # The packaged series have no gap; the one warning is the documented blocks estimate.
+    assert [w["kind"] for w in out["warnings"]] == ["blocks_estimated"]
     pol = out["policies"]
     assert set(pol) == POLICIES
     assert all(set(v) == {"profit_usd", "switches", "pct_of_optimum"} for v in pol.values())
