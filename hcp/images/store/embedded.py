@@ -132,18 +132,23 @@ class EmbeddedStore:
         while freed < need:
             with self.engine.connect() as conn:
                 rows = conn.execute(
-                    select(ImgBlock.key).where(ImgBlock.refs == 0)
-                    .order_by(ImgBlock.last_used, ImgBlock.key).limit(_GC_BATCH * 4)).scalars().all()
-            candidates = [k for k in rows if k not in self._protected]
-            if not candidates:
+                    select(ImgBlock.key, ImgBlock.size).where(ImgBlock.refs == 0)
+                    .order_by(ImgBlock.last_used, ImgBlock.key).limit(_GC_BATCH * 4)).all()
+            batch: list[str] = []
+            planned = 0
+            for key, size in rows:
+                if key in self._protected:
+                    continue
+                batch.append(key)
+                planned += int(size)
+                if freed + planned >= need:
+                    break  # only as many of the least recently used as the space needs
+            if not batch:
                 break
-            before = freed
-            for i in range(0, len(candidates), _GC_BATCH):
-                freed += sum(self._collect(candidates[i:i + _GC_BATCH]).values())
-                if freed >= need:
-                    break
-            if freed == before:
+            got = sum(self._collect(batch).values())
+            if not got:
                 break
+            freed += got
         if freed:
             log.info("evicted %d bytes of unpinned blocks to stay under the cap", freed)
         return freed
@@ -491,14 +496,19 @@ class ImportSession:
     def commit(self, root: Cid, *, size: int | None = None, tsize: int | None = None,
                params: ImportParams | None = None, pin: bool = False,
                pinned_by: str | None = None, job_id: str | None = None,
-               members: bool = False) -> None:
+               members: bool | Iterable[str] = False) -> None:
         """Record ``root``'s DAG and hold it. ``members=True``: the DAG is exactly the blocks
-        this session wrote (an import); otherwise it is walked in the store."""
+        this session wrote (an import); a set of keys: those blocks (which this session
+        protects); otherwise the DAG is walked in the store."""
         self._flush()
         store = self.store
         text = str(root)
-        if members:
+        if members is True:
             keys = list(self._keys)
+        elif members:
+            keys = list(dict.fromkeys(members))
+            if any(k not in self._keys for k in keys):
+                raise ValueError("members must be blocks this session wrote or protected")
         else:
             keys = self._walk(root)
         now = store.clock.now()
