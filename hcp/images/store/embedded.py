@@ -318,8 +318,9 @@ class EmbeddedStore:
 
     def pins(self) -> list[PinInfo]:
         with self.engine.connect() as conn:
-            rows = conn.execute(select(ImgPin).order_by(ImgPin.root)).scalars().all()
-        return [PinInfo(_cid(r.root), r.pinned_at, r.pinned_by) for r in rows]
+            rows = conn.execute(select(ImgPin.root, ImgPin.pinned_at, ImgPin.pinned_by)
+                                .order_by(ImgPin.root)).all()
+        return [PinInfo(_cid(root), at, by) for root, at, by in rows]
 
     def is_pinned(self, cid: Cid) -> bool:
         with self.engine.connect() as conn:
