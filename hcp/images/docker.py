@@ -266,10 +266,10 @@ def _checked_blob(root: Cid, digest: str, size: int, name: str, get: BlockGetter
 
 def archive_file(root: Cid, get: BlockGetter, repo_tags: Iterable[str] = ()) -> io.BufferedReader:
     """``docker_archive`` as a readable file object (for clients that want one)."""
-    return io.BufferedReader(_IterReader(docker_archive(root, get, repo_tags)), 1 << 20)
+    return io.BufferedReader(IterReader(docker_archive(root, get, repo_tags)), 1 << 20)
 
 
-class _IterReader(io.RawIOBase):
+class IterReader(io.RawIOBase):
     def __init__(self, it: Iterator[bytes]) -> None:
         self._it = it
         self._buf = b""
