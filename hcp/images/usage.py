@@ -20,8 +20,9 @@ class MarketplaceJobUsage:
     def image_usage(self) -> Iterable[ImageUsage]:
         from hcp.marketplace.models import Job
 
+        # A cancelled job never ran its image: it makes no image popular.
         q = (select(Job.image_cid, func.count(), func.max(func.coalesce(Job.started_at, Job.created_at)))
-             .group_by(Job.image_cid))
+             .where(Job.status != "CANCELLED").group_by(Job.image_cid))
         merged: dict[str, ImageUsage] = {}
         with self.engine.connect() as conn:
             for cid, n, last in conn.execute(q):
