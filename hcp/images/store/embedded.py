@@ -488,11 +488,11 @@ class ImportSession:
         rows = [{"key": k, "size": n, "refs": 0, "last_used": now} for k, n in self._pending.items()]
         self._pending = {}
         ins = _insert(self.store.engine, ImgBlock)
+        # One statement executed for many rows: compiled once, whatever the batch's length.
+        stmt = ins.on_conflict_do_update(index_elements=["key"],
+                                         set_={"last_used": ins.excluded.last_used})
         with self.store.engine.begin() as conn:
-            for i in range(0, len(rows), _ROW_BATCH):
-                stmt = ins.values(rows[i:i + _ROW_BATCH])
-                conn.execute(stmt.on_conflict_do_update(index_elements=["key"],
-                                                        set_={"last_used": stmt.excluded.last_used}))
+            conn.execute(stmt, rows)
 
     def commit(self, root: Cid, *, size: int | None = None, tsize: int | None = None,
                params: ImportParams | None = None, pin: bool = False,
