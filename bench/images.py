@@ -103,10 +103,10 @@ def bench_range(tmp: Path, gib: float) -> None:
     touched: list[int] = []
     t0 = time.perf_counter()
     for off in offsets:
-        seen = [0]
-        got = b"".join(cat(root, store._read, off, 1024, visit=lambda _c, _b: seen.__setitem__(0, seen[0] + 1)))
+        seen: list[bytes] = []
+        got = b"".join(cat(root, store._read, off, 1024, visit=lambda _c, b, s=seen: s.append(b)))
         assert len(got) == 1024
-        touched.append(seen[0])
+        touched.append(len(seen))
     ours = (time.perf_counter() - t0) / len(offsets)
     fd = os.open(flat, os.O_RDONLY)
     t0 = time.perf_counter()

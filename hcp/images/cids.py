@@ -69,7 +69,7 @@ def _b58encode(data: bytes) -> str:
 class Cid:
     """A content identifier: version, codec and multihash, kept as its binary form."""
 
-    __slots__ = ("binary", "version", "codec", "multihash", "_text")
+    __slots__ = ("_text", "binary", "codec", "multihash", "version")
 
     def __init__(self, binary: bytes) -> None:
         self.binary = binary
@@ -80,7 +80,7 @@ class Cid:
         try:
             version, pos = read_varint(binary)
             codec, pos = read_varint(binary, pos)
-            code, p2 = read_varint(binary, pos)
+            _code, p2 = read_varint(binary, pos)
             size, p3 = read_varint(binary, p2)
         except ValueError as exc:
             raise InvalidCidError(f"not a valid binary CID: {exc}") from exc
@@ -148,11 +148,39 @@ def parse_cid(value: str | bytes | Cid) -> Cid:
     if not isinstance(value, str) or not value.strip() or len(value) > _MAX_TEXT:
         raise InvalidCidError("a CID is a non-empty string of at most 128 characters")
     text = value.strip()
+    fast = _fast_decode(text)
+    if fast is not None:
+        return fast
     try:
         decoded = _MfCid.decode(text)
     except Exception as exc:  # multiformats raises many ValueError/KeyError kinds
         raise InvalidCidError(f"not a valid CID: {exc}", cid=text[:_MAX_TEXT]) from exc
     return Cid(bytes(decoded))
+
+
+_B58_INDEX = {c: i for i, c in enumerate(_B58)}
+
+
+def _fast_decode(text: str) -> Cid | None:
+    """The two canonical spellings without multiformats (a gateway parses one per request);
+    anything else, or anything odd, goes the general way."""
+    try:
+        if len(text) == 46 and text.startswith("Qm"):
+            n = 0
+            for ch in text:
+                n = n * 58 + _B58_INDEX[ch]
+            raw = n.to_bytes(34, "big")
+        elif text.startswith("b") and text[1:].islower():
+            body = text[1:].upper()
+            raw = base64.b32decode(body + "=" * (-len(body) % 8))
+            if raw[:1] != b"\x01":
+                return None
+        else:
+            return None
+        cid = Cid(raw)
+    except (KeyError, ValueError, OverflowError, InvalidCidError):
+        return None
+    return cid if str(cid) == text else None
 
 
 def normalize(value: str | bytes | Cid) -> str:

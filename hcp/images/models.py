@@ -65,6 +65,7 @@ class ImgLease(Base):
     root: Mapped[str] = mapped_column(ForeignKey("img_dags.root"), primary_key=True)
     acquired_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    __table_args__ = (Index("ix_img_leases_root", "root"),)
 
 
 class ImgImage(Base):

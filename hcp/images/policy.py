@@ -80,10 +80,9 @@ class CachePolicy:
             seen = last.get(cid)
             if cid in top or cid not in pinned:
                 continue
-            if seen is None or now - seen >= self.unused:
-                if cid in self.cached or seen is not None:
-                    out.append(CacheDecision(CacheAction.UNPIN, cid,
-                                             f"unused for {self.unused.days} days"))
+            stale = seen is None or now - seen >= self.unused
+            if stale and (cid in self.cached or seen is not None):
+                out.append(CacheDecision(CacheAction.UNPIN, cid, f"unused for {self.unused.days} days"))
         return out
 
     def apply(self, decisions: list[CacheDecision], target: PinTarget) -> list[tuple[CacheDecision, str]]:
@@ -98,7 +97,7 @@ class CachePolicy:
                     target.unpin(d.cid)
                     self.cached.discard(d.cid)
                 outcomes.append((d, "done"))
-            except Exception as exc:  # one image's failure must not stop the others
+            except Exception as exc:  # noqa: BLE001  (one image's failure must not stop the others)
                 code = getattr(exc, "code", type(exc).__name__)
                 log.warning("cache %s %s failed: %s", d.action.value, d.cid, exc)
                 outcomes.append((d, str(code)))

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from hcp.errors import BlockNotFoundError, ValidationError
+from hcp.errors import BlockNotFoundError, ImageNotFoundError, ValidationError
 from hcp.images.catalog import ImageCatalog, ImageInfo
 from hcp.images.cids import Cid, parse_cid
 from hcp.images.docker import StoredImage, docker_archive, ingest_archive, read_layout
@@ -85,7 +85,7 @@ class ImageService:
         if repo_tags is None:
             try:
                 repo_tags = list(self.catalog.get(str(root)).tags)
-            except Exception:
+            except ImageNotFoundError:
                 repo_tags = []
         for t in repo_tags:
             if not t or len(t) > 255 or any(c.isspace() for c in t):

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 from sqlalchemy import Engine, func, select
 
+from hcp.errors import InvalidCidError
 from hcp.images.cids import normalize
 from hcp.images.policy import ImageUsage
 
@@ -28,8 +29,8 @@ class MarketplaceJobUsage:
             for cid, n, last in conn.execute(q):
                 try:
                     key = normalize(cid)
-                except Exception:
-                    continue
+                except InvalidCidError:
+                    continue  # a record from before CIDs were validated: no image to count
                 prev = merged.get(key)
                 if prev is not None:
                     n += prev.uses

@@ -51,7 +51,7 @@ class KuboRoute(APIRoute):
 
 def _cid_arg(arg: str) -> Cid:
     # Kubo takes "/ipfs/<cid>" as well as a bare CID.
-    text = arg[6:] if arg.startswith("/ipfs/") else arg
+    text = arg.removeprefix("/ipfs/")
     return parse_cid(text.split("/", 1)[0])
 
 

@@ -66,7 +66,7 @@ async def read_parts(request: Request, limit: int, max_parts: int = 10_000) -> l
         filename = unquote(raw.decode("utf-8", "replace")) if raw is not None else None
         ctype_part = state["headers"].get(b"content-type", b"application/octet-stream").decode("latin-1")
         state["part"] = Part(name, filename, ctype_part,
-                             tempfile.SpooledTemporaryFile(max_size=_SPOOL), 0)
+                             tempfile.SpooledTemporaryFile(max_size=_SPOOL), 0)  # noqa: SIM115
         state["headers"] = {}
 
     def on_part_data(data: bytes, start: int, end: int) -> None:

@@ -138,11 +138,24 @@ def router(settings: Settings, store: EmbeddedStore | None = None,
         info = svc.get(cid)
         return {**info.to_dict(), "pinned": d.store.is_pinned(parse_cid(info.cid))}
 
-    @api.post("/{cid}/pin", summary="Pin an image on this node (providers, admins)")
+    peers = settings.images.peers
+
+    @api.post("/{cid}/pin", summary="Pin an image on this node (providers, admins); missing "
+              "blocks are fetched from HCP_IMAGES__PEERS")
     def pin(cid: _CID, who: AsKeeper) -> dict[str, Any]:
         c = normalize(cid)
-        svc.pull(c, pinned_by=who.subject)
-        return {"cid": c, "pinned": True}
+        fetcher = None
+        if peers:
+            from hcp.images.fetcher import GatewayFetcher
+
+            fetcher = GatewayFetcher(peers, settings.images.fetch_timeout_seconds,
+                                     settings.images.fetch_parallelism)
+        try:
+            report = svc.pull(c, fetcher, pinned_by=who.subject)
+        finally:
+            if fetcher is not None:
+                fetcher.close()
+        return {"cid": c, "pinned": True, "fetched_blocks": report.fetched if report else 0}
 
     @api.delete("/{cid}/pin", summary="Unpin an image on this node (providers, admins)")
     def unpin(cid: _CID, _: AsKeeper) -> dict[str, Any]:
@@ -165,7 +178,7 @@ async def _progress_lines(work, progress: _Progress) -> AsyncIterator[bytes]:  #
             result["ok"] = work()
         except HcpError as exc:
             result["error"] = exc.to_dict()
-        except Exception as exc:  # the status is already sent: the error goes in the stream
+        except Exception as exc:  # noqa: BLE001  (the status is sent: the error goes in the stream)
             result["error"] = {"error": "internal_error", "detail": type(exc).__name__}
         finally:
             done.set()

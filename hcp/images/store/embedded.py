@@ -455,7 +455,7 @@ class ImportSession:
         self._pending: dict[str, int] = {}
         self._closed = False
 
-    def __enter__(self) -> ImportSession:
+    def __enter__(self) -> ImportSession:  # noqa: PYI034
         return self
 
     def __exit__(self, *_exc: object) -> None:
@@ -477,9 +477,7 @@ class ImportSession:
         if key not in self._keys:
             self.store._protect(key)
             self._keys[key] = -1
-        if not self.store.files.exists(key):
-            return False
-        return True
+        return self.store.files.exists(key)
 
     def _flush(self) -> None:
         if not self._pending:

@@ -22,6 +22,6 @@ def node_bin() -> str:
 
 def run_script(name: str, payload: Any, timeout: float = 600, args: list[str] | None = None) -> Any:
     proc = subprocess.run([node_bin(), str(HERE / name), *(args or [])], input=json.dumps(payload),
-                          capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+                          capture_output=True, text=True, timeout=timeout, cwd=ROOT, check=False)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return json.loads(proc.stdout)

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -11,7 +11,7 @@ from hcp.images.store.embedded import EmbeddedStore
 
 class ManualClock:
     def __init__(self, start: datetime | None = None) -> None:
-        self.t = start or datetime(2026, 12, 1, tzinfo=timezone.utc)
+        self.t = start or datetime(2026, 12, 1, tzinfo=UTC)
 
     def now(self) -> datetime:
         return self.t

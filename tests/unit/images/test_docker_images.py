@@ -27,7 +27,7 @@ def _svc(store: EmbeddedStore) -> ImageService:
 def test_same_image_same_cid_from_any_archive(store: EmbeddedStore) -> None:
     config, layers = image_parts()
     svc = _svc(store)
-    a, info = svc.push_archive(io.BytesIO(classic_archive(config, layers, ["app:1"])), "alice")
+    a, _ = svc.push_archive(io.BytesIO(classic_archive(config, layers, ["app:1"])), "alice")
     b, _ = svc.push_archive(io.BytesIO(classic_archive(config, layers, ["app:2"], mtime=99)), "bob")
     c, _ = svc.push_archive(io.BytesIO(oci_archive(config, layers, ["app:3"])), "carol")
     assert a.cid == b.cid == c.cid

@@ -103,11 +103,11 @@ def test_lying_blocksizes_are_caught() -> None:
 
 def test_directories_resolve_and_list() -> None:
     blocks: dict[bytes, bytes] = {}
-    sink = lambda c, b: blocks.__setitem__(c.multihash, b)  # noqa: E731
+    sink = lambda c, b: blocks.__setitem__(c.multihash, b)
     a = import_bytes(b"A" * 10, sink)
     b = import_bytes(b"B" * 3000, sink)
     top = make_tree({"z/b": Entry(b.cid, b.tsize), "a": Entry(a.cid, a.tsize)}, sink)
-    get = lambda c: blocks[c.multihash]  # noqa: E731
+    get = lambda c: blocks[c.multihash]
     assert [link.name for link in list_directory(top.cid, get)] == ["a", "z"]
     assert b"".join(cat(resolve_path(top.cid, "z/b", get), get)) == b"B" * 3000
     with pytest.raises(ValidationError):
@@ -120,7 +120,7 @@ def test_car_round_trip_and_refusals() -> None:
     car = b"".join(export_car(r.cid, get))
     reader = CarReader(io.BytesIO(car))
     assert reader.roots == [r.cid]
-    got = dict((c.multihash, b) for c, b in reader)
+    got = {c.multihash: b for c, b in reader}
     assert got == blocks
     bad = bytearray(car)
     bad[-1] ^= 1

@@ -12,7 +12,14 @@ import hashlib
 import pytest
 
 from hcp.images.cids import DAG_PB, RAW, make_cid
-from hcp.images.dagpb import NodeType, decode_node, decode_unixfs, encode_node, encode_unixfs, leaf_prefix
+from hcp.images.dagpb import (
+    NodeType,
+    decode_node,
+    decode_unixfs,
+    encode_node,
+    encode_unixfs,
+    leaf_prefix,
+)
 from hcp.images.importer import FileImporter, import_bytes, import_stream
 from hcp.images.params import KUBO_2025, KUBO_CIDV1, ImportParams
 from hcp.images.patterns import pattern_bytes, pattern_stream
