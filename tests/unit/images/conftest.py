@@ -23,11 +23,35 @@ class ManualClock:
         self.t += timedelta(**kw)
 
 
-def make_store(tmp: Path, cap: int = 10 << 20, clock: ManualClock | None = None) -> EmbeddedStore:
-    from hcp.store.db import connect, migrate
+_TEMPLATE: list[Path] = []
 
+
+def _migrated_template() -> Path:
+    """One migrated SQLite file per test process; each store starts from a copy of it (running
+    every branch's migrations costs about half a second, a copy a millisecond)."""
+    if not _TEMPLATE:
+        import tempfile
+
+        from hcp.store.db import connect, migrate
+
+        path = Path(tempfile.mkdtemp(prefix="hcp-img-schema-")) / "template.db"
+        engine = connect(f"sqlite:///{path}")
+        migrate(engine)
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        engine.dispose()
+        _TEMPLATE.append(path)
+    return _TEMPLATE[0]
+
+
+def make_store(tmp: Path, cap: int = 10 << 20, clock: ManualClock | None = None) -> EmbeddedStore:
+    import shutil
+
+    from hcp.store.db import connect
+
+    tmp.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(_migrated_template(), tmp / "store.db")
     engine = connect(f"sqlite:///{tmp / 'store.db'}")
-    migrate(engine)
     return EmbeddedStore(tmp / "store", engine, cap, clock or ManualClock(), lease_ttl_seconds=3600)
 
 
