@@ -8,11 +8,14 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from hcp.images.settings import ImagesSettings
+
 DEFAULT_FLEET_SPEC = Path(__file__).parent / "data" / "fleet.local.yaml"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="HCP_", env_file=None, extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="HCP_", env_file=None, extra="ignore",
+                                      env_nested_delimiter="__")
 
     home: Path = Field(default=Path("~/.hcp"), description="State directory (SQLite file, artifacts).")
     database_url: str | None = Field(
@@ -199,6 +202,9 @@ class Settings(BaseSettings):
     marketplace_dispute_penalty: int = Field(
         default=100, ge=0, le=1000, description="Reputation points taken for a provider-fault dispute."
     )
+
+    # --- container images by CID (issue 12): HCP_IMAGES__CAP_BYTES, ... ---
+    images: ImagesSettings = Field(default_factory=ImagesSettings)
 
     @field_validator("home", mode="after")
     @classmethod

@@ -448,3 +448,72 @@ class UnexpectedResponseError(HcpError):
 
     code = "unexpected_response"
     http_status = 502
+
+
+# --- container images by CID (issue 12) ----------------------------------------------------
+
+
+class BlockNotFoundError(NotFoundError):
+    """A block (or a DAG's root) this store does not hold; ``cid`` names it."""
+
+    code = "block_not_found"
+
+
+class TamperedBlockError(HcpError):
+    """Bytes whose hash is not the one their CID names: refused, never stored or served."""
+
+    code = "block_hash_mismatch"
+    http_status = 502
+
+
+class InvalidBlockError(ValidationError):
+    """Bytes that are not a valid block of their CID's codec (bad dag-pb, bad UnixFS)."""
+
+    code = "invalid_block"
+
+
+class InvalidCarError(ValidationError):
+    """A CARv1 stream that cannot be read (bad header, truncated section)."""
+
+    code = "invalid_car"
+
+
+class StorageFullError(HcpError):
+    """The block store's hard cap would be exceeded even after evicting every unpinned,
+    unleased block: 507 Insufficient Storage (the server's space, not the request's size)."""
+
+    code = "storage_full"
+    http_status = 507
+
+
+class UploadTooLargeError(PayloadTooLargeError):
+    """An image upload larger than the per-upload limit (413)."""
+
+    code = "upload_too_large"
+
+
+class ImageNotFoundError(NotFoundError):
+    code = "image_not_found"
+
+
+class InvalidImageError(ValidationError):
+    """An image archive or image directory that is not a usable Docker/OCI image."""
+
+    code = "invalid_image"
+
+
+class PeerFetchError(ServiceUnavailableError):
+    """No peer could serve a block (every peer failed or served wrong bytes)."""
+
+    code = "peers_exhausted"
+
+
+class RangeNotSatisfiableError(HcpError):
+    code = "range_not_satisfiable"
+    http_status = 416
+
+
+class ImageBackendError(ServiceUnavailableError):
+    """The configured image backend (Kubo RPC, Docker Engine) failed or is unreachable."""
+
+    code = "image_backend_unavailable"

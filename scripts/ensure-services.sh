@@ -54,8 +54,9 @@ fi
 # solc and anvil (and the IPFS reference tools) from npm, pinned in package.json and
 # package-lock.json. `npm ci` installs exactly the lock and never rewrites it, so the test
 # command leaves the checkout clean (the lock carries every platform's optional packages).
-if [ ! -x node_modules/.bin/anvil ] || [ ! -x node_modules/.bin/solcjs ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  echo "installing the npm tools (solc, anvil)"
+if [ ! -x node_modules/.bin/anvil ] || [ ! -x node_modules/.bin/solcjs ] || [ ! -d node_modules/kubo-rpc-client ] \
+   || [ ! -d node_modules/ipfs-unixfs-importer ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "installing the npm tools (solc, anvil, kubo-rpc-client, ipfs-unixfs-importer)"
   npm ci --no-audit --no-fund --loglevel=error >/dev/null
 fi
 echo "services: Docker up, solc $(node_modules/.bin/solcjs --version | head -n1), anvil ready"

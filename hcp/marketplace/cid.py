@@ -1,18 +1,12 @@
-"""Container image references: IPFS content identifiers, validated with ``multiformats``."""
+"""Container image references: IPFS content identifiers, one canonical string per CID."""
 
 from __future__ import annotations
 
-from multiformats import CID
-
-from hcp.errors import InvalidCidError
+from hcp.images.cids import normalize
 
 
 def validate_cid(text: str) -> str:
-    """The CID in its canonical string form (v0 stays base58btc, v1 base32)."""
-    if not isinstance(text, str) or not text or len(text) > 128:
-        raise InvalidCidError("an image CID is a non-empty string of at most 128 characters")
-    try:
-        cid = CID.decode(text.strip())
-    except Exception as exc:  # multiformats raises KeyError/ValueError subclasses of many kinds
-        raise InvalidCidError(f"not a valid CID: {exc}", cid=text) from exc
-    return str(cid)
+    """The CID in its one canonical string: CIDv0 in base58btc (``Qm...``), CIDv1 in lowercase
+    base32 (``b...``), whichever multibase the caller wrote it in; ``InvalidCidError`` (422)
+    for anything that is not a CID."""
+    return normalize(text)
