@@ -8,11 +8,14 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from hcp.observability.settings import OpsSettings
+
 DEFAULT_FLEET_SPEC = Path(__file__).parent / "data" / "fleet.local.yaml"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="HCP_", env_file=None, extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="HCP_", env_file=None, extra="ignore",
+                                      env_nested_delimiter="__")
 
     home: Path = Field(default=Path("~/.hcp"), description="State directory (SQLite file, artifacts).")
     database_url: str | None = Field(
@@ -182,6 +185,9 @@ class Settings(BaseSettings):
     marketplace_dispute_penalty: int = Field(
         default=100, ge=0, le=1000, description="Reputation points taken for a provider-fault dispute."
     )
+
+    # --- operations: Prometheus stack, circuit breakers, JSON logs (issue 15) ---
+    ops: OpsSettings = Field(default_factory=OpsSettings)
 
     @field_validator("home", mode="after")
     @classmethod

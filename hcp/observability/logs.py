@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from pythonjsonlogger.json import JsonFormatter
@@ -109,7 +109,7 @@ class HcpJsonFormatter(JsonFormatter):
     def add_fields(self, log_record: dict[str, Any], record: logging.LogRecord,
                    message_dict: dict[str, Any]) -> None:
         super().add_fields(log_record, record, message_dict)
-        log_record["time"] = datetime.fromtimestamp(record.created, tz=timezone.utc).isoformat()
+        log_record["time"] = datetime.fromtimestamp(record.created, tz=UTC).isoformat()
 
 
 def configure_json_logging(level: str = "INFO") -> None:
