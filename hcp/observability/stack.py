@@ -61,6 +61,8 @@ def render_prometheus_config(ops: OpsSettings, *, targets: Path, ray_temp_dir: P
     base = ops.ops_dir / "prometheus"
     config = yaml.safe_load((base / "prometheus.yml").read_text())
     config["global"]["scrape_interval"] = ops.scrape_interval
+    if _seconds(ops.scrape_interval) < _seconds(config["global"]["scrape_timeout"]):
+        config["global"]["scrape_timeout"] = ops.scrape_interval  # may not exceed the interval
     config["global"]["evaluation_interval"] = ops.evaluation_interval
     rules = rule_files if rule_files is not None else [base / r for r in config["rule_files"]]
     config["rule_files"] = [str(Path(r).resolve()) for r in rules]
@@ -131,8 +133,10 @@ class Daemon:
         while time.monotonic() < end:
             if proc.poll() is not None:
                 self.pid_file.unlink(missing_ok=True)
-                raise ConfigError(f"{self.name} exited at start (code {proc.returncode}); "
-                                  f"see {self.log_file}", tail=self.log_tail())
+                tail = self.log_tail()
+                last = tail.splitlines()[-1] if tail else ""
+                raise ConfigError(f"{self.name} exited at start (code {proc.returncode}): "
+                                  f"{last} (log: {self.log_file})", tail=tail)
             if self.ready():
                 log.info("%s ready at %s (pid %d)", self.name, self.ready_url, proc.pid)
                 return proc.pid
@@ -198,6 +202,12 @@ def alertmanager(settings: Settings) -> Daemon:
             "--cluster.listen-address="]
     return Daemon("alertmanager", argv, workdir,
                   f"http://{_client_host(ops.alertmanager_host)}:{ops.alertmanager_port}/-/ready")
+
+
+def _seconds(duration: str) -> float:
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+    unit = "ms" if duration.endswith("ms") else duration[-1]
+    return float(duration[: -len(unit)]) * units[unit]
 
 
 def _client_host(bind: str) -> str:
