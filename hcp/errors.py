@@ -359,3 +359,22 @@ class WalletAuthError(AuthenticationError):
 
     code = "wallet_login_failed"
 
+
+
+# --- operations: circuit breakers (issue 15) ---
+
+
+class DependencyUnavailableError(ServiceUnavailableError):
+    """A dependency (PostgreSQL, Redis, the chain node, the image store) failed or its circuit
+    breaker is open; ``retry_after`` says when to try again (seconds). The body names the
+    dependency by its kind only, never its host."""
+
+    code = "dependency_unavailable"
+    http_status = 503
+
+    def __init__(self, detail: str, retry_after: int, **context: Any) -> None:
+        super().__init__(detail, retry_after=retry_after, **context)
+        self.retry_after = retry_after
+
+    def __reduce__(self):
+        return (_rebuild_rate_limited, (type(self), self.detail, self.context))

@@ -1,7 +1,8 @@
 """hcp's typed errors mapped to HTTP, once, for every FastAPI app of the platform.
 
 Every refusal leaves as JSON ``{"error": CODE, "detail": ..., **context}`` with the status
-the error class declares. A ``RateLimitedError`` also sets ``Retry-After``.
+the error class declares. An error with ``retry_after`` (``RateLimitedError``,
+``DependencyUnavailableError``) also sets ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from hcp.errors import HcpError, RateLimitedError
+from hcp.errors import HcpError
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +43,10 @@ ERROR_SCHEMA: dict[str, Any] = {
 
 def error_response(exc: HcpError) -> JSONResponse:
     headers = {}
-    if isinstance(exc, RateLimitedError):
-        headers["Retry-After"] = str(int(exc.retry_after))
+    # RateLimitedError (429) and DependencyUnavailableError (503) say when to come back.
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is not None:
+        headers["Retry-After"] = str(int(retry_after))
     if exc.http_status == 401:
         headers["WWW-Authenticate"] = "Bearer"
     return JSONResponse(exc.to_dict(), status_code=exc.http_status, headers=headers)
