@@ -18,6 +18,7 @@ import math
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from types import TracebackType
 from typing import Any
 
 from circuitbreaker import STATE_CLOSED, STATE_HALF_OPEN, STATE_OPEN, CircuitBreaker
@@ -58,7 +59,8 @@ class _ClockedBreaker(CircuitBreaker):  # type: ignore[misc]
     def open_remaining(self) -> float:  # type: ignore[override]
         return float(self._opened + self._recovery_timeout - self._clock())
 
-    def __exit__(self, exc_type: Any, exc_value: Any, tb: Any) -> bool:
+    def __exit__(self, exc_type: type[BaseException] | None, exc_value: BaseException | None,
+                 tb: TracebackType | None) -> bool:
         before = self._failure_count
         result = bool(super().__exit__(exc_type, exc_value, tb))
         if self._failure_count > before and self._state == STATE_OPEN:
@@ -180,5 +182,5 @@ class DependencyBreaker:
         return self.state
 
 
-__all__ = ["DependencyBreaker", "STATE_CLOSED", "STATE_HALF_OPEN", "STATE_OPEN",
+__all__ = ["STATE_CLOSED", "STATE_HALF_OPEN", "STATE_OPEN", "DependencyBreaker",
            "is_dependency_failure"]
