@@ -4,6 +4,7 @@ stores the catalogue's names (Ray's ``ray_`` prefix taken off)."""
 
 from __future__ import annotations
 
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,6 +66,7 @@ def test_an_actor_records_through_ray_and_prometheus_stores_catalogue_names(
 
     recorder = Recorder.remote()  # type: ignore[attr-defined]
     assert ray.get(recorder.record.remote(), timeout=60) == "checked"
+    recorded_at = time.monotonic()
 
     node = next(n for n in ray.nodes() if n["Alive"])
     agent = f"http://{node['NodeManagerAddress']}:{node['MetricsExportPort']}/metrics"
@@ -87,4 +89,10 @@ def test_an_actor_records_through_ray_and_prometheus_stores_catalogue_names(
     count = wait_until(lambda: prom.query("http_request_duration_seconds_count"), timeout=30)
     assert float(count[0]["value"][1]) == 1
     assert prom.query('{__name__=~"ray_(jobs|hcp|http)_.+"}') == []
+
+    # Ray's agent forgets a gauge not set again within two export intervals (10 s each by
+    # default); the sink sets its gauges again, so they outlive that.
+    time.sleep(max(0.0, recorded_at + 25 - time.monotonic()))
+    with urllib.request.urlopen(agent, timeout=5) as r:
+        assert "ray_hcp_chain_transactions_pending{" in r.read().decode()
     ray.kill(recorder)
