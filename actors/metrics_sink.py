@@ -19,7 +19,6 @@ from typing import Any
 from hcp.observability.sink import CheckedSink
 from hcp.observability.spec import Kind, MetricSpec
 
-
 DEFAULT_REFRESH_S = 4.0
 
 
@@ -29,7 +28,7 @@ def _refresh_interval() -> float:
         import ray
 
         return max(1000, int(ray._config.metrics_report_interval_ms())) / 2000
-    except Exception:  # an older or newer Ray without this private config: a safe default
+    except (ImportError, AttributeError):  # a Ray without this private config: a safe default
         return DEFAULT_REFRESH_S
 
 

@@ -99,7 +99,7 @@ def bench_ray_agent() -> None:
             results: dict[int, tuple[float, float, float]] = {}
             for devices in FLEETS:
                 ray.get(fleet.record.remote(devices))
-                expected = f'ray_hcp_device_shares_total{{'
+                expected = 'ray_hcp_device_shares_total{'
                 last = f'device="sim-gpu-{devices - 1}"'
                 _wait(lambda e=expected, d=last: any(
                     e in line and d in line for line in _get(agent).splitlines()), 120, agent)
