@@ -71,3 +71,26 @@ def test_set_state_is_one_hot_and_takes_enums() -> None:
     assert sink.value("hcp_device_mode", **dev, mode="CURTAILED") == 0
     with pytest.raises(MetricUsageError):
         sink.set_state("hcp_device_mode", "mode", "HIBERNATING", **dev)
+
+
+def test_the_notary_records_through_a_sink_under_its_own_names() -> None:
+    from hcp.notary.metrics import STAGES, NotaryMetrics, PrometheusNotaryMetrics
+    from hcp.observability.notary import SinkNotaryMetrics
+
+    sink = PrometheusSink()
+    recorder: NotaryMetrics = SinkNotaryMetrics(sink)
+    for stage in STAGES:
+        recorder.stage(stage, 0.02)
+    recorder.rejected("invalid_signature")
+    recorder.verified(1.5)
+    assert sink.value("hcp_notary_stage_seconds_count", stage="sandbox") == 1
+    assert sink.value("hcp_notary_rejections_total", reason="invalid_signature") == 1
+    assert sink.value("hcp_notary_verified_total") == 1
+    assert sink.value("hcp_notary_verification_seconds_sum") == 1.5
+    # The notary's standalone recorder exports the same names and labels.
+    own = PrometheusNotaryMetrics()
+    own.stage("sandbox", 0.02)
+    own.rejected("invalid_signature")
+    assert own.registry.get_sample_value("hcp_notary_stage_seconds_count", {"stage": "sandbox"}) == 1
+    assert own.registry.get_sample_value("hcp_notary_rejections_total",
+                                         {"reason": "invalid_signature"}) == 1
