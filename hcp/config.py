@@ -9,6 +9,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hcp.images.settings import ImagesSettings
+from hcp.observability.settings import OpsSettings
 
 DEFAULT_FLEET_SPEC = Path(__file__).parent / "data" / "fleet.local.yaml"
 
@@ -205,6 +206,8 @@ class Settings(BaseSettings):
 
     # --- container images by CID (issue 12): HCP_IMAGES__CAP_BYTES, ... ---
     images: ImagesSettings = Field(default_factory=ImagesSettings)
+    # --- operations: Prometheus stack, circuit breakers, JSON logs (issue 15) ---
+    ops: OpsSettings = Field(default_factory=OpsSettings)
 
     @field_validator("home", mode="after")
     @classmethod

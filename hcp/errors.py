@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 # Context fields a server-side (5xx) refusal may show: numbers the client can act on.
-_PUBLIC_5XX_CONTEXT = frozenset({"retry_after", "queued", "limit", "window_seconds"})
+_PUBLIC_5XX_CONTEXT = frozenset({"retry_after", "queued", "limit", "window_seconds",
+                                 "dependency"})
 
 
 class HcpError(Exception):
@@ -517,3 +518,23 @@ class ImageBackendError(ServiceUnavailableError):
     """The configured image backend (Kubo RPC, Docker Engine) failed or is unreachable."""
 
     code = "image_backend_unavailable"
+
+
+# --- operations: circuit breakers (issue 15) ---
+
+
+class DependencyUnavailableError(ServiceUnavailableError):
+    """A dependency (PostgreSQL, Redis, the chain node, the image store) failed or its circuit
+    breaker is open; ``retry_after`` says when to try again (seconds). The body names the
+    dependency by its kind only, never its host."""
+
+    code = "dependency_unavailable"
+    http_status = 503
+    public_detail = "a dependency of the platform is unavailable; retry after Retry-After"
+
+    def __init__(self, detail: str, retry_after: int, **context: Any) -> None:
+        super().__init__(detail, retry_after=retry_after, **context)
+        self.retry_after = retry_after
+
+    def __reduce__(self):
+        return (_rebuild_rate_limited, (type(self), self.detail, self.context))

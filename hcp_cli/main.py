@@ -270,10 +270,12 @@ def migrate() -> None:
 from hcp_cli.api import token_cmd  # noqa: E402
 from hcp_cli.backtest import backtest_cmd  # noqa: E402
 from hcp_cli.miner import miner_app  # noqa: E402
+from hcp_cli.ops import ops_app  # noqa: E402
 from hcp_cli.optimizer import decisions_cmd  # noqa: E402
 
 app.add_typer(miner_app, name="miner")
 app.add_typer(__import__("hcp_cli.images", fromlist=["images_app"]).images_app, name="images")
+app.add_typer(ops_app, name="ops")
 app.command("backtest")(backtest_cmd)
 app.command("token")(token_cmd)
 app.command("decisions")(decisions_cmd)

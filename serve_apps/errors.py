@@ -2,9 +2,10 @@
 
 Every refusal leaves as JSON ``{"error": CODE, "detail": ..., **context}`` with the status
 the error class declares (``HcpError.to_dict``: a server fault names no host, path or SQL).
-A ``RateLimitedError`` also sets ``Retry-After``. The OpenAI-compatible routes (``/v1/...``)
-answer in OpenAI's shape instead, ``{"error": {"message", "type", "param", "code"}}``, so the
-official clients show the message and code rather than a bare status.
+An error with ``retry_after`` (``RateLimitedError``, ``DependencyUnavailableError``) also sets
+``Retry-After``. The OpenAI-compatible routes (``/v1/...``) answer in OpenAI's shape instead,
+``{"error": {"message", "type", "param", "code"}}``, so the official clients show the message
+and code rather than a bare status.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from hcp.errors import HcpError, RateLimitedError
+from hcp.errors import HcpError
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +78,10 @@ def json_error(body: dict[str, Any], status: int, path: str = "",
 
 def error_response(exc: HcpError, path: str = "") -> JSONResponse:
     headers = {}
-    if isinstance(exc, RateLimitedError):
-        headers["Retry-After"] = str(int(exc.retry_after))
+    # RateLimitedError (429) and DependencyUnavailableError (503) say when to come back.
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is not None:
+        headers["Retry-After"] = str(int(retry_after))
     if exc.http_status == 401:
         headers["WWW-Authenticate"] = "Bearer"
     return json_error(exc.to_dict(), exc.http_status, path, headers)
