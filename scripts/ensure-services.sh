@@ -60,3 +60,7 @@ if [ ! -x node_modules/.bin/anvil ] || [ ! -x node_modules/.bin/solcjs ] || [ ! 
   npm ci --no-audit --no-fund --loglevel=error >/dev/null
 fi
 echo "services: Docker up, solc $(node_modules/.bin/solcjs --version | head -n1), anvil ready"
+
+# Prometheus, promtool, Alertmanager and amtool (Debian packages): the alert-rule tests and
+# the metrics tests run the real ones.
+"$(dirname "$0")/ensure-ops-tools.sh"
