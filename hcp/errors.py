@@ -26,7 +26,9 @@ class HcpError(Exception):
 
     code: str = "internal_error"
     http_status: int = 500
-    public_detail: ClassVar[str] = "internal error"
+    # What a client is told of a 5xx; None: the detail itself, for errors whose detail is
+    # composed by hcp alone (never from a driver's message).
+    public_detail: ClassVar[str | None] = "internal error"
 
     def __init__(self, detail: str, **context: Any) -> None:
         super().__init__(detail)
@@ -36,7 +38,8 @@ class HcpError(Exception):
     def to_dict(self) -> dict[str, Any]:
         """The wire form of this refusal (HTTP bodies, WebSocket messages, CLI JSON)."""
         if self.http_status >= 500:
-            body: dict[str, Any] = {"error": self.code, "detail": self.public_detail}
+            shown = self.detail if self.public_detail is None else self.public_detail
+            body: dict[str, Any] = {"error": self.code, "detail": shown}
             body.update({k: v for k, v in self.context.items() if k in _PUBLIC_5XX_CONTEXT})
             return body
         body = {"error": self.code, "detail": self.detail}
@@ -530,7 +533,7 @@ class DependencyUnavailableError(ServiceUnavailableError):
 
     code = "dependency_unavailable"
     http_status = 503
-    public_detail = "a dependency of the platform is unavailable; retry after Retry-After"
+    public_detail = None  # built from the dependency's kind only (hcp.resilience)
 
     def __init__(self, detail: str, retry_after: int, **context: Any) -> None:
         super().__init__(detail, retry_after=retry_after, **context)

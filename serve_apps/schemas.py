@@ -103,6 +103,13 @@ class GpuResource(BaseModel):
         "up", description="'up', or 'unavailable' while its actor restarts (then the other "
         "fields are the last known values)."
     )
+    detail: str = Field("", description="Why it is unavailable, when it is.")
+    generation: int = Field(0, description="Committed mode changes so far.")
+    hashes_done: int = 0
+    shares_found: int = 0
+    inference_requests: int = 0
+    mining_backend: str = ""
+    inference_model: str = ""
 
 
 class AsicResource(BaseModel):
@@ -141,6 +148,10 @@ class SwitchResult(BaseModel):
     generation: int | None = Field(None, description="The committed generation of the device.")
     kind: str = Field("gpu", description="'gpu' or 'asic' (an ASIC switch is a power command: "
                       "no phase timings; its facility draw before and after instead).")
+    facility: str = ""
+    persist_ms: float = Field(0.0, description="Time to commit the change to the store.")
+    power_before_w: float | None = Field(None, description="ASICs: facility draw before (W).")
+    power_after_w: float | None = Field(None, description="ASICs: facility draw after (W).")
 
 
 class Billing(BaseModel):

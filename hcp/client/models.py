@@ -63,7 +63,15 @@ class GpuResource(Result):
     mode: str
     hashrate_hs: float = 0.0
     utilization: float = 0.0
-    telemetry: dict[str, Any] = Field(default_factory=dict)
+    telemetry: dict[str, Any] | None = Field(default_factory=dict)
+    availability: str = Field("up", description="'unavailable' while its actor restarts.")
+    detail: str = ""
+    generation: int = 0
+    hashes_done: int = 0
+    shares_found: int = 0
+    inference_requests: int = 0
+    mining_backend: str = ""
+    inference_model: str = ""
 
 
 class AsicResource(Result):
@@ -87,6 +95,7 @@ class Facility(Result):
     gpu_hashrate_hs: float | None = None
     asic_hashrate_ths: float | None = None
     telemetry_sources: list[str] = Field(default_factory=list)
+    unavailable: list[str] = Field(default_factory=list, description="GPUs not answering now.")
 
 
 class Resources(Result):
@@ -107,6 +116,12 @@ class SwitchResult(Result):
     at: datetime | None = None
     reason: str | None = None
     healthy: bool | None = None
+    generation: int | None = None
+    kind: str = "gpu"
+    facility: str = ""
+    persist_ms: float = 0.0
+    power_before_w: float | None = None
+    power_after_w: float | None = None
 
 
 class Event(Result):

@@ -74,10 +74,12 @@ class Claim(Result):
     outcome: str
     details: str | None = None
     artifact_hash: str
-    artifact_uri: str
-    signature: str
-    payload_timestamp: str
-    nonce: str
+    # The signed material and the server's artifact location: shown to admins and to the
+    # claim's own miner only; None for anyone else.
+    artifact_uri: str | None = None
+    signature: str | None = None
+    payload_timestamp: str | None = None
+    nonce: str | None = None
     received_at: datetime
     verification_seconds: float
     status: str

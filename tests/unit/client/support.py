@@ -118,7 +118,8 @@ class Platform:
 def _app(h: Harness, notary: NotaryService, market: MarketplaceService) -> FastAPI:
     deps = MarketplaceDeps(service=market, wallet=WalletLogin(market.engine, h.tokens, h.settings,
                                                               h.clock), tokens=h.tokens)
-    extra = [notary_router(notary.settings, notary, h.tokens), marketplace_router(h.settings, deps)]
+    extra = [lambda limits: notary_router(notary.settings, limits, notary, h.tokens),
+             lambda limits: marketplace_router(h.settings, limits, deps)]
     return build_app(h.services, h.tokens, h.settings, extra)
 
 

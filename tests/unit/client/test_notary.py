@@ -50,8 +50,12 @@ def test_task_claim_and_admin_lifecycle(tmp_path: Path) -> None:
         assert verdict.status == "verified" and verdict.verified_score == pytest.approx(0.9731)
         assert verdict.reward == 1000 and leftovers(verdict) == []
         stored = public.claim(verdict.submission_id)
-        assert (stored.status, stored.nonce, stored.reward) == ("verified", claim.nonce, 1000)
+        # Anyone reads the verdict; the signed material is for admins and the miner only.
+        assert (stored.status, stored.reward, stored.nonce, stored.signature) == ("verified", 1000,
+                                                                                  None, None)
         assert leftovers(stored) == []
+        full = admin.claim(verdict.submission_id)
+        assert full.nonce == claim.nonce and full.signature
         with pytest.raises(ReplayDetectedError):  # the same signed claim twice
             public.submit_signed(claim)
         forged = sign_claim(MinerKey.generate(key.miner_id),
