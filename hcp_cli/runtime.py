@@ -42,8 +42,12 @@ def start_or_join(settings: Settings, *, log_to_driver: bool = True, record: boo
     # X-Forwarded-For only from the configured proxies, not from any local client.
     os.environ.update(trusted_proxy_env(settings.api_trusted_proxies))
     kwargs["include_dashboard"] = False
-    # A local cluster's services (and Ray's metrics exporter) listen on loopback only.
     kwargs["_node_ip_address"] = settings.ray_node_ip
+    if settings.ray_node_ip in ("127.0.0.1", "localhost", "::1"):
+        # Ray on Linux turns a loopback node address into the machine's own address; this is
+        # its switch to keep loopback, so its unauthenticated metrics exporter is not reachable
+        # from the network (its gRPC ports need the cluster's token).
+        os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     if settings.ray_temp_dir:
         kwargs["_temp_dir"] = str(settings.ray_temp_dir)
     ray.init(**kwargs)

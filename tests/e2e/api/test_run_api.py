@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 import socket
 import subprocess
 import sys
@@ -88,6 +89,17 @@ def test_run_serves_the_api_with_tokens_from_hcp_token(env: dict[str, str]) -> N
             assert time.monotonic() < deadline, log_path.read_text()[-3000:]
             time.sleep(1)
         assert f"API {base}" in log_path.read_text()
+
+        # State is private to its owner; Ray's unauthenticated metrics exporter is on loopback.
+        home = Path(env["HCP_HOME"])
+        assert stat.S_IMODE(home.stat().st_mode) == 0o700
+        for name in ("hcp.db", "jwt.secret"):
+            assert stat.S_IMODE((home / name).stat().st_mode) == 0o600, name
+        [port_file] = Path(env["HCP_RAY_TEMP_DIR"]).glob("session_latest/metrics_export_port_*")
+        port = int(port_file.read_text())
+        listening = subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True,
+                                   text=True).stdout.split()
+        assert listening and listening[3] == f"127.0.0.1:{port}", listening
 
         admin = {"Authorization": f"Bearer {_token(env, 'admin', 'ops')}"}
         alice = {"Authorization": f"Bearer {_token(env, 'customer', 'alice')}"}
