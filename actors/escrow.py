@@ -9,16 +9,32 @@ most once; that is why its options allow Ray to retry tasks.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import ray
 
+from actors.handles import get
 from actors.options import escrow_actor_name, escrow_actor_options
 from hcp.config import Settings
+from hcp.errors import DeviceUnavailableError, ServiceUnavailableError
 from hcp.marketplace.backends import build_escrow_backend
 from hcp.marketplace.escrow_backend import EscrowBackend, Settlement
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Books:
+    """The ledger read in one call: conservation says supply == sum(balances) + escrowed."""
+
+    total_supply: int
+    balances: dict[str, int]
+    escrowed: int
+
+    @property
+    def residual(self) -> int:
+        return self.total_supply - sum(self.balances.values()) - self.escrowed
 
 
 class _EscrowLedger:
@@ -48,12 +64,12 @@ class _EscrowLedger:
     def locked_for(self, job_id: str) -> int:
         return self._backend.locked_for(job_id)
 
-    def books(self) -> dict[str, Any]:
+    def books(self) -> Books:
         """Supply, every balance and the escrowed total read together (for invariant checks)."""
         accounts = self._backend.accounts()
-        return {"total_supply": self._backend.total_supply(),
-                "balances": {a: self._backend.balance_of(a) for a in accounts},
-                "escrowed": self._backend.escrowed_total()}
+        return Books(self._backend.total_supply(),
+                     {a: self._backend.balance_of(a) for a in accounts},
+                     self._backend.escrowed_total())
 
     def mint(self, account: str, amount: int, op_id: str) -> None:
         self._backend.mint(account, amount, op_id)
@@ -93,48 +109,78 @@ def find_escrow_ledger(settings: Settings) -> Any:
 
 class RemoteEscrow:
     """An ``EscrowBackend`` that forwards to the ledger actor, so the marketplace service can
-    run anywhere (a Serve replica) while one actor owns the books."""
+    run anywhere (a Serve replica) while one actor owns the books.
 
-    def __init__(self, handle: Any, timeout_s: float = 60.0) -> None:
+    The actor is found by name on first use (no Ray call at construction) and found again
+    after it restarts; its typed errors come back as themselves (``actors.handles``). Every
+    operation is idempotent by job id or op id, so Ray's retry of a call whose actor died
+    mid-way moves money at most once.
+    """
+
+    def __init__(self, settings: Settings | None = None, handle: Any = None,
+                 timeout_s: float = 60.0) -> None:
+        self._settings = settings
         self._h = handle
         self._timeout = timeout_s
-        self.platform_account: str = self._get(handle.platform.remote())
+        self._platform: str | None = None
 
-    def _get(self, ref: Any) -> Any:
-        return ray.get(ref, timeout=self._timeout)
+    def _handle(self) -> Any:
+        if self._h is None:
+            if self._settings is None:
+                raise ServiceUnavailableError("no escrow ledger actor to talk to")
+            try:
+                self._h = find_escrow_ledger(self._settings)
+            except ValueError:
+                raise ServiceUnavailableError("the escrow ledger is not running") from None
+        return self._h
+
+    def _call(self, method: str, *args: Any) -> Any:
+        h = self._handle()
+        try:
+            return get(getattr(h, method).remote(*args), "the escrow ledger", self._timeout)
+        except DeviceUnavailableError as exc:
+            if self._settings is not None:
+                self._h = None  # look it up again: it may have been restarted under the name
+            raise ServiceUnavailableError(exc.detail) from None
+
+    @property
+    def platform_account(self) -> str:
+        if self._platform is None:
+            self._platform = str(self._call("platform"))
+        return self._platform
 
     def total_supply(self) -> int:
-        return int(self._get(self._h.total_supply.remote()))
+        return int(self._call("total_supply"))
 
     def balance_of(self, account: str) -> int:
-        return int(self._get(self._h.balance_of.remote(account)))
+        return int(self._call("balance_of", account))
 
     def accounts(self) -> list[str]:
-        return list(self._get(self._h.accounts.remote()))
+        return list(self._call("accounts"))
 
     def escrowed_total(self) -> int:
-        return int(self._get(self._h.escrowed_total.remote()))
+        return int(self._call("escrowed_total"))
 
     def locked_for(self, job_id: str) -> int:
-        return int(self._get(self._h.locked_for.remote(job_id)))
+        return int(self._call("locked_for", job_id))
 
     def mint(self, account: str, amount: int, op_id: str) -> None:
-        self._get(self._h.mint.remote(account, amount, op_id))
+        self._call("mint", account, amount, op_id)
 
     def transfer(self, sender: str, recipient: str, amount: int, op_id: str) -> None:
-        self._get(self._h.transfer.remote(sender, recipient, amount, op_id))
+        self._call("transfer", sender, recipient, amount, op_id)
 
     def lock(self, job_id: str, renter: str, provider: str, amount: int) -> None:
-        self._get(self._h.lock.remote(job_id, renter, provider, amount))
+        self._call("lock", job_id, renter, provider, amount)
 
     def partial_release(self, job_id: str, amount: int, op_id: str) -> Settlement:
-        return self._get(self._h.partial_release.remote(job_id, amount, op_id))  # type: ignore[no-any-return]
+        return self._call("partial_release", job_id, amount, op_id)  # type: ignore[no-any-return]
 
     def release(self, job_id: str, actual_cost: int) -> Settlement:
-        return self._get(self._h.release.remote(job_id, actual_cost))  # type: ignore[no-any-return]
+        return self._call("release", job_id, actual_cost)  # type: ignore[no-any-return]
 
     def refund(self, job_id: str) -> Settlement:
-        return self._get(self._h.refund.remote(job_id))  # type: ignore[no-any-return]
+        return self._call("refund", job_id)  # type: ignore[no-any-return]
 
     def split(self, job_id: str, provider_bps: int) -> Settlement:
-        return self._get(self._h.split.remote(job_id, provider_bps))  # type: ignore[no-any-return]
+        return self._call("split", job_id, provider_bps)  # type: ignore[no-any-return]

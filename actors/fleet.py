@@ -18,21 +18,12 @@ from actors.options import (
 from hcp.config import Settings
 from hcp.errors import NotFoundError
 from hcp.fleet.spec import FleetSpec
-from hcp.store import FleetRepository, connect, migrate
 
 log = logging.getLogger(__name__)
 
 
 # The fleet's handles: the typed wrapper over its GPU and facility actors.
 FleetHandles = FleetClient
-
-
-def prepare_store(spec: FleetSpec, settings: Settings) -> FleetRepository:
-    engine = connect(settings.resolved_database_url)
-    migrate(engine)
-    repo = FleetRepository(engine)
-    repo.sync_fleet(spec)
-    return repo
 
 
 def launch_fleet(spec: FleetSpec, settings: Settings) -> FleetHandles:

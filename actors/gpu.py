@@ -14,7 +14,7 @@ from hcp.fleet.spec import GpuSpec
 from hcp.fleet.status import GpuStatus, SwitchResult
 from hcp.fleet.worker import WorkerStatus
 from hcp.logging_setup import configure_logging
-from hcp.store import FleetRepository, connect
+from hcp.store import FleetRepository, engine_for
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class GpuActor:
             cuda_ordinal=0 if gpu_ids else None,
             nvml_index=int(gpu_ids[0]) if gpu_ids else None,
         )
-        self._device = GpuDevice(worker, FleetRepository(connect(settings.resolved_database_url)), spec.facility)
+        self._device = GpuDevice(worker, FleetRepository(engine_for(settings.resolved_database_url)), spec.facility)
         self._device.start(restarted=ctx.was_current_actor_reconstructed)
         self._metrics = _GpuMetrics(spec.id, spec.facility)
         self._device.start_checkpointing(settings.checkpoint_seconds, on_status=self._metrics.export)

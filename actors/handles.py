@@ -34,13 +34,15 @@ SWITCH_TIMEOUT_S = 30.0
 
 def as_hcp_error(exc: BaseException, what: str) -> HcpError:
     """The typed error a failed actor call means."""
-    if isinstance(exc, HcpError):
-        return exc
     if isinstance(exc, RayTaskError):
+        # First: Ray raises a class that is both a RayTaskError and the cause's class, whose
+        # text is the remote traceback; the cause itself is the clean typed error.
         cause = getattr(exc, "cause", None)
         if isinstance(cause, HcpError):
             return cause
         return DeviceUnavailableError(f"{what} failed: {type(cause or exc).__name__}")
+    if isinstance(exc, HcpError):
+        return exc
     if isinstance(exc, (RayActorError, GetTimeoutError, asyncio.TimeoutError, TimeoutError)):
         return DeviceUnavailableError(f"{what} is not answering ({type(exc).__name__}); it may "
                                       "be restarting", device=what)

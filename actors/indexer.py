@@ -22,7 +22,7 @@ from hcp.chain.deploy import Contracts, Deployment
 from hcp.chain.indexer import ChainIndexer
 from hcp.config import Settings
 from hcp.errors import ConfigError
-from hcp.store.db import connect, migrate
+from hcp.store.db import engine_for
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +47,7 @@ class _Indexer:
             s = self._settings
             client = ChainClient.from_url(s.chain_rpc_url or "", s.chain_receipt_timeout_seconds)
             contracts = Contracts.bind(client, Deployment.load(s.chain_deployment))  # type: ignore[arg-type]
-            engine = connect(s.resolved_database_url)
-            migrate(engine)
+            engine = engine_for(s.resolved_database_url)
             self._indexer = ChainIndexer(client, contracts, engine, confirmations=s.chain_confirmations,
                                          reorg_window=s.chain_reorg_window)
         return self._indexer

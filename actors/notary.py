@@ -86,3 +86,36 @@ class RaySandboxPool:
                     self._busy[i] -= 1
         finally:
             self._slots.release()
+
+
+class NamedSandboxPool:
+    """The pool over the platform's runner actors, found by name on first use (they may start
+    after the Serve replica that holds this), then a ``RaySandboxPool``."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._pool: RaySandboxPool | None = None
+        self._lock = threading.Lock()
+
+    def _get(self) -> RaySandboxPool:
+        with self._lock:
+            if self._pool is None:
+                from actors.options import notary_runner_name
+
+                runners = []
+                for i in range(self._settings.notary_sandbox_workers):
+                    try:
+                        runners.append(ray.get_actor(notary_runner_name(i),
+                                                     namespace=self._settings.ray_namespace))
+                    except ValueError:
+                        break
+                if not runners:
+                    raise SandboxBusyError("no notary sandbox runner is running")
+                self._pool = RaySandboxPool(runners, self._settings.notary_sandbox_queue)
+            return self._pool
+
+    def run(self, job: SandboxJob) -> SandboxResult:
+        return self._get().run(job)
+
+    def __getattr__(self, name: str) -> Any:  # occupancy and the rest of the pool's face
+        return getattr(self._get(), name)

@@ -27,7 +27,7 @@ from hcp.market.source import PriceFeed
 from hcp.optimizer import OptimizerRepository, OptimizerService, outcome_dict
 from hcp.optimizer.economics import FleetProfit
 from hcp.optimizer.types import ApplyOrder, ApplyResult, PolicyLike, StepResult
-from hcp.store import connect, migrate
+from hcp.store import engine_for
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +94,7 @@ class OptimizerActor:
         from hcp.policy import FleetPolicy
 
         configure_logging(settings.log_level)
-        engine = connect(settings.resolved_database_url)
-        migrate(engine)
+        engine = engine_for(settings.resolved_database_url)
         params = live_policy_params(settings)
         self._repo = OptimizerRepository(engine)
         self._service = OptimizerService(

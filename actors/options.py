@@ -1,19 +1,47 @@
-"""Every actor's resources, names and restart policy, in one place."""
+"""Every actor's and Serve deployment's name, resources and restart policy, in one place."""
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Any
 
 from hcp.config import Settings
 from hcp.fleet.spec import FacilitySpec, GpuSpec
 
 
+class ActorName(str, Enum):
+    """The platform's named actors (in ``HCP_RAY_NAMESPACE``); per-device ones take a suffix."""
+
+    GPU = "gpu"  # gpu:<device id>
+    FACILITY = "facility"  # facility:<name>
+    ROUTER = "router"
+    OPTIMIZER = "optimizer"
+    ESCROW = "escrow-ledger"
+    INDEXER = "chain-indexer"
+    NOTARY_SANDBOX = "notary-sandbox"  # notary-sandbox:<index>
+    AGENT = "agent"  # agent:<node>
+    IMAGE_STORE = "image-store"  # image-store:<node>
+    VALIDATOR = "validator"  # validator:<index>
+
+    def of(self, key: object) -> str:
+        return f"{self.value}:{key}"
+
+    @classmethod
+    def split(cls, name: str) -> tuple[ActorName, str] | None:
+        """(kind, key) of a per-device name like ``gpu:lab-gpu-0``; None for another name."""
+        head, sep, key = name.partition(":")
+        try:
+            return (cls(head), key) if sep else None
+        except ValueError:
+            return None
+
+
 def gpu_actor_name(device_id: str) -> str:
-    return f"gpu:{device_id}"
+    return ActorName.GPU.of(device_id)
 
 
 def facility_actor_name(facility: str) -> str:
-    return f"facility:{facility}"
+    return ActorName.FACILITY.of(facility)
 
 
 def gpu_actor_options(spec: GpuSpec, settings: Settings) -> dict[str, Any]:
@@ -47,7 +75,7 @@ def facility_actor_options(spec: FacilitySpec, settings: Settings) -> dict[str, 
 
 
 def router_actor_name() -> str:
-    return "router"
+    return ActorName.ROUTER.value
 
 
 def router_actor_options(settings: Settings) -> dict[str, Any]:
@@ -64,9 +92,8 @@ def router_actor_options(settings: Settings) -> dict[str, Any]:
     }
 
 
-# --- optimizer (issue 3) ---
 def optimizer_actor_name() -> str:
-    return "optimizer"
+    return ActorName.OPTIMIZER.value
 
 
 def optimizer_actor_options(settings: Settings) -> dict[str, Any]:
@@ -82,9 +109,8 @@ def optimizer_actor_options(settings: Settings) -> dict[str, Any]:
     }
 
 
-# --- marketplace (issue 6) ---
 def escrow_actor_name() -> str:
-    return "escrow-ledger"
+    return ActorName.ESCROW.value
 
 
 def escrow_actor_options(settings: Settings) -> dict[str, Any]:
@@ -102,14 +128,13 @@ def escrow_actor_options(settings: Settings) -> dict[str, Any]:
     }
 
 
-# --- backtest sweep (issue 3) ---
 def sweep_task_options() -> dict[str, Any]:
     # One CPU per grid point; retried on a lost worker (the task is pure and idempotent).
     return {"num_cpus": 1, "max_retries": 2}
 
 
 def notary_runner_name(index: int) -> str:
-    return f"notary-sandbox:{index}"
+    return ActorName.NOTARY_SANDBOX.of(index)
 
 
 def notary_runner_options(index: int, settings: Settings) -> dict[str, Any]:
@@ -127,9 +152,8 @@ def notary_runner_options(index: int, settings: Settings) -> dict[str, Any]:
     }
 
 
-# --- chain indexer (issue 6) ---
 def indexer_actor_name(settings: Settings) -> str:
-    return "chain-indexer"
+    return ActorName.INDEXER.value
 
 
 def indexer_actor_options(settings: Settings) -> dict[str, Any]:
@@ -145,3 +169,24 @@ def indexer_actor_options(settings: Settings) -> dict[str, Any]:
         "max_concurrency": 4,
         "num_cpus": 0,
     }
+
+
+# --- Serve deployments ---------------------------------------------------------------------
+# Serve's default of 5 in-flight requests per replica would queue a busy API behind itself;
+# the handlers are async and wait on actors, so one replica carries many at once.
+API_MAX_ONGOING = 512
+API_APP_NAME = "hcp"
+
+
+def api_ingress_options() -> dict[str, Any]:
+    return {"name": "api", "max_ongoing_requests": API_MAX_ONGOING,
+            "ray_actor_options": {"num_cpus": 0}}
+
+
+def embeddings_deployment_options() -> dict[str, Any]:
+    return {"name": "embeddings", "max_ongoing_requests": API_MAX_ONGOING,
+            "ray_actor_options": {"num_cpus": 0}}
+
+
+def notary_deployment_options() -> dict[str, Any]:
+    return {"name": "notary", "ray_actor_options": {"num_cpus": 0}}

@@ -27,7 +27,7 @@ from hcp.errors import (
     RouterUnavailableError,
 )
 from hcp.logging_setup import configure_logging
-from hcp.store import connect, migrate
+from hcp.store import engine_for
 from hcp.workloads.metering import PriceTable
 from hcp.workloads.repository import WorkloadRepository
 from hcp.workloads.router import WorkloadRouter, parse_spec
@@ -44,7 +44,7 @@ class RouterActor:
         self._settings = settings
         self._fleet = FleetClient(dict(gpus))
         self._gpus = self._fleet.gpus
-        self._repo = WorkloadRepository(connect(settings.resolved_database_url))
+        self._repo = WorkloadRepository(engine_for(settings.resolved_database_url))
         inventory = {g.device_id: g for g in self._repo.gpu_inventory()}
         missing = sorted(set(self._gpus) - set(inventory))
         if missing:
@@ -301,8 +301,8 @@ class RouterActor:
 
 
 def launch_router(handles: Any, settings: Settings) -> Any:
-    """Start (or reuse) the named router actor over the fleet's GPU actors."""
-    migrate(connect(settings.resolved_database_url))
+    """Start (or reuse) the named router actor over the fleet's GPU actors (store migrated by
+    the launch)."""
     actor = RouterActor.options(**router_actor_options(settings)).remote(settings, dict(handles.gpus))
     ray.get(actor.ready.remote())
     return actor

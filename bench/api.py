@@ -224,7 +224,8 @@ def run(
     import ray
     from ray import serve
 
-    from actors.fleet import launch_fleet, prepare_store, shutdown_fleet
+    from actors.fleet import launch_fleet, shutdown_fleet
+    from actors.topology import prepare_store
     from actors.router import launch_router
     from hcp.auth.tokens import Role, TokenService
     from hcp.config import Settings

@@ -70,7 +70,8 @@ def _noop_round_trips(n: int) -> list[float]:
 def run(broadcasts: int = 100) -> list[dict[str, Any]]:
     import ray
 
-    from actors.fleet import launch_fleet, prepare_store, shutdown_fleet
+    from actors.fleet import launch_fleet, shutdown_fleet
+    from actors.topology import prepare_store, start_cluster
     from actors.optimizer import RayFleetPort
     from hcp.config import DEFAULT_FLEET_SPEC, Settings
     from hcp.fleet.spec import load_fleet_spec
@@ -78,7 +79,6 @@ def run(broadcasts: int = 100) -> list[dict[str, Any]]:
     from hcp.optimizer import OptimizerRepository, OptimizerService
     from hcp.optimizer.economics import FleetProfit
     from hcp.optimizer.types import ApplyOrder
-    from hcp_cli.runtime import start_or_join
 
     home = Path(tempfile.mkdtemp(prefix="hcp-bench-opt-", dir="/tmp"))
     settings = Settings(home=home, ray_namespace="hcp-bench-optimizer", ray_temp_dir=home / "ray",
@@ -87,7 +87,7 @@ def run(broadcasts: int = 100) -> list[dict[str, Any]]:
     repo = prepare_store(spec, settings)
     started = not ray.is_initialized()
     if started:
-        start_or_join(settings, log_to_driver=False)
+        start_cluster(settings, log_to_driver=False, record=False)
     lines: list[dict[str, Any]] = []
     handles = None
     try:

@@ -102,6 +102,8 @@ class Settings(BaseSettings):
     )
     api_host: str = Field(default="127.0.0.1", description="Address the Serve HTTP proxy binds.")
     api_port: int = Field(default=8000, ge=1, le=65535, description="Port of the Serve HTTP proxy.")
+    api_route_prefix: str = Field(default="/", pattern=r"^/[A-Za-z0-9/_-]*$",
+                                  description="Where the API is mounted on the Serve proxy.")
     api_rate_limit: int = Field(default=600, gt=0, description="Requests per client per window.")
     api_rate_window_seconds: int = Field(default=60, gt=0, description="Rate-limit window.")
     api_anonymous_rate_limit: int = Field(

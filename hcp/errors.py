@@ -202,6 +202,14 @@ def _rebuild_rate_limited(cls: type[RateLimitedError], detail: str, context: dic
     return cls(detail, retry_after=ctx.pop("retry_after"), **ctx)
 
 
+class NoClusterError(HcpError):
+    """No platform runs for this HCP_HOME (or its recorded cluster does not answer)."""
+
+    code = "no_cluster"
+    http_status = 503
+    public_detail = "no hcp platform is running"
+
+
 class ServiceUnavailableError(HcpError):
     code = "service_unavailable"
     http_status = 503

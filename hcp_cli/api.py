@@ -1,9 +1,9 @@
-"""``hcp token`` and the API block of ``hcp run`` (router actor + Serve application)."""
+"""``hcp token``: a JWT for the platform API."""
 
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -33,25 +33,3 @@ def token_cmd(
         _err.print(f"[red]error[/] {exc.code}: {exc.detail}")
         raise typer.Exit(code=2) from None
     print(token)
-
-
-def start_api(handles: Any, settings: Settings) -> tuple[str, Any]:
-    """Start (or reuse) the router actor over the fleet, then deploy the Serve app.
-
-    Returns the API's URL and the router's handle: keep the handle for as long as the platform
-    runs (Ray collects a non-detached actor, named or not, once no handle to it is left).
-    """
-    from actors.router import launch_router
-    from serve_apps.app import deploy
-
-    router = launch_router(handles, settings)
-    return deploy(settings), router
-
-
-def stop_api() -> None:
-    from ray import serve
-
-    try:
-        serve.shutdown()
-    except Exception:  # shutting down: the cluster goes next anyway
-        log.exception("Serve did not shut down cleanly")

@@ -176,11 +176,11 @@ def _sweep(history: Any, devices: Any, facilities: Any, params: Any, thresholds:
 
     from actors.sweep import ray_mapper
     from hcp.config import Settings
-    from hcp_cli.runtime import start_or_join
+    from actors.topology import start_cluster
 
     started = False
     if not ray.is_initialized():
-        start_or_join(Settings(), log_to_driver=False)
+        start_cluster(Settings(), log_to_driver=False, record=False)
         started = True
     try:
         return run_local(history, devices, facilities, params, points, optimum, mapper=ray_mapper)

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
 import sys
-import time
 from pathlib import Path
 from typing import Optional
 
@@ -14,148 +12,20 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from hcp.config import Settings, prepare_home
+from hcp.config import Settings
 from hcp.errors import HcpError
 from hcp.fleet.modes import GpuMode
 from hcp.fleet.spec import load_fleet_spec
-from hcp.logging_setup import configure_logging
+from hcp_cli.common import console, fail, load_settings
 from hcp_cli.views import switch_line
 
 app = typer.Typer(help="hcp: a GPU fleet that switches between mining and AI inference in milliseconds.",
                   no_args_is_help=True, add_completion=False)
-# Piped output (logs, tests, scripts) must not be re-wrapped at 80 columns.
-console = Console(soft_wrap=not sys.stdout.isatty(), width=None if sys.stdout.isatty() else 160)
 log = logging.getLogger(__name__)
 
 
-def _settings(spec: Optional[Path] = None) -> Settings:
-    s = Settings()
-    if spec is not None:
-        s = s.model_copy(update={"fleet_spec": spec})
-    configure_logging(s.log_level)
-    prepare_home(s)
-    return s
-
-
-def _fail(exc: HcpError) -> None:
-    # str(exc) carries the full message (a spec error lists every bad field on its own line).
-    console.print(f"[red]error[/] {exc.code}: {escape(str(exc))}", highlight=False)
-    raise typer.Exit(code=2)
-
-
-@app.command()
-def run(
-    spec: Optional[Path] = typer.Option(None, help="Fleet spec YAML (default: HCP_FLEET_SPEC or the local fleet)."),
-    mode: str = typer.Option("MINING", help="Mode every GPU enters at start; KEEP resumes the committed modes."),
-    duration: float = typer.Option(0.0, help="Stop after this many seconds (0: run until Ctrl-C)."),
-    live: bool = typer.Option(True, help="Show a live fleet table (off: log one line per refresh)."),
-    refresh: float = typer.Option(1.0, help="Seconds between refreshes."),
-    api: bool = typer.Option(True, "--api/--no-api", help="Deploy the HTTP API (router + Ray Serve)."),
-    optimizer: bool = typer.Option(True, "--optimizer/--no-optimizer",
-                                   help="Run the economic optimizer: it decides and switches devices live."),
-    feed: str = typer.Option("simulator", help="Optimizer price feed: simulator, or replay (the real "
-                             "2022H1 series, one hour per optimizer step)."),
-) -> None:
-    """Start a local Ray cluster (or join HCP_RAY_ADDRESS), build the fleet, start mining, show it."""
-    import ray
-
-    from actors.fleet import launch_fleet, prepare_store, shutdown_fleet
-    from actors.handles import get
-    from hcp_cli.runtime import start_or_join
-    from hcp_cli.views import fleet_view, unavailable_facility
-
-    settings = _settings(spec)
-    try:
-        fleet_spec = load_fleet_spec(settings.fleet_spec)
-        target = None if mode.upper() == "KEEP" else GpuMode.parse(mode)
-        prepare_store(fleet_spec, settings)
-    except HcpError as exc:
-        _fail(exc)
-    console.print(f"[bold]hcp[/] fleet [cyan]{fleet_spec.name}[/]: {len(fleet_spec.facilities)} facilities, "
-                  f"{len(fleet_spec.gpus())} GPUs, {len(fleet_spec.asics())} ASICs; "
-                  f"store {settings.resolved_database_url.split('@')[-1]}")
-    start_or_join(settings, log_to_driver=not live, record=True)
-    stop = {"now": False}
-    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
-    handles = None
-    opt = None  # optimizer actor (issue 3)
-    try:
-        with console.status("starting GPU actors (loading and warming both contexts)..."):
-            handles = launch_fleet(fleet_spec, settings)
-        if target is not None:
-            for gid in handles.gpus:
-                r = handles.switch(gid, target, "platform start")
-                console.print(f"{gid}: {r.from_mode.value} → {r.to_mode.value} in {r.total_ms:.2f} ms")
-        # --- HTTP API (issue 4): router actor + Serve app ---
-        if api:
-            from hcp_cli.api import start_api
-
-            with console.status("starting the router and the HTTP API (Ray Serve)..."):
-                url, api_router = start_api(handles, settings)  # the handle keeps the router alive
-            console.print(f"[green]API[/] {url}/docs — tokens: `hcp token --role customer --subject ME`")
-        # --- end HTTP API ---
-        # --- optimizer (issue 3) ---
-        if optimizer:
-            from hcp_cli import optimizer as opt_cli
-
-            with console.status("starting the optimizer..."):
-                opt, _ = opt_cli.start_optimizer(fleet_spec, settings, handles, feed)
-            console.print(f"[green]optimizer[/] every {settings.optimizer_interval_seconds:g} s on the {feed} "
-                          "feed — decisions below and in `hcp decisions`")
-        # --- end optimizer ---
-        console.print("[green]fleet running[/] — `hcp status`, `hcp switch GPU MODE`; Ctrl-C stops.")
-        t_end = time.monotonic() + duration if duration > 0 else float("inf")
-
-        def snapshot() -> list[dict]:
-            # One facility (or GPU) that does not answer must never end the platform: the
-            # table shows it as unavailable and the loop goes on (a restarted actor returns).
-            out = []
-            for name, h in sorted(handles.facilities.items()):
-                try:
-                    out.append(get(h.report.remote(), f"facility {name}", 10.0).to_dict())
-                except HcpError as exc:
-                    log.warning("facility %s: %s", name, exc.detail)
-                    out.append(unavailable_facility(name, exc.detail))
-            return out
-
-        if live and console.is_terminal:
-            from rich.live import Live
-
-            from hcp_cli.optimizer import with_decisions  # issue 3: decisions under the fleet
-
-            with Live(with_decisions(fleet_view(snapshot()), opt), console=console, refresh_per_second=4) as view:
-                while time.monotonic() < t_end and not stop["now"]:
-                    time.sleep(refresh)
-                    view.update(with_decisions(fleet_view(snapshot()), opt))
-        else:
-            seen: set[str] = set()
-            while time.monotonic() < t_end and not stop["now"]:
-                time.sleep(refresh)
-                for r in snapshot():
-                    modes = ", ".join(f"{g['device_id']}={g['mode']}@{g['hashrate_hs']:.0f}H/s"
-                                      + ("" if g["availability"] == "up" else " (unavailable)")
-                                      for g in r["gpus"])
-                    log.info("%s power %.0f W of %.0f W cap; %s", r["facility"], r["facility_power_w"],
-                             r["capacity_w"], modes)
-                if opt is not None:  # issue 3: one line per new decision
-                    from hcp_cli.optimizer import log_decisions, recent_decisions
-
-                    log_decisions(recent_decisions(opt, 20), seen)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        console.print("stopping: final checkpoint and shutdown...")
-        if opt is not None:  # issue 3: no decision goes out while the fleet stops
-            from hcp_cli.optimizer import stop as stop_opt
-
-            stop_opt(opt)
-        if handles is not None:
-            shutdown_fleet(handles)
-        ray.shutdown()
-        from hcp_cli.runtime import forget_address
-
-        forget_address(settings)
-        console.print("stopped.")
+_settings = load_settings
+_fail = fail
 
 
 @app.command()
@@ -163,12 +33,10 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print JSON instea
     """Show the running fleet (or, if none runs, the committed state in the store)."""
     settings = _settings()
     try:
-        from actors.fleet import find_fleet
-        from hcp_cli.runtime import join
+        from actors import topology
 
-        join(settings)
-        handles = find_fleet(settings)
-        reports = [r.to_dict() for r in handles.facility_reports()]
+        topology.join_cluster(settings)
+        reports = [r.to_dict() for r in topology.require_platform(settings).fleet.facility_reports()]
     except HcpError as exc:
         # stderr: `--json` output on stdout stays parseable.
         Console(stderr=True).print(f"[yellow]{exc.code}[/]: {escape(exc.detail)}")
@@ -183,13 +51,22 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print JSON instea
 
 
 def _stored_status(settings: Settings, as_json: bool) -> None:
-    from hcp.store import FleetRepository, connect
+    from hcp.store import FleetRepository, engine_for
     from hcp_cli.views import stored_table
 
+    from sqlalchemy import inspect
+
+    engine = engine_for(settings.resolved_database_url)
     try:
-        states = FleetRepository(connect(settings.resolved_database_url)).device_states()
+        # A home that never ran a platform has no store yet: nothing committed to show.
+        fresh = not inspect(engine).has_table("device_state")
+        states = [] if fresh else FleetRepository(engine).device_states()
     except HcpError as exc:
         _fail(exc)
+    except Exception as exc:  # noqa: BLE001 -- the store cannot be read: say so, typed
+        from hcp.errors import StoreError
+
+        _fail(StoreError(f"cannot read the store: {type(exc).__name__}"))
     if as_json:
         print(json.dumps([{**s.__dict__, "mode": s.mode.value} for s in states], default=str, indent=2))
     else:
@@ -203,12 +80,11 @@ def switch(device: str = typer.Argument(..., help="GPU id (or ASIC id) from the 
     """Switch one device of the running fleet and print the phase breakdown."""
     settings = _settings()
     try:
-        from actors.fleet import find_fleet
-        from hcp_cli.runtime import join
+        from actors import topology
 
         target = GpuMode.parse(mode)
-        join(settings)
-        r = find_fleet(settings).switch(device, target, reason)
+        topology.join_cluster(settings)
+        r = topology.require_platform(settings).fleet.switch(device, target, reason)
     except HcpError as exc:
         _fail(exc)
     console.print(switch_line(r))
@@ -220,11 +96,11 @@ def events(device: Optional[str] = typer.Option(None), limit: int = typer.Option
     """The latest events from the append-only log."""
     from rich.table import Table
 
-    from hcp.store import FleetRepository, connect
+    from hcp.store import FleetRepository, engine_for
 
     settings = _settings()
     try:
-        rows = FleetRepository(connect(settings.resolved_database_url)).events(device_id=device, limit=limit)
+        rows = FleetRepository(engine_for(settings.resolved_database_url)).events(device_id=device, limit=limit)
     except HcpError as exc:
         _fail(exc)
     if as_json:
@@ -255,12 +131,12 @@ def validate_spec(path: Path) -> None:
 @app.command()
 def migrate() -> None:
     """Bring the store's schema up to date."""
-    from hcp.store import connect
+    from hcp.store import engine_for
     from hcp.store import migrate as do_migrate
 
     settings = _settings()
     try:
-        do_migrate(connect(settings.resolved_database_url))
+        do_migrate(engine_for(settings.resolved_database_url))
     except HcpError as exc:
         _fail(exc)
     console.print("schema up to date")
@@ -272,10 +148,12 @@ from hcp_cli.backtest import backtest_cmd  # noqa: E402
 from hcp_cli.miner import miner_app  # noqa: E402
 from hcp_cli.ops import ops_app  # noqa: E402
 from hcp_cli.optimizer import decisions_cmd  # noqa: E402
+from hcp_cli.run import run  # noqa: E402
 
 app.add_typer(miner_app, name="miner")
 app.add_typer(__import__("hcp_cli.images", fromlist=["images_app"]).images_app, name="images")
 app.add_typer(ops_app, name="ops")
+app.command("run")(run)
 app.command("backtest")(backtest_cmd)
 app.command("token")(token_cmd)
 app.command("decisions")(decisions_cmd)

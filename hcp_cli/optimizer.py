@@ -60,14 +60,14 @@ def decisions_cmd(
     from rich.console import Console
 
     from hcp.optimizer import OptimizerRepository, outcome_dict
-    from hcp.store import connect, migrate
+    from hcp.store import engine_for, migrate
     from hcp_cli.views import decisions_table
 
     # Piped output (scripts, tests) is not squeezed into 80 columns.
     console = Console(width=None if sys.stdout.isatty() else 160)
     settings = Settings()
     try:
-        engine = connect(settings.resolved_database_url)
+        engine = engine_for(settings.resolved_database_url)
         migrate(engine)
         rows = [outcome_dict(d, o) for d, o in OptimizerRepository(engine).decisions(limit, device)]
     except HcpError as exc:

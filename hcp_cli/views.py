@@ -84,6 +84,21 @@ def switch_line(r: Any) -> str:
             f"committed as generation {r.generation}")
 
 
+def snapshot(fleet: Any) -> list[dict[str, Any]]:
+    """Every facility's report as JSON rows. One facility (or GPU) that does not answer never
+    ends the caller: it shows as unavailable and the next refresh asks again."""
+    from actors.handles import get
+    from hcp.errors import HcpError
+
+    out = []
+    for name, h in sorted(fleet.facilities.items()):
+        try:
+            out.append(get(h.report.remote(), f"facility {name}", 10.0).to_dict())
+        except HcpError as exc:
+            out.append(unavailable_facility(name, exc.detail))
+    return out
+
+
 def fleet_view(reports: list[dict[str, Any]]) -> Group:
     gpus = [g for r in reports for g in r["gpus"]]
     return Group(facility_table(reports), gpu_table(gpus))

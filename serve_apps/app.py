@@ -25,20 +25,18 @@ from hcp.ratelimit import (
     RedisRateLimiter,
     SqlRateLimiter,
 )
-from hcp.store import FleetRepository, connect, migrate
+from hcp.store import FleetRepository, engine_for
 from hcp.workloads.repository import WorkloadRepository
 from serve_apps.backends import ActorFleet, OptimizerEconomics, RouterWorkloads
 from serve_apps.eventlog import StoreEventFeed, StoreSwitchLog
-from serve_apps.factory import build_app, other_app_routers
+from actors.options import API_APP_NAME, api_ingress_options, embeddings_deployment_options
+from serve_apps.factory import build_app
 from serve_apps.inference import EmbeddingsDeployment, ServeEmbedder
 from serve_apps.services import ApiServices
 
 log = logging.getLogger(__name__)
 
-APP_NAME = "hcp"
-# Serve's default of 5 in-flight requests per replica would queue a busy API behind itself;
-# the handlers are async and wait on actors, so one replica carries many at once.
-MAX_ONGOING = 512
+APP_NAME = API_APP_NAME
 
 
 def make_limiter(settings: Settings, engine: Any) -> RateLimiter:
@@ -56,8 +54,7 @@ def make_limiter(settings: Settings, engine: Any) -> RateLimiter:
 
 
 def services_from_settings(settings: Settings, embeddings: DeploymentHandle | None) -> ApiServices:
-    engine = connect(settings.resolved_database_url)
-    migrate(engine)
+    engine = engine_for(settings.resolved_database_url)  # migrated by the platform's launch
     return ApiServices(
         workloads=RouterWorkloads(settings, WorkloadRepository(engine)),
         fleet=ActorFleet(settings),
@@ -77,7 +74,31 @@ def services_from_settings(settings: Settings, embeddings: DeploymentHandle | No
     )
 
 
-@serve.deployment(name="api", max_ongoing_requests=MAX_ONGOING, ray_actor_options={"num_cpus": 0})
+def platform_routers(settings: Settings) -> list[Any]:
+    """The notary's and the marketplace's routers as the platform mounts them: the notary's
+    sandboxes on the runner actors, the marketplace's money through the escrow-ledger actor
+    (the one owner of the books; found by name, on first use)."""
+    from functools import partial
+
+    from actors.escrow import RemoteEscrow
+    from actors.notary import NamedSandboxPool
+    from hcp.marketplace.service import MarketplaceService
+    from hcp.marketplace.wallet import WalletLogin
+    from hcp.notary.service import build_service
+    from serve_apps.marketplace.routes import MarketplaceDeps
+    from serve_apps.marketplace.routes import router as marketplace_router
+    from serve_apps.notary.routes import router as notary_router
+
+    engine = engine_for(settings.resolved_database_url)
+    tokens = TokenService.from_settings(settings)
+    notary = build_service(settings, engine, pool=NamedSandboxPool(settings))
+    market = MarketplaceService(engine, RemoteEscrow(settings), settings)
+    deps = MarketplaceDeps(market, WalletLogin(engine, tokens, settings), tokens, engine)
+    return [partial(notary_router, settings, service=notary, tokens=tokens),
+            partial(marketplace_router, settings, deps=deps)]
+
+
+@serve.deployment(**api_ingress_options())
 @serve.ingress()
 class ApiIngress:
     def __init__(
@@ -86,7 +107,7 @@ class ApiIngress:
         s = Settings(**settings)
         configure_logging(s.log_level)
         services = services_from_settings(s, embeddings)
-        self._app = build_app(services, TokenService.from_settings(s), s, other_app_routers(s))
+        self._app = build_app(services, TokenService.from_settings(s), s, platform_routers(s))
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         return self._app
@@ -99,23 +120,37 @@ def settings_args(settings: Settings) -> dict[str, Any]:
 
 def application(settings: Settings) -> Any:
     args = settings_args(settings)
-    embeddings = EmbeddingsDeployment.options(max_ongoing_requests=MAX_ONGOING).bind(args)
+    embeddings = EmbeddingsDeployment.options(**embeddings_deployment_options()).bind(args)
     return ApiIngress.bind(args, embeddings)
 
 
 def build(args: dict[str, Any] | None = None) -> Any:
-    """Application builder for ``serve run``/``serve deploy``: ``args`` override HCP_ settings."""
-    return application(Settings(**(args or {})))
+    """Application builder for ``serve run serve_apps/serve_config.yaml``: ``args`` override
+    HCP_ settings. The platform's actors start through the topology first (in the ``serve
+    run`` driver, which then owns them), so Serve fronts the same platform ``hcp run`` does."""
+    from actors import topology
+    from hcp.fleet.spec import load_fleet_spec
+
+    settings = Settings(**(args or {}))
+    if not topology.running(settings):
+        topology.launch(settings, load_fleet_spec(settings.fleet_spec), api=False)
+    return application(settings)
+
+
+def app_name(settings: Settings) -> str:
+    prefix = settings.api_route_prefix.strip("/")
+    return APP_NAME if not prefix else f"{APP_NAME}-{prefix.replace('/', '-')}"
 
 
 def deploy(settings: Settings, *, start_http: bool = True) -> str:
     """Deploy (or update) the API on the connected cluster; returns its base URL."""
     if start_http:
         serve.start(http_options={"host": settings.api_host, "port": settings.api_port})
-    serve.run(application(settings), name=APP_NAME, route_prefix="/", blocking=False)
+    serve.run(application(settings), name=app_name(settings),
+              route_prefix=settings.api_route_prefix, blocking=False)
     host = "127.0.0.1" if settings.api_host in ("0.0.0.0", "::") else settings.api_host
     return f"http://{host}:{settings.api_port}"
 
 
-def undeploy() -> None:
-    serve.delete(APP_NAME)
+def undeploy(settings: Settings) -> None:
+    serve.delete(app_name(settings))

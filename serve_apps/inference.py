@@ -23,7 +23,7 @@ from hcp.config import Settings
 from hcp.errors import ConfigError, ContextUnavailableError, ServiceUnavailableError
 from hcp.inference.base import DEFAULT_MAX_TEXTS
 from hcp.logging_setup import configure_logging
-from hcp.store import connect
+from hcp.store import engine_for
 from hcp.workloads.repository import WorkloadRepository
 from serve_apps.backends import RouterWorkloads, call_actor
 
@@ -56,7 +56,7 @@ class EmbeddingsDeployment:
     def __init__(self, settings: dict[str, Any]) -> None:
         self._settings = Settings(**settings)
         configure_logging(self._settings.log_level)
-        engine = connect(self._settings.resolved_database_url)
+        engine = engine_for(self._settings.resolved_database_url)
         self._router = RouterWorkloads(self._settings, WorkloadRepository(engine))
         self._usage = SqlUsageLedger(engine)
         self._tokens = TokenCounter(self._settings.inference_model)

@@ -17,10 +17,9 @@ def build_escrow_backend(settings: Settings, engine: Engine | None = None) -> Es
     kind = settings.marketplace_escrow_backend.lower()
     if kind == "sql":
         if engine is None:
-            from hcp.store.db import connect, migrate
+            from hcp.store.db import engine_for
 
-            engine = connect(settings.resolved_database_url)
-            migrate(engine)
+            engine = engine_for(settings.resolved_database_url)
         return SqlEscrowBackend(engine, platform_account=settings.marketplace_platform_account)
     if kind == "chain":
         try:

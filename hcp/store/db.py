@@ -1,9 +1,20 @@
-"""Engines and schema migrations for the relational store."""
+"""Engines and schema migrations for the relational store.
+
+One engine per database URL per process (``engine_for``): every part of a process (an actor,
+a Serve replica, the CLI) shares its pool. The schema is migrated once per launch of the
+platform (``actors.topology.launch``) or by ``hcp migrate``, never by the parts themselves,
+and a migration holds a lock (PostgreSQL advisory lock; a file lock beside a SQLite file) so
+two launches that start at once cannot race.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from alembic import command
@@ -18,8 +29,24 @@ log = logging.getLogger(__name__)
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
 
+_ENGINES: dict[str, Engine] = {}
+_ENGINES_LOCK = threading.Lock()
+# Any constant: the advisory lock's key, the same in every process that migrates this schema.
+_PG_MIGRATION_LOCK = 0x68637000
+
+
+def engine_for(url: str) -> Engine:
+    """This process's engine for ``url`` (created on first use, then shared)."""
+    with _ENGINES_LOCK:
+        engine = _ENGINES.get(url)
+        if engine is None:
+            engine = _ENGINES[url] = connect(url)
+        return engine
+
+
 def connect(url: str) -> Engine:
-    """An engine for ``url``; SQLite files get WAL and a busy timeout so actors can share them."""
+    """A new engine for ``url`` (prefer ``engine_for``); SQLite files get WAL and a busy
+    timeout so actors can share them."""
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
@@ -72,10 +99,35 @@ def migrate(engine: Engine, revision: str = "heads") -> None:
     """
     cfg = alembic_config(engine)
     try:
-        with engine.begin() as conn:
+        with _migration_lock(engine), engine.begin() as conn:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, revision)
     except OperationalError as exc:
         raise StoreError(f"cannot migrate database at "
                          f"{engine.url.render_as_string(hide_password=True)}: {exc.orig}") from exc
     log.debug("schema at %s on %s", revision, engine.url.render_as_string(hide_password=True))
+
+
+@contextlib.contextmanager
+def _migration_lock(engine: Engine) -> Iterator[None]:
+    """Serialise migrations of one database across processes."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f"SELECT pg_advisory_lock({_PG_MIGRATION_LOCK})")
+            try:
+                yield
+            finally:
+                conn.exec_driver_sql(f"SELECT pg_advisory_unlock({_PG_MIGRATION_LOCK})")
+        return
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        yield
+        return
+    lock_path = Path(database).expanduser().with_name(Path(database).name + ".migrate.lock")
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)

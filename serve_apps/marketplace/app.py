@@ -13,6 +13,10 @@ from serve_apps.marketplace.routes import MarketplaceDeps, router
 
 def create_app(settings: Settings | None = None, deps: MarketplaceDeps | None = None) -> FastAPI:
     settings = settings or get_settings()
+    if deps is None:  # the marketplace served on its own is its own launch
+        from hcp.store.db import engine_for, migrate
+
+        migrate(engine_for(settings.resolved_database_url))
     app = new_app(settings, title="hcp marketplace", version="1")
     app.include_router(router(settings, deps=deps))
     return app

@@ -48,10 +48,9 @@ class MarketplaceDeps:
 
 def build_deps(settings: Settings) -> MarketplaceDeps:
     """Store, ledger and services from settings; replays escrow steps a crash left owed."""
-    from hcp.store.db import connect, migrate
+    from hcp.store.db import engine_for
 
-    engine = connect(settings.resolved_database_url)
-    migrate(engine)
+    engine = engine_for(settings.resolved_database_url)
     tokens = TokenService.from_settings(settings)
     service = MarketplaceService(engine, build_escrow_backend(settings, engine), settings)
     service.reconcile()

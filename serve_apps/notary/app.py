@@ -27,10 +27,10 @@ def create_app(settings: Settings, service: NotaryService | None = None,
     if service is None:
         from hcp.notary.metrics import PrometheusNotaryMetrics
         from hcp.notary.service import build_service
-        from hcp.store.db import connect, migrate
+        from hcp.store.db import engine_for, migrate
 
-        engine = connect(settings.resolved_database_url)
-        migrate(engine)
+        engine = engine_for(settings.resolved_database_url)
+        migrate(engine)  # the notary served on its own is its own launch
         service = build_service(settings, engine, metrics=PrometheusNotaryMetrics())
     app.include_router(router(settings, service=service, tokens=tokens))
     exposition = getattr(service.pipeline.metrics, "exposition", None)
@@ -52,12 +52,11 @@ def replica_app(settings_json: str, runners: list[Any]) -> FastAPI:
     """The app of one Serve replica: the runner actors' handles, Ray metrics."""
     from actors.notary import RaySandboxPool
     from hcp.notary.service import build_service
-    from hcp.store.db import connect, migrate
+    from hcp.store.db import engine_for
     from serve_apps.notary.metrics import RayNotaryMetrics
 
     s = Settings.model_validate_json(settings_json)
-    engine = connect(s.resolved_database_url)
-    migrate(engine)
+    engine = engine_for(s.resolved_database_url)  # migrated by build_app
     pool = RaySandboxPool(runners, s.notary_sandbox_queue)
     return create_app(s, build_service(s, engine, pool=pool, metrics=RayNotaryMetrics()))
 
@@ -73,7 +72,10 @@ def build_app(settings: Settings | None = None, **deployment_options: Any) -> An
 
     from actors.notary import start_sandbox_pool
 
+    from hcp.store.db import engine_for, migrate
+
     settings = settings or Settings()
+    migrate(engine_for(settings.resolved_database_url))  # once, in the driver, for every replica
     runners = start_sandbox_pool(settings)
     settings_json = settings.model_dump_json()
 

@@ -105,11 +105,9 @@ def router(settings: Settings, limits: RequestLimits | None = None,
     counters in its store (the platform ingress passes its own, shared by every route)."""
     if service is None:
         from hcp.notary.service import build_service
-        from hcp.store.db import connect, migrate
+        from hcp.store.db import engine_for
 
-        engine = connect(settings.resolved_database_url)
-        migrate(engine)
-        service = build_service(settings, engine)
+        service = build_service(settings, engine_for(settings.resolved_database_url))
     svc = service
     tokens = tokens or TokenService.from_settings(settings)
     limits = limits or standalone_limits(settings, svc.ledger.engine)

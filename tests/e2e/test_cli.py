@@ -80,6 +80,17 @@ def test_run_status_switch_and_clean_shutdown(env: dict[str, str]) -> None:
         st = json.loads(_hcp(env, "status", "--json").stdout)
         modes = {g["device_id"]: g["mode"] for r in st for g in r["gpus"]}
         assert modes == {"lab-gpu-0": "INFERENCE", "lab-gpu-1": "MINING"}
+
+        # Another HCP_HOME on the same machine never attaches to this platform: it reports no
+        # platform at once and shows its own (empty) store, not this fleet.
+        other = {**env, "HCP_HOME": str(Path(env["HCP_HOME"]).parent / "other-home")}
+        lone = _hcp(other, "status", "--json", timeout=60)
+        assert lone.returncode == 0 and "no_cluster" in lone.stderr, lone.stderr
+        assert json.loads(lone.stdout) == []
+        assert "Traceback" not in lone.stderr and "InvalidAuthToken" not in lone.stderr
+        # A plain command prints no log noise (no Alembic lines, no Ray warnings).
+        quiet = _hcp(env, "status")
+        assert "alembic" not in quiet.stderr and "WARNING" not in quiet.stderr, quiet.stderr
     finally:
         run.send_signal(signal.SIGINT)
         try:
@@ -111,3 +122,32 @@ def test_invalid_fleet_spec_is_refused_with_every_problem(env: dict[str, str], t
     assert "capacity_mw" in r.stdout and "pue" in r.stdout
     r = _hcp(env, "run", "--spec", str(bad), "--duration", "1")
     assert r.returncode == 2 and "invalid_fleet_spec" in r.stdout
+
+
+def test_shutdown_is_complete_when_stdout_is_a_dead_pipe(env: dict[str, str]) -> None:
+    """`make run | tee log`, then Ctrl-C kills tee: the shutdown must still run to the end."""
+    run = subprocess.Popen([HCP, "run", "--no-live", "--no-api", "--no-optimizer", "--duration", "300",
+                            "--refresh", "2"], env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+    assert run.stdout is not None
+    deadline = time.monotonic() + 240
+    seen = ""
+    while "fleet running" not in seen:
+        line = run.stdout.readline()
+        assert line or run.poll() is None, seen[-3000:]
+        seen += line
+        assert time.monotonic() < deadline, seen[-3000:]
+    run.stdout.close()  # the reader is gone: every later print hits a closed pipe
+    run.send_signal(signal.SIGINT)
+    try:
+        rc = run.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        run.kill()
+        raise
+    assert rc == 0
+    # Nothing of the platform is left: no Ray process of its temp dir, no platform record.
+    left = subprocess.run(["pgrep", "-f", env["HCP_RAY_TEMP_DIR"]], capture_output=True, text=True)
+    assert left.stdout.strip() == "", left.stdout
+    assert not (Path(env["HCP_HOME"]) / "platform.json").exists()
+    stored = json.loads(_hcp(env, "status", "--json").stdout)
+    assert {s["device_id"] for s in stored} >= {"lab-gpu-0", "lab-gpu-1"}  # the final checkpoint

@@ -15,7 +15,7 @@ from hcp.marketplace.escrow_backend import ONE_TOKEN
 from hcp.marketplace.offers import OfferSpec
 from hcp.marketplace.service import MarketplaceService
 from hcp.marketplace.sql_ledger import SqlEscrowBackend
-from hcp.store.db import connect, migrate
+from hcp.store.db import engine_for, migrate
 
 
 @pytest.fixture
@@ -25,6 +25,7 @@ def settings(tmp_path: Path) -> Settings:
 
 
 def test_killed_ledger_actor_resumes_without_double_paying(ray_session: None, settings: Settings) -> None:
+    migrate(engine_for(settings.resolved_database_url))  # what the platform's launch does first
     handle = launch_escrow_ledger(settings)
     assert ray.get(handle.backend_kind.remote()) == "SqlEscrowBackend"
     ray.get(handle.mint.remote("renter", 10 * ONE_TOKEN, "buy-1"))
@@ -38,20 +39,20 @@ def test_killed_ledger_actor_resumes_without_double_paying(ray_session: None, se
     again = ray.get(handle.release.remote("job-1", 75 * ONE_TOKEN // 10))
     assert again == first
     books = ray.get(handle.books.remote())
-    assert books["total_supply"] == 10 * ONE_TOKEN
-    assert books["balances"] == {"renter": 25 * ONE_TOKEN // 10, "provider": 735 * ONE_TOKEN // 100,
-                                 "platform": 15 * ONE_TOKEN // 100}
-    assert books["total_supply"] == sum(books["balances"].values()) + books["escrowed"]
-    engine = connect(settings.resolved_database_url)
+    assert books.total_supply == 10 * ONE_TOKEN
+    assert books.balances == {"renter": 25 * ONE_TOKEN // 10, "provider": 735 * ONE_TOKEN // 100,
+                              "platform": 15 * ONE_TOKEN // 100}
+    assert books.residual == 0
+    engine = engine_for(settings.resolved_database_url)
     SqlEscrowBackend(engine).verify_books()
     ray.kill(handle, no_restart=True)
 
 
 def test_service_over_the_actor_survives_a_kill_between_steps(ray_session: None, settings: Settings) -> None:
-    handle = launch_escrow_ledger(settings)
-    engine = connect(settings.resolved_database_url)
+    engine = engine_for(settings.resolved_database_url)
     migrate(engine)
-    svc = MarketplaceService(engine, RemoteEscrow(handle), settings)
+    handle = launch_escrow_ledger(settings)
+    svc = MarketplaceService(engine, RemoteEscrow(handle=handle), settings)
     prov, rent = Principal("prov", Role.PROVIDER), Principal("rent", Role.CUSTOMER)
     svc.escrow.mint("rent", 3 * ONE_TOKEN, "f")
     offer = svc.register_offer(prov, OfferSpec("L4", 4, 24, 100, ONE_TOKEN, "eu"))

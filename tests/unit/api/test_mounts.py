@@ -8,6 +8,7 @@ import pytest
 
 from hcp.config import Settings
 from hcp.ratelimit import LeasedRateLimiter, MemoryRateLimiter
+from hcp.store import engine_for, migrate
 from serve_apps.factory import other_app_routers
 from serve_apps.ratelimit import RequestLimits
 
@@ -15,6 +16,7 @@ from serve_apps.ratelimit import RequestLimits
 def test_notary_and_marketplace_routers_build_and_mount(tmp_path: Path,
                                                         caplog: pytest.LogCaptureFixture) -> None:
     settings = Settings(home=tmp_path, jwt_secret="x" * 40)
+    migrate(engine_for(settings.resolved_database_url))  # as the platform's launch does first
     limits = RequestLimits(LeasedRateLimiter(MemoryRateLimiter(), blocking_io=False), 100, 60, 10)
     routers = [make(limits) for make in other_app_routers(settings)]
     # A router that failed to build is logged and skipped; here both must build.
