@@ -31,8 +31,9 @@ class FacilityActor:
         self._last.update({k: v for k, v in statuses.items() if v.up})
         return self._facility.report(list(statuses.values()))
 
-    def set_asic_mode(self, asic_id: str, mode: str, reason: str = "") -> SwitchResult:
-        return self._facility.set_asic_mode(asic_id, mode, reason)
+    def set_asic_mode(self, asic_id: str, mode: str, reason: str = "",
+                      correlation_id: str | None = None) -> SwitchResult:
+        return self._facility.set_asic_mode(asic_id, mode, reason, correlation_id)
 
     def gpu_ids(self) -> list[str]:
         return list(self._fleet.gpus)

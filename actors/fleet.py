@@ -80,6 +80,5 @@ __all__ = [
     "find_fleet",
     "gpu_actor_name",
     "launch_fleet",
-    "prepare_store",
     "shutdown_fleet",
 ]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import ray
 
@@ -60,8 +59,9 @@ class GpuActor:
         self._metrics = _GpuMetrics(spec.id, spec.facility)
         self._device.start_checkpointing(settings.checkpoint_seconds, on_status=self._metrics.export)
 
-    def switch(self, target: str, reason: str = "") -> SwitchResult:
-        return self._device.switch(target, reason)
+    def switch(self, target: str, reason: str = "", correlation_id: str | None = None
+               ) -> SwitchResult:
+        return self._device.switch(target, reason, correlation_id)
 
     def status(self) -> GpuStatus:
         return self._device.status()

@@ -97,12 +97,13 @@ class FleetClient:
                                      device_id=asic_id) from None
 
     # -- refs: for callers that fan out and wait themselves (the optimizer's broadcast) ----
-    def switch_ref(self, device_id: str, target: GpuMode | str, reason: str) -> Any:
+    def switch_ref(self, device_id: str, target: GpuMode | str, reason: str,
+                   correlation_id: str | None = None) -> Any:
         mode = GpuMode.parse(target).value
         if device_id in self.gpus:
-            return self.gpus[device_id].switch.remote(mode, reason)
+            return self.gpus[device_id].switch.remote(mode, reason, correlation_id)
         fac = self.owner_of(device_id)
-        return self.facilities[fac].set_asic_mode.remote(device_id, mode, reason)
+        return self.facilities[fac].set_asic_mode.remote(device_id, mode, reason, correlation_id)
 
     # -- sync ------------------------------------------------------------------------
     def status(self, device_id: str) -> GpuStatus:
@@ -131,9 +132,10 @@ class FleetClient:
                     GpuStatus.never_seen(i, facility, err.detail)
         return out
 
-    def switch(self, device_id: str, target: GpuMode | str, reason: str = "") -> SwitchResult:
-        return get(self.switch_ref(device_id, target, reason), f"device {device_id}",
-                   self.switch_timeout_s)
+    def switch(self, device_id: str, target: GpuMode | str, reason: str = "",
+               correlation_id: str | None = None) -> SwitchResult:
+        return get(self.switch_ref(device_id, target, reason, correlation_id),
+                   f"device {device_id}", self.switch_timeout_s)
 
     def facility_reports(self) -> list[FacilityReport]:
         return [get(h.report.remote(), f"facility {name}", self.status_timeout_s * 2)
@@ -154,9 +156,10 @@ class FleetClient:
             out[i] = r  # type: ignore[assignment]
         return out
 
-    async def aswitch(self, device_id: str, target: GpuMode | str, reason: str = "") -> SwitchResult:
-        return await wait(self.switch_ref(device_id, target, reason), f"device {device_id}",
-                          self.switch_timeout_s)
+    async def aswitch(self, device_id: str, target: GpuMode | str, reason: str = "",
+                      correlation_id: str | None = None) -> SwitchResult:
+        return await wait(self.switch_ref(device_id, target, reason, correlation_id),
+                          f"device {device_id}", self.switch_timeout_s)
 
     async def afacility_reports(self) -> list[FacilityReport]:
         names = sorted(self.facilities)

@@ -12,6 +12,7 @@ import logging
 import os
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import ray
@@ -25,6 +26,17 @@ from hcp.errors import ConfigError
 from hcp.store.db import engine_for
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class IndexerStatus:
+    running: bool
+    cursor_block: int | None
+    cursor_hash: str | None
+    events_indexed: int
+    polls: int
+    last_error: str | None
+    pid: int
 
 
 class _Indexer:
@@ -52,18 +64,17 @@ class _Indexer:
                                          reorg_window=s.chain_reorg_window)
         return self._indexer
 
-    def poll_once(self) -> dict[str, Any]:
+    def poll_once(self) -> IndexerStatus:
         """Catch up with the head now; returns the status afterwards."""
         with self._lock:
             self._events += self._get().run_until_head()
             self._polls += 1
         return self.status()
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> IndexerStatus:
         cursor = self._indexer.cursor() if self._indexer is not None else (None, None)
-        return {"running": self._thread is not None and self._thread.is_alive(),
-                "cursor_block": cursor[0], "cursor_hash": cursor[1], "events_indexed": self._events,
-                "polls": self._polls, "last_error": self._last_error, "pid": os.getpid()}
+        return IndexerStatus(self._thread is not None and self._thread.is_alive(), cursor[0],
+                             cursor[1], self._events, self._polls, self._last_error, os.getpid())
 
     def resume(self) -> None:
         if self._thread is not None and self._thread.is_alive():
@@ -97,13 +108,13 @@ def launch_indexer(settings: Settings) -> Any:
     return handle
 
 
-def wait_for_block(handle: Any, block: int, timeout: float = 60.0) -> dict[str, Any]:
+def wait_for_block(handle: Any, block: int, timeout: float = 60.0) -> IndexerStatus:
     """Block until the actor's cursor reaches ``block`` (tests, CLI)."""
     deadline = time.monotonic() + timeout
     while True:
         st = ray.get(handle.status.remote())
-        if st["cursor_block"] is not None and st["cursor_block"] >= block:
+        if st.cursor_block is not None and st.cursor_block >= block:
             return st
         if time.monotonic() > deadline:
-            raise TimeoutError(f"indexer at {st['cursor_block']}, wanted {block}: {st['last_error']}")
+            raise TimeoutError(f"indexer at {st.cursor_block}, wanted {block}: {st.last_error}")
         time.sleep(0.2)

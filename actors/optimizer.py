@@ -20,13 +20,22 @@ from actors.handles import FleetClient, as_hcp_error, get
 from actors.options import optimizer_actor_name, optimizer_actor_options
 from hcp.config import Settings
 from hcp.errors import HcpError, NotFoundError
-from hcp.fleet.status import SwitchResult
 from hcp.fleet.spec import FleetSpec
+from hcp.fleet.status import SwitchResult
 from hcp.logging_setup import configure_logging
 from hcp.market.source import PriceFeed
-from hcp.optimizer import OptimizerRepository, OptimizerService, outcome_dict
+from hcp.optimizer import OptimizerRepository, OptimizerService
 from hcp.optimizer.economics import FleetProfit
-from hcp.optimizer.types import ApplyOrder, ApplyResult, PolicyLike, StepResult
+from hcp.optimizer.types import (
+    ApplyOrder,
+    ApplyResult,
+    DecisionOutcome,
+    OptimizerStatus,
+    OutcomeRecord,
+    PolicyLike,
+    Profitability,
+    StepResult,
+)
 from hcp.store import engine_for
 
 log = logging.getLogger(__name__)
@@ -45,11 +54,11 @@ class RayFleetPort:
         in_flight: dict[Any, ApplyOrder] = {}
         for o in orders:
             try:
-                if o.kind == "gpu":
-                    ref = self._fleet.switch_ref(o.device_id, o.to_mode, o.reason)
-                else:
+                if o.kind != "gpu":
                     self._fleet.asic_facility.setdefault(o.device_id, o.facility)
-                    ref = self._fleet.switch_ref(o.device_id, o.to_mode, o.reason)
+                # The decision id travels as the change's correlation id: a restarted optimizer
+                # finds the device's commit by it, not by text in the reason.
+                ref = self._fleet.switch_ref(o.device_id, o.to_mode, o.reason, o.decision_id)
             except (KeyError, HcpError) as exc:
                 results[o.decision_id] = ApplyResult(o.decision_id, False, None,
                                                      error=f"no actor for {o.kind} {o.device_id!r}: {exc}"[:300])
@@ -136,15 +145,14 @@ class OptimizerActor:
             return r
 
     # -- remote API -----------------------------------------------------------------------
-    def step_now(self) -> dict[str, Any]:
+    def step_now(self) -> StepResult:
         """Run one step at once (tests, benchmarks, an operator's nudge)."""
-        return self._step().to_dict()
+        return self._step()
 
-    def reconcile(self) -> list[dict[str, Any]]:
+    def reconcile(self) -> list[OutcomeRecord]:
         """Settle issued decisions whose apply timeout has passed (the schedule does it too)."""
         with self._lock:
-            return [{"decision_id": o.decision_id, "status": o.status.value, "generation": o.generation}
-                    for o in self._service.reconcile()]
+            return self._service.reconcile()
 
     def pause(self) -> None:
         self._running.clear()
@@ -154,19 +162,20 @@ class OptimizerActor:
     def resume(self) -> None:
         self._running.set()
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> OptimizerStatus:
+        import os
+
         last = self._service.last_step
-        return {"running": self._running.is_set(), "interval_s": self._interval, "steps": self._steps,
-                "errors": self._errors,
-                "last_tick_at": last.tick_at.isoformat() if last else None,
-                "last_realized_profit_micro_usd": last.realized_profit_micro_usd if last else None,
-                "last_result": self._last.to_dict() if self._last else None}
+        return OptimizerStatus(self._running.is_set(), self._interval, self._steps, self._errors,
+                               last.tick_at if last else None,
+                               last.realized_profit_micro_usd if last else None, self._last,
+                               os.getpid())
 
-    def recent(self, limit: int = 20) -> list[dict[str, Any]]:
+    def recent(self, limit: int = 20) -> list[DecisionOutcome]:
         """The latest decisions with their outcomes, from the store (they survive restarts)."""
-        return [outcome_dict(d, o) for d, o in self._repo.decisions(limit=limit)]
+        return [DecisionOutcome(d, o) for d, o in self._repo.decisions(limit=limit)]
 
-    def profitability(self) -> dict[str, Any]:
+    def profitability(self) -> Profitability:
         return self._service.profitability()
 
     def pid(self) -> int:

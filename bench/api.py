@@ -225,8 +225,8 @@ def run(
     from ray import serve
 
     from actors.fleet import launch_fleet, shutdown_fleet
-    from actors.topology import prepare_store
     from actors.router import launch_router
+    from actors.topology import prepare_store
     from hcp.auth.tokens import Role, TokenService
     from hcp.config import Settings
     from hcp.fleet.spec import load_fleet_spec

@@ -71,8 +71,8 @@ def run(broadcasts: int = 100) -> list[dict[str, Any]]:
     import ray
 
     from actors.fleet import launch_fleet, shutdown_fleet
-    from actors.topology import prepare_store, start_cluster
     from actors.optimizer import RayFleetPort
+    from actors.topology import prepare_store, start_cluster
     from hcp.config import DEFAULT_FLEET_SPEC, Settings
     from hcp.fleet.spec import load_fleet_spec
     from hcp.market import MarketSimulator

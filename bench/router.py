@@ -108,7 +108,7 @@ def actor_rates(url: str, n: int, batch: int) -> dict[str, float]:
     actor = RouterActor.options(**opts).remote(settings, {})
     try:
         ray.get(actor.ready.remote())
-        queued0 = ray.get(actor.stats.remote())["queued"]  # a shared database may hold some
+        queued0 = ray.get(actor.stats.remote()).queued  # a shared database may hold some
         specs = [_spec(i) for i in range(n)]
 
         async def concurrent(call) -> float:  # type: ignore[no-untyped-def]

@@ -21,6 +21,10 @@ class _CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
+# Libraries that narrate routine work at INFO: a plain command prints nothing of theirs.
+_QUIET = ("alembic", "ray", "filelock", "urllib3", "httpx", "httpcore")
+
+
 def configure_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     if not any(getattr(h, "_hcp", False) for h in root.handlers):
@@ -29,3 +33,5 @@ def configure_logging(level: str = "INFO") -> None:
         handler._hcp = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     root.setLevel(level.upper())
+    for name in _QUIET:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))

@@ -175,8 +175,8 @@ def _sweep(history: Any, devices: Any, facilities: Any, params: Any, thresholds:
     import ray
 
     from actors.sweep import ray_mapper
-    from hcp.config import Settings
     from actors.topology import start_cluster
+    from hcp.config import Settings
 
     started = False
     if not ray.is_initialized():

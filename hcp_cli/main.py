@@ -51,10 +51,10 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print JSON instea
 
 
 def _stored_status(settings: Settings, as_json: bool) -> None:
+    from sqlalchemy import inspect
+
     from hcp.store import FleetRepository, engine_for
     from hcp_cli.views import stored_table
-
-    from sqlalchemy import inspect
 
     engine = engine_for(settings.resolved_database_url)
     try:

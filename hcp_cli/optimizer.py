@@ -32,8 +32,11 @@ def recent_decisions(handle: Any, limit: int = 8) -> list[dict[str, Any]]:
     """The latest decisions with outcomes; empty (not an error) while the optimizer restarts."""
     import ray
 
+    from hcp.optimizer import outcome_dict
+
     try:
-        return ray.get(handle.recent.remote(limit), timeout=5)
+        return [outcome_dict(r.decision, r.outcome)
+                for r in ray.get(handle.recent.remote(limit), timeout=5)]
     except (ray.exceptions.RayError, HcpError) as exc:
         log.warning("optimizer not answering: %s", exc)
         return []

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
+from actors.options import API_APP_NAME, api_ingress_options, embeddings_deployment_options
 from hcp.api.usage import SqlUsageLedger
 from hcp.auth.tokens import TokenService
 from hcp.config import Settings
@@ -29,7 +30,6 @@ from hcp.store import FleetRepository, engine_for
 from hcp.workloads.repository import WorkloadRepository
 from serve_apps.backends import ActorFleet, OptimizerEconomics, RouterWorkloads
 from serve_apps.eventlog import StoreEventFeed, StoreSwitchLog
-from actors.options import API_APP_NAME, api_ingress_options, embeddings_deployment_options
 from serve_apps.factory import build_app
 from serve_apps.inference import EmbeddingsDeployment, ServeEmbedder
 from serve_apps.services import ApiServices

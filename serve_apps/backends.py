@@ -90,7 +90,9 @@ class RouterWorkloads:
     async def _submit_batch(
         self, items: list[tuple[str, dict[str, Any], str | None]]
     ) -> list[dict[str, Any] | BaseException]:
-        return list(await self._call("submit_batch", items))
+        answers = await self._call("submit_batch", items)
+        return [a if isinstance(a, BaseException) else {**a.workload.view(), "replayed": a.replayed}
+                for a in answers]
 
     async def submit(
         self, owner: str, spec: dict[str, Any], idempotency_key: str | None = None
@@ -116,10 +118,10 @@ class RouterWorkloads:
         return {"items": [w.view() for w in items], "next_cursor": nxt}
 
     async def cancel(self, workload_id: str) -> dict[str, Any]:
-        return await self._call("cancel", workload_id)
+        return (await self._call("cancel", workload_id)).view()
 
     async def usage(self, owner: str | None) -> dict[str, Any]:
-        return await self._call("usage", owner)
+        return (await self._call("usage", owner)).to_dict()
 
     async def acquire_inference_gpu(self, owner: str) -> str:
         return await self._call("acquire_inference_gpu", owner)
@@ -177,9 +179,10 @@ class OptimizerEconomics:
                 raise OptimizerUnavailableError(f"the optimizer is not running: {exc}") from None
         handle = self._handle
         try:
-            return await call_actor(
+            result = await call_actor(
                 lambda: handle.profitability.remote(), OptimizerUnavailableError, "the optimizer"
             )
+            return result.to_dict()
         except OptimizerUnavailableError:
             self._handle = None
             raise

@@ -14,10 +14,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from hcp.errors import StoreError
 from hcp.store import FleetRepository
 from hcp.store import models as m
+from hcp.store.events import EventKind
 from hcp.store.repository import EventRecord, event_record
 
-SWITCH_KIND = "mode_change"
-WORKLOAD_KIND = "workload"
+SWITCH_KIND = EventKind.MODE_CHANGE.value
+WORKLOAD_KIND = EventKind.WORKLOAD.value
 LIVE_KINDS = (SWITCH_KIND, WORKLOAD_KIND)
 
 

@@ -47,7 +47,9 @@ class GpuDevice:
                         state.generation)
         return state.mode
 
-    def switch(self, target: GpuMode | str, reason: str = "") -> SwitchResult:
+    def switch(self, target: GpuMode | str, reason: str = "",
+               correlation_id: str | None = None) -> SwitchResult:
+        """Switch and commit; ``correlation_id`` names the decision or request it answers."""
         with self._commit_lock:
             report = self.worker.switch(GpuMode.parse(target), reason)
             if report.noop:
@@ -58,7 +60,8 @@ class GpuDevice:
                 gen = self.repo.commit_mode_change(
                     report, self._generation, facility=self.facility,
                     mining_state=saved.to_dict() if saved else None,
-                    hashes_done=saved.hashes_done if saved else None)
+                    hashes_done=saved.hashes_done if saved else None,
+                    correlation_id=correlation_id)
             except HcpError:
                 # The switch is only real once committed: put the device back where the record says.
                 self.worker.rollback(report)

@@ -105,7 +105,8 @@ class Facility:
     def asic_modes(self) -> dict[str, GpuMode]:
         return dict(self._modes)
 
-    def set_asic_mode(self, asic_id: str, target: GpuMode | str, reason: str = "") -> SwitchResult:
+    def set_asic_mode(self, asic_id: str, target: GpuMode | str, reason: str = "",
+                      correlation_id: str | None = None) -> SwitchResult:
         """Commit an ASIC's mode. An ASIC switch is a power command, not a context swap: the
         result carries the committed generation and the draw it changed, no phase timings."""
         target = GpuMode.parse(target)
@@ -123,7 +124,8 @@ class Facility:
             before, after = asic_power_w(spec, source), asic_power_w(spec, target)
             if not report.noop:
                 self._generations[asic_id] = self.repo.commit_mode_change(
-                    report, self._generations[asic_id], facility=self.spec.name)
+                    report, self._generations[asic_id], facility=self.spec.name,
+                    correlation_id=correlation_id)
                 self._modes[asic_id] = target
             return SwitchResult(report, self._generations[asic_id], 0.0, DeviceKind.ASIC,
                                 self.spec.name, before * self.spec.pue, after * self.spec.pue)

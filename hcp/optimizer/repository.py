@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, and_, or_, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -24,6 +24,7 @@ from hcp.optimizer.types import (
     StepRecord,
 )
 from hcp.store import models as m
+from hcp.store.events import EventKind
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ class OptimizerRepository:
         """Committed mode changes after ``since``, oldest first (from the append-only event log)."""
         q = (select(m.Event.device_id, m.Event.at, m.Event.from_mode, m.Event.to_mode,
                     m.Event.total_ms)
-             .where(m.Event.kind == "mode_change", m.Event.at > since)
+             .where(m.Event.kind == EventKind.MODE_CHANGE.value, m.Event.at > since)
              .order_by(m.Event.at, m.Event.id))
         with self._tx() as s:
             return [ModeChange(r.device_id, r.at, r.from_mode, r.to_mode, r.total_ms)
@@ -54,12 +55,16 @@ class OptimizerRepository:
     def committed_change_for(self, decision: DecisionRecord) -> tuple[int, str] | None:
         """(generation, mode) of the committed change the device made for ``decision``, if any.
 
-        Devices record the switch reason, which names the decision (``switch_reason``).
+        Devices record the decision id as the change's correlation id. Changes committed
+        before that column existed named the decision in their reason (``switch_reason``).
         """
         tag = f"{REASON_PREFIX} {decision.decision_id} %"
+        named = or_(m.Event.correlation_id == decision.decision_id,
+                    and_(m.Event.correlation_id.is_(None), m.Event.reason.like(tag)))
         q = (select(m.Event.generation, m.Event.to_mode)
-             .where(m.Event.kind == "mode_change", m.Event.device_id == decision.device_id,
-                    m.Event.generation > decision.issued_generation, m.Event.reason.like(tag))
+             .where(m.Event.kind == EventKind.MODE_CHANGE.value,
+                    m.Event.device_id == decision.device_id,
+                    m.Event.generation > decision.issued_generation, named)
              .order_by(m.Event.generation).limit(1))
         with self._tx() as s:
             row = s.execute(q).first()
@@ -142,7 +147,7 @@ class OptimizerRepository:
                     realized_profit_micro_usd=o.realized_profit_micro_usd))
                 d = by_id.get(o.decision_id)
                 s.add(m.Event(
-                    at=o.at, kind="optimizer_decision", device_id=d.device_id if d else None,
+                    at=o.at, kind=EventKind.OPTIMIZER_DECISION.value, device_id=d.device_id if d else None,
                     facility=d.facility if d else None, from_mode=d.from_mode if d else None,
                     to_mode=d.to_mode if d else None, total_ms=o.latency_ms,
                     reason=f"{o.status.value} {d.reason if d else ''}".strip()[:200],

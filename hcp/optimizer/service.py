@@ -35,6 +35,7 @@ from hcp.optimizer.types import (
     OutcomeRecord,
     OutcomeStatus,
     PolicyLike,
+    Profitability,
     StepRecord,
     StepResult,
     switch_reason,
@@ -209,13 +210,12 @@ class OptimizerService:
         return written
 
     # -- read side ----------------------------------------------------------------------
-    def profitability(self) -> dict[str, Any]:
+    def profitability(self) -> Profitability:
         """The latest tick and every device's expected USD/hour per mode at its prices."""
         if self._last_tick is None:
-            return {"tick": None, "devices": {}}
+            return Profitability(None, {})
         rates = self._profit.rates(self._last_tick)
-        return {"tick": tick_to_dict(self._last_tick),
-                "devices": {k: dict(v) for k, v in rates.items()}}
+        return Profitability(tick_to_dict(self._last_tick), {k: dict(v) for k, v in rates.items()})
 
     @property
     def last_step(self) -> StepRecord | None:

@@ -157,3 +157,37 @@ def _jsonable(x: Any) -> Any:
     if isinstance(x, Enum):
         return x.value
     return x
+
+
+@dataclass(frozen=True)
+class DecisionOutcome:
+    """A decision and what became of it (None while still issued)."""
+
+    decision: DecisionRecord
+    outcome: OutcomeRecord | None = None
+
+
+@dataclass(frozen=True)
+class Profitability:
+    """The latest tick and every device's expected USD/hour per mode at its prices."""
+
+    tick: dict[str, Any] | None
+    devices: dict[str, dict[str, float]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"tick": self.tick, "devices": {k: dict(v) for k, v in self.devices.items()}}
+
+
+@dataclass(frozen=True)
+class OptimizerStatus:
+    running: bool
+    interval_s: float
+    steps: int
+    errors: int
+    last_tick_at: datetime | None = None
+    last_realized_profit_micro_usd: int | None = None
+    last_result: StepResult | None = None
+    pid: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return _jsonable(asdict(self))

@@ -114,6 +114,8 @@ class Event(Base):
     health_check_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
     reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
     payload: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # The decision or request this entry answers (an optimizer decision id, a workload id).
+    correlation_id: Mapped[str | None] = mapped_column(String(128), index=True, nullable=True)
     __table_args__ = (UniqueConstraint("device_id", "kind", "generation", name="uq_events_device_generation"),)
 
 

@@ -16,6 +16,7 @@ from hcp.clock import utcnow
 from hcp.errors import ConflictError, StoreError, UnknownDeviceError
 from hcp.fleet.modes import GpuMode, SwitchReport
 from hcp.store import models as m
+from hcp.store.events import EventKind
 
 if TYPE_CHECKING:
     from hcp.fleet.spec import FleetSpec
@@ -124,6 +125,7 @@ class FleetRepository:
         facility: str | None = None,
         mining_state: dict[str, Any] | None = None,
         hashes_done: int | None = None,
+        correlation_id: str | None = None,
     ) -> int:
         """Make a switch durable: state row and its event in one transaction.
 
@@ -148,11 +150,13 @@ class FleetRepository:
                     f"device {report.device_id!r} is not at generation {expected_generation}; "
                     "the mode change was not applied", device_id=report.device_id)
             p = report.phases
-            s.add(m.Event(at=report.at, kind="mode_change", device_id=report.device_id, facility=facility,
-                          from_mode=report.from_mode.value, to_mode=report.to_mode.value,
-                          generation=new_gen, total_ms=report.total_ms, pause_ms=p.pause_ms,
+            s.add(m.Event(at=report.at, kind=EventKind.MODE_CHANGE.value, device_id=report.device_id,
+                          facility=facility, from_mode=report.from_mode.value,
+                          to_mode=report.to_mode.value, generation=new_gen,
+                          total_ms=report.total_ms, pause_ms=p.pause_ms,
                           save_state_ms=p.save_state_ms, activate_ms=p.activate_ms,
-                          health_check_ms=p.health_check_ms, reason=report.reason[:200] or None))
+                          health_check_ms=p.health_check_ms, reason=report.reason[:200] or None,
+                          correlation_id=correlation_id))
         return new_gen
 
     def checkpoint(self, device_id: str, mining_state: dict[str, Any] | None, hashes_done: int,
@@ -166,7 +170,7 @@ class FleetRepository:
         with self._tx() as s:
             s.execute(update(m.DeviceState).where(m.DeviceState.device_id == device_id)
                       .values(restarts=m.DeviceState.restarts + 1))
-            s.add(m.Event(at=utcnow(), kind="actor_recovered", device_id=device_id, facility=facility,
+            s.add(m.Event(at=utcnow(), kind=EventKind.ACTOR_RECOVERED.value, device_id=device_id, facility=facility,
                           payload=payload))
 
     # -- shares -------------------------------------------------------------------------

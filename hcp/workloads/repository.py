@@ -15,9 +15,17 @@ from hcp.clock import utcnow
 from hcp.errors import StoreError, ValidationError
 from hcp.fields import check_cursor_int
 from hcp.store import models as m
+from hcp.store.events import EventKind
 from hcp.store.repository import StoreTransaction
 from hcp.workloads.models import WorkloadRow
-from hcp.workloads.types import ACTIVE_STATES, Workload, WorkloadState, WorkloadType
+from hcp.workloads.types import (
+    ACTIVE_STATES,
+    TypeUsage,
+    UsageTotals,
+    Workload,
+    WorkloadState,
+    WorkloadType,
+)
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +92,7 @@ def from_row(r: Any) -> Workload:
     )
 
 
-def workload_event(w: Workload, kind: str = "workload", reason: str | None = None,
+def workload_event(w: Workload, kind: str = EventKind.WORKLOAD.value, reason: str | None = None,
                    **extra: Any) -> dict[str, Any]:
     """A row of the shared ``events`` log (what the WebSocket streams)."""
     payload = {"workload_id": w.id, "owner": w.owner, "state": w.state.value, "device_id": w.device_id}
@@ -243,7 +251,7 @@ class WorkloadRepository:
         with self._tx() as s:
             return int(s.scalar(select(func.count()).select_from(WorkloadRow)) or 0)
 
-    def usage(self, owner: str | None = None) -> dict[str, Any]:
+    def usage(self, owner: str | None = None) -> UsageTotals:
         """Metered totals of finished run segments, overall and per workload type."""
         q = (select(WorkloadRow.type, func.count(), func.coalesce(func.sum(WorkloadRow.gpu_ms), 0),
                     func.coalesce(func.sum(WorkloadRow.cost_micro_usd), 0))
@@ -252,15 +260,10 @@ class WorkloadRepository:
             q = q.where(WorkloadRow.owner == owner)
         with self._tx() as s:
             rows = s.execute(q).all()
-        by_type = {t.value: {"workloads": 0, "gpu_seconds": 0.0, "gpu_ms": 0, "cost_micro_usd": 0}
-                   for t in WorkloadType}
+        by_type = {t: TypeUsage() for t in WorkloadType}
         for typ, n, ms, cost in rows:
-            by_type[typ] = {"workloads": int(n), "gpu_seconds": int(ms) / 1000.0, "gpu_ms": int(ms),
-                            "cost_micro_usd": int(cost)}
-        total_ms = sum(v["gpu_ms"] for v in by_type.values())
-        return {"owner": owner, "gpu_ms": total_ms, "gpu_seconds": total_ms / 1000.0,
-                "cost_micro_usd": sum(v["cost_micro_usd"] for v in by_type.values()),
-                "by_type": by_type}
+            by_type[WorkloadType(typ)] = TypeUsage(int(n), int(ms), int(cost))
+        return UsageTotals(owner, by_type)
 
     def gpu_inventory(self) -> list[GpuInventory]:
         with self._tx() as s:

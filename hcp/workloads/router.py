@@ -13,6 +13,7 @@ import logging
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
+from copy import copy
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +28,7 @@ from hcp.errors import (
     UnsatisfiableWorkloadError,
     WorkloadNotFoundError,
 )
+from hcp.store.events import EventKind
 from hcp.workloads.metering import PriceTable, cost_micro_usd, run_ms
 from hcp.workloads.queue import PriorityQueues
 from hcp.workloads.repository import (
@@ -39,7 +41,7 @@ from hcp.workloads.repository import (
 from hcp.workloads.scoring import GpuView, Placement, choose, fits, why_waiting
 from hcp.workloads.sla import SlaWatch, start_by
 from hcp.workloads.states import check_transition
-from hcp.workloads.types import ACTIVE_STATES, Workload, WorkloadSpec, WorkloadState
+from hcp.workloads.types import ACTIVE_STATES, Admission, Workload, WorkloadSpec, WorkloadState
 
 log = logging.getLogger(__name__)
 S = WorkloadState
@@ -194,12 +196,12 @@ class WorkloadRouter:
                                          problems=["requirements"])
 
     def admit_batch(self, items: Iterable[tuple[str, Mapping[str, Any], str | None]]
-                    ) -> tuple[list[dict[str, Any] | HcpError], bool]:
+                    ) -> tuple[list[Admission | HcpError], bool]:
         """Admit independent submissions (owner, spec, idempotency key): each gets its own
         answer, the admitted view (``"replayed"``: its key had admitted it before) or the
         typed error that refused it, so one bad item never refuses the others. Also says
         whether any new admission is real-time. Durable once the outbox is committed."""
-        answers: list[dict[str, Any] | HcpError] = []
+        answers: list[Admission | HcpError] = []
         urgent = False
         for owner, spec, key in items:
             try:
@@ -213,7 +215,7 @@ class WorkloadRouter:
                                                     problems=["body"]))
                 continue
             urgent = urgent or (w.real_time and not replayed)
-            answers.append({**w.view(), "replayed": replayed})
+            answers.append(Admission(copy(w), replayed))
         return answers, urgent
 
     def preload_keys(self, keys: list[tuple[str, str]]) -> None:
@@ -388,7 +390,7 @@ class WorkloadRouter:
             del self.assigned[w.device_id]
         if w.preempted_mining:
             # The GPU stays in INFERENCE: switching back is the optimizer's call, and this is its cue.
-            self._events.append(workload_event(w, kind="gpu_released", reason=detail or None,
+            self._events.append(workload_event(w, kind=EventKind.GPU_RELEASED.value, reason=detail or None,
                                                previous_mode="MINING", mode="INFERENCE"))
 
     def _transition(self, w: Workload, target: WorkloadState, detail: str) -> None:

@@ -132,3 +132,62 @@ class Workload:
 
 def _iso(t: datetime | None) -> str | None:
     return None if t is None else t.isoformat()
+
+
+@dataclass(frozen=True)
+class Admission:
+    """One submission's answer: the workload, and whether its idempotency key had already
+    admitted it (a retry)."""
+
+    workload: Workload
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class WorkloadPage:
+    items: list[Workload]
+    next_cursor: str | None = None
+
+
+@dataclass(frozen=True)
+class TypeUsage:
+    workloads: int = 0
+    gpu_ms: int = 0
+    cost_micro_usd: int = 0
+
+    @property
+    def gpu_seconds(self) -> float:
+        return self.gpu_ms / 1000.0
+
+
+@dataclass(frozen=True)
+class UsageTotals:
+    """Metered totals of finished run segments, overall and per workload type."""
+
+    owner: str | None
+    by_type: dict[WorkloadType, TypeUsage]
+
+    @property
+    def gpu_ms(self) -> int:
+        return sum(u.gpu_ms for u in self.by_type.values())
+
+    @property
+    def cost_micro_usd(self) -> int:
+        return sum(u.cost_micro_usd for u in self.by_type.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"owner": self.owner, "gpu_ms": self.gpu_ms, "gpu_seconds": self.gpu_ms / 1000.0,
+                "cost_micro_usd": self.cost_micro_usd,
+                "by_type": {t.value: {"workloads": u.workloads, "gpu_seconds": u.gpu_seconds,
+                                      "gpu_ms": u.gpu_ms, "cost_micro_usd": u.cost_micro_usd}
+                            for t, u in self.by_type.items()}}
+
+
+@dataclass(frozen=True)
+class RouterStats:
+    pid: int
+    queued: int
+    active: int
+    assigned: dict[str, str]
+    resumed: dict[str, int]
+    queued_by_priority: dict[int, int]

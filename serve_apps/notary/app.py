@@ -71,7 +71,6 @@ def build_app(settings: Settings | None = None, **deployment_options: Any) -> An
     from ray import serve
 
     from actors.notary import start_sandbox_pool
-
     from hcp.store.db import engine_for, migrate
 
     settings = settings or Settings()

@@ -34,11 +34,11 @@ def test_actor_follows_and_resumes_after_a_kill(ray_session: None, anvil_setting
         assert before > 0
 
         ray.kill(handle, no_restart=False)  # crash; Ray restarts it from its options
-        _wait_for_new_process(handle, first["pid"])
+        _wait_for_new_process(handle, first.pid)
         e.release("a", 250)
         head = anvil_stack.client.block_number()
         st = wait_for_block(handle, head)
-        assert st["last_error"] is None and st["pid"] != first["pid"]  # a new process resumed
+        assert st.last_error is None and st.pid != first.pid  # a new process resumed
         with Session(engine) as s:
             rows = s.execute(select(ChainEvent.tx_hash, ChainEvent.log_index)).all()
             job = s.get(ChainJob, "0x" + job_key("a").hex())
@@ -54,7 +54,7 @@ def _wait_for_new_process(handle, old_pid: int, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if ray.get(handle.status.remote(), timeout=5)["pid"] != old_pid:
+            if ray.get(handle.status.remote(), timeout=5).pid != old_pid:
                 return
         except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError,
                 ray.exceptions.GetTimeoutError):

@@ -74,7 +74,7 @@ def test_simulated_market_moves_gpus_off_mining_within_the_cap(fleet: LocalFleet
     opt = launch_optimizer(f.spec, f.settings, f.gpus, f.facilities, name=f"optimizer-{f.tag}",
                            feed=MarketSimulator(11, [x.name for x in f.spec.facilities]))
     try:
-        _wait(lambda: ray.get(opt.status.remote())["steps"] >= 3, timeout=60)
+        _wait(lambda: ray.get(opt.status.remote()).steps >= 3, timeout=60)
         ray.get(opt.pause.remote())
         repo = OptimizerRepository(f.repo.engine)
         rows = [(d, o) for d, o in repo.decisions(limit=1000) if d.issued_at >= since]
@@ -93,10 +93,10 @@ def test_simulated_market_moves_gpus_off_mining_within_the_cap(fleet: LocalFleet
         steps = [x for x in repo.steps(limit=1000) if x.at >= since]
         assert len(steps) >= 3 and all(isinstance(s.realized_profit_micro_usd, int) for s in steps[:-1])
         prof = ray.get(opt.profitability.remote())
-        assert set(prof["devices"]) == {d.id for d in (*f.spec.gpus(), *f.spec.asics())}
-        assert prof["devices"]["lab-gpu-0"]["INFERENCE"] > prof["devices"]["lab-gpu-0"]["MINING"]
+        assert set(prof.devices) == {d.id for d in (*f.spec.gpus(), *f.spec.asics())}
+        assert prof.devices["lab-gpu-0"]["INFERENCE"] > prof.devices["lab-gpu-0"]["MINING"]
         recent = ray.get(opt.recent.remote(5))
-        assert recent and recent[0]["status"] == "APPLIED"
+        assert recent and recent[0].outcome.status.value == "APPLIED"
     finally:
         stop_optimizer(opt)
 

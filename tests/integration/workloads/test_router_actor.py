@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from typing import Any
 
 import pytest
 import ray
@@ -27,6 +28,31 @@ from hcp.workloads.repository import WorkloadRepository
 from tests.waiting import wait_until
 
 _wait = wait_until
+
+
+def _v(x: Any) -> Any:
+    """The router's typed answers as the JSON views the API shows (what these checks read)."""
+    from dataclasses import asdict
+
+    from hcp.workloads.types import Admission, RouterStats, UsageTotals, Workload, WorkloadPage
+
+    if isinstance(x, list):
+        return [_v(i) for i in x]
+    if isinstance(x, Admission):
+        return {**x.workload.view(), "replayed": x.replayed}
+    if isinstance(x, Workload):
+        return x.view()
+    if isinstance(x, WorkloadPage):
+        return {"items": [w.view() for w in x.items], "next_cursor": x.next_cursor}
+    if isinstance(x, (UsageTotals,)):
+        return x.to_dict()
+    if isinstance(x, RouterStats):
+        return asdict(x)
+    return x
+
+
+def _call(handle: Any, method: str, *args: Any) -> Any:
+    return _v(ray.get(getattr(handle, method).remote(*args)))
 
 
 @pytest.fixture(scope="module")
@@ -63,12 +89,12 @@ def router(fleet, _router):  # type: ignore[no-untyped-def]
     # Queued work first: a GPU freed by cancelling running work would otherwise take it.
     for _ in range(5):
         left = [v for state in ("queued", "scheduled", "running")
-                for v in ray.get(_router.list.remote(None, state, 500))["items"]]
+                for v in _call(_router, "list", None, state, 500)["items"]]
         if not left:
             break
         for v in left:
             with contextlib.suppress(WorkloadTransitionError):  # finished meanwhile
-                ray.get(_router.cancel.remote(v["id"]))
+                _call(_router, "cancel", v["id"])
     ray.get([h.switch.remote("MINING", "test setup") for h in gpus.values()])
     return _router, settings, gpus, repo
 
@@ -82,17 +108,17 @@ def _gone(settings: Settings) -> bool:
 
 
 def _state(handle, wid: str) -> dict:  # type: ignore[no-untyped-def]
-    return ray.get(handle.get.remote(wid))
+    return _call(handle, "get", wid)
 
 
 def test_real_time_workload_preempts_mining_and_normal_work_waits(router) -> None:  # type: ignore[no-untyped-def]
     handle, settings, gpus, repo = router
     assert find_router(settings)._actor_id == handle._actor_id
-    normal = ray.get(handle.submit.remote("alice", {"type": "batch", "priority": 5,
-                                                     "duration_seconds": 3600}))
-    rt = ray.get(handle.submit.remote("bob", {"type": "inference", "priority": 9,
+    normal = _call(handle, "submit", "alice", {"type": "batch", "priority": 5,
+                                                     "duration_seconds": 3600})
+    rt = _call(handle, "submit", "bob", {"type": "inference", "priority": 9,
                                                "requirements": {"gpu_model": "H100"},
-                                               "duration_seconds": 3600}))
+                                               "duration_seconds": 3600})
     assert rt["state"] == "queued" and rt["owner"] == "bob"
     running = _wait(lambda: (v := _state(handle, rt["id"]))["state"] == "running" and v)
     assert running["device_id"] == "lab-gpu-0" and running["preempted_mining"] is True
@@ -109,7 +135,7 @@ def test_real_time_workload_preempts_mining_and_normal_work_waits(router) -> Non
     assert (switch.from_mode, switch.to_mode) == ("MINING", "INFERENCE")
     assert rt["id"] in (switch.reason or "")
 
-    done = ray.get(handle.complete.remote(rt["id"]))
+    done = _call(handle, "complete", rt["id"])
     assert done["state"] == "completed" and done["gpu_seconds"] > 0
     price = PriceTable.from_settings(settings).price_for("H100")
     assert done["cost_micro_usd"] == cost_micro_usd(round(done["gpu_seconds"] * 1000), price)
@@ -120,24 +146,24 @@ def test_real_time_workload_preempts_mining_and_normal_work_waits(router) -> Non
     moved = _wait(lambda: (v := _state(handle, normal["id"]))["state"] == "running" and v)
     assert moved["device_id"] == "lab-gpu-0" and moved["preempted_mining"] is False
     with pytest.raises(WorkloadTransitionError):
-        ray.get(handle.cancel.remote(rt["id"]))
+        _call(handle, "cancel", rt["id"])
     with pytest.raises(WorkloadNotFoundError):
-        ray.get(handle.get.remote("no-such-id"))
+        _call(handle, "get", "no-such-id")
 
 
 def test_duration_elapses_and_inference_gpu_is_acquired(router) -> None:  # type: ignore[no-untyped-def]
     handle, _settings, gpus, _repo = router
-    w = ray.get(handle.submit.remote("carol", {"type": "embedding", "priority": 10,
-                                                "duration_seconds": 1}))
+    w = _call(handle, "submit", "carol", {"type": "embedding", "priority": 10,
+                                                "duration_seconds": 1})
     done = _wait(lambda: (v := _state(handle, w["id"]))["state"] == "completed" and v, timeout=30)
     assert 1.0 <= done["gpu_seconds"] < 5.0 and done["detail"] == "duration elapsed"
-    device = ray.get(handle.acquire_inference_gpu.remote("carol"))
+    device = _call(handle, "acquire_inference_gpu", "carol")
     assert ray.get(gpus[device].status.remote()).mode == "INFERENCE"
-    usage = ray.get(handle.usage.remote("carol"))
+    usage = _call(handle, "usage", "carol")
     assert usage["by_type"]["embedding"]["cost_micro_usd"] == done["cost_micro_usd"]
     assert usage["gpu_seconds"] == done["gpu_seconds"]
     with pytest.raises(InvalidWorkloadError) as ei:
-        ray.get(handle.submit.remote("carol", {"type": "mining", "priority": 11}))
+        _call(handle, "submit", "carol", {"type": "mining", "priority": 11})
     assert {p.split(":")[0] for p in ei.value.context["problems"]} == {"type", "priority"}
 
 
@@ -145,23 +171,23 @@ def test_batched_submissions_answer_each_item_and_sla_breaches_fail(router) -> N
     handle, _settings, _gpus, repo = router
     # Two long non-interruptible jobs hold both GPUs (they preempt nothing: priority 5).
     ray.get([h.switch.remote("INFERENCE", "test") for h in _gpus.values()])
-    hold = ray.get(handle.submit_batch.remote(
+    hold = _call(handle, "submit_batch",
         [("erin", {"type": "training", "priority": 5, "duration_seconds": 3600,
-                   "interruptible": False}, None)] * 2))
+                   "interruptible": False}, None)] * 2)
     _wait(lambda: all(_state(handle, h["id"])["state"] == "running" for h in hold), timeout=30)
     patient_spec = {"type": "batch", "priority": 1, "duration_seconds": 5}
-    answers = ray.get(handle.submit_batch.remote([
+    answers = _call(handle, "submit_batch", [
         ("erin", {"type": "inference", "priority": 5, "duration_seconds": 5,
                   "sla": {"max_latency_ms": 500}}, None),
         ("erin", {"type": "inference", "priority": 42}, None),
         ("frank", patient_spec, "frank-retry-1"),
         ("frank", patient_spec, "frank-retry-1"),  # a retry in the same batch
-    ]))
+    ])
     urgent, bad, patient, retry = answers
     assert isinstance(bad, InvalidWorkloadError)  # refused alone; the others were admitted
     assert urgent["state"] == patient["state"] == "queued" and patient["owner"] == "frank"
     assert retry["id"] == patient["id"] and retry["replayed"] and not patient["replayed"]
-    later = ray.get(handle.submit_batch.remote([("frank", patient_spec, "frank-retry-1")]))[0]
+    later = _call(handle, "submit_batch", [("frank", patient_spec, "frank-retry-1")])[0]
     assert later["id"] == patient["id"] and later["replayed"]
     failed = _wait(lambda: (v := _state(handle, urgent["id"]))["state"] == "failed" and v,
                    timeout=30)
@@ -174,34 +200,34 @@ def test_batched_submissions_answer_each_item_and_sla_breaches_fail(router) -> N
 def test_router_restart_loses_nothing_and_meters_once(router) -> None:  # type: ignore[no-untyped-def]
     handle, settings, gpus, repo = router
     ray.get([h.switch.remote("INFERENCE", "test") for h in gpus.values()])
-    ids = [v["id"] for v in ray.get(handle.submit_many.remote(
+    ids = [v["id"] for v in _call(handle, "submit_many",
         "dave", [{"type": "training", "priority": 1 + i % 10, "duration_seconds": 3600,
-                  "interruptible": False} for i in range(12)]))]
-    running = _wait(lambda: [v for v in ray.get(handle.list.remote("dave", "running"))["items"]]
-                    if len(ray.get(handle.list.remote("dave", "running"))["items"]) == 2 else None)
+                  "interruptible": False} for i in range(12)])]
+    running = _wait(lambda: [v for v in _call(handle, "list", "dave", "running")["items"]]
+                    if len(_call(handle, "list", "dave", "running")["items"]) == 2 else None)
     before = {v["id"]: v for v in running}
-    pid = ray.get(handle.stats.remote())["pid"]
+    pid = _call(handle, "stats")["pid"]
     ray.kill(handle, no_restart=False)  # crash: Ray restarts it, it reloads from the store
     stats = _wait(lambda: (st := _stats_or_none(handle)) and st["pid"] != pid and st, timeout=60)
     assert stats["resumed"]["running"] == 2 and stats["resumed"]["queued"] == 10
-    page = ray.get(handle.list.remote("dave", None, 100))
+    page = _call(handle, "list", "dave", None, 100)
     assert sorted(v["id"] for v in page["items"]) == sorted(ids) and page["next_cursor"] is None
-    assert len(ray.get(handle.list.remote("dave", None, 100, None, "training"))["items"]) == 12
-    assert ray.get(handle.list.remote("dave", None, 100, None, "batch"))["items"] == []
+    assert len(_call(handle, "list", "dave", None, 100, None, "training")["items"]) == 12
+    assert _call(handle, "list", "dave", None, 100, None, "batch")["items"] == []
     with pytest.raises(ValidationError):
-        ray.get(handle.list.remote("dave", None, 10, "not-a-cursor"))
+        _call(handle, "list", "dave", None, 10, "not-a-cursor")
     for wid, v in before.items():
         again = _state(handle, wid)
         assert (again["state"], again["device_id"], again["started_at"]) == (
             "running", v["device_id"], v["started_at"])
     time.sleep(0.5)
-    finished = [ray.get(handle.complete.remote(wid)) for wid in before]
+    finished = [_call(handle, "complete", wid) for wid in before]
     prices = PriceTable.from_settings(settings)
     models = {g.device_id: g.model for g in WorkloadRepository(repo.engine).gpu_inventory()}
     for f in finished:
         ms = round(f["gpu_seconds"] * 1000)
         assert f["cost_micro_usd"] == cost_micro_usd(ms, prices.price_for(models[f["device_id"]]))
-    usage = ray.get(handle.usage.remote("dave"))
+    usage = _call(handle, "usage", "dave")
     assert usage["cost_micro_usd"] == sum(f["cost_micro_usd"] for f in finished)
     assert usage["by_type"]["training"]["workloads"] == 2
     with repo.engine.connect() as conn:
@@ -212,7 +238,7 @@ def test_router_restart_loses_nothing_and_meters_once(router) -> None:  # type: 
 
 def _stats_or_none(handle):  # type: ignore[no-untyped-def]
     try:
-        return ray.get(handle.stats.remote(), timeout=5)
+        return _v(ray.get(handle.stats.remote(), timeout=5))
     except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
         return None
 

@@ -26,13 +26,13 @@ from hcp.errors import (
 )
 from hcp.fleet.facility import FacilityReport
 from hcp.fleet.modes import GpuMode, SwitchPhases, SwitchReport
+from hcp.fleet.spec import parse_fleet_spec
 from hcp.fleet.status import GpuStatus, SwitchResult
 from hcp.fleet.telemetry import TelemetrySample
-from hcp.fleet.spec import parse_fleet_spec
 from hcp.ratelimit import LeasedRateLimiter, MemoryRateLimiter
 from hcp.store import FleetRepository, connect, migrate
 from hcp.workloads.repository import WorkloadRepository
-from hcp.workloads.types import WorkloadSpec
+from hcp.workloads.types import Admission, WorkloadSpec
 from serve_apps.eventlog import StoreEventFeed, StoreSwitchLog
 from serve_apps.factory import build_app
 from serve_apps.services import ApiServices
@@ -152,47 +152,57 @@ class FakeWorkloads:
         }
 
 
-class CoreWorkloads:
-    """The router's admission, batching and reads in process: the real core over the real
-    store, with the actor's commit (one bad item of a batch fails alone)."""
+class _Method:
+    """``handle.method.remote(...)`` over a plain function: an awaitable, as Ray's is."""
 
-    def __init__(self, repo: WorkloadRepository, clock: FixedClock) -> None:
+    def __init__(self, fn) -> None:  # type: ignore[no-untyped-def]
+        self._fn = fn
+
+    def remote(self, *args: Any) -> Any:
+        async def call() -> Any:
+            return self._fn(*args)
+
+        return call()
+
+
+class CoreRouterHandle:
+    """What RouterActor answers (its typed messages) over the real router core and store,
+    without Ray: admissions batched and committed as the actor does, one store refusal
+    failing its item alone."""
+
+    def __init__(self, repo: WorkloadRepository, clock: Any = None) -> None:
         from hcp.workloads.metering import PriceTable
         from hcp.workloads.router import WorkloadRouter
 
         self.repo = repo
         self.core = WorkloadRouter(repo, PriceTable({}, 1_000_000), clock,
                                    fleet=repo.gpu_inventory())
+        self.batches: list[int] = []
+        self.submit_batch = _Method(self._submit_batch)
+        self.cancel = _Method(self._cancel)
+        self.usage = _Method(lambda owner=None: self.repo.usage(owner))
 
-    async def submit_batch(self, items: list[tuple[str, dict[str, Any], str | None]]) -> list[Any]:
+    def _submit_batch(self, items: list[tuple[str, dict[str, Any], str | None]]) -> list[Any]:
+        self.batches.append(len(items))
         self.core.preload_keys([(o, k) for o, _, k in items if k is not None])
         answers, _ = self.core.admit_batch(items)
         refused = self.core.commit(self.core.drain())
         return [InvalidWorkloadError("the store cannot hold this workload's fields")
-                if isinstance(a, dict) and a["id"] in refused else a for a in answers]
+                if isinstance(a, Admission) and a.workload.id in refused else a for a in answers]
 
-    async def submit(self, owner: str, spec: dict[str, Any],
-                     idempotency_key: str | None = None) -> dict[str, Any]:
-        [answer] = await self.submit_batch([(owner, spec, idempotency_key)])
-        if isinstance(answer, BaseException):
-            raise answer
-        return answer
-
-    async def get(self, workload_id: str) -> dict[str, Any]:
-        return self.core.get(workload_id).view()
-
-    async def list(self, owner: str | None, state: str | None, type: str | None, limit: int,
-                   cursor: str | None) -> dict[str, Any]:
-        items, nxt = self.repo.page(owner, state, type, limit, cursor)
-        return {"items": [w.view() for w in items], "next_cursor": nxt}
-
-    async def cancel(self, workload_id: str) -> dict[str, Any]:
+    def _cancel(self, workload_id: str) -> Any:
         w = self.core.cancel(workload_id, "cancelled by request")
         self.core.flush()
-        return w.view()
+        return w
 
-    async def usage(self, owner: str | None) -> dict[str, Any]:
-        return self.repo.usage(owner)
+
+def router_workloads(handle: CoreRouterHandle, settings: Settings | None = None) -> Any:
+    """The API's real adapter (``RouterWorkloads``) over a core-backed router handle."""
+    from serve_apps.backends import RouterWorkloads
+
+    backend = RouterWorkloads(settings or Settings(), handle.repo)
+    backend._handle = handle  # what find_router would have returned
+    return backend
 
 
 class FakeFleet:
@@ -279,6 +289,7 @@ class Harness:
     economics: FakeEconomics
     clock: FixedClock
     settings: Settings
+    router: CoreRouterHandle | None = None  # with ``real_router``: the core behind the API
     headers_cache: dict[tuple[Role, str], dict[str, str]] = field(default_factory=dict)
 
     def headers(self, role: Role, subject: str | None = None) -> dict[str, str]:
@@ -305,8 +316,8 @@ def make_harness(tmp_path: Path, database_url: str | None = None, *, real_router
     repo.sync_fleet(parse_fleet_spec(SPEC, "unit"))
     clock = FixedClock()
     tokens = TokenService(SECRET, clock=clock)
-    workloads: Any = (CoreWorkloads(WorkloadRepository(engine), clock) if real_router
-                      else FakeWorkloads(clock))
+    router = CoreRouterHandle(WorkloadRepository(engine), clock) if real_router else None
+    workloads: Any = router_workloads(router, settings) if router else FakeWorkloads(clock)
     fleet, economics = FakeFleet(repo), FakeEconomics()
     usage = SqlUsageLedger(engine)
     services = ApiServices(
@@ -327,7 +338,8 @@ def make_harness(tmp_path: Path, database_url: str | None = None, *, real_router
 
         extra = other_app_routers(settings)
     app = build_app(services, tokens, settings, extra)
-    return Harness(app, services, tokens, repo, workloads, fleet, economics, clock, settings)
+    return Harness(app, services, tokens, repo, workloads, fleet, economics, clock, settings,
+                   router=router)
 
 
 def later(clock: FixedClock, seconds: float) -> None:

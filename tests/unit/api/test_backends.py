@@ -11,50 +11,15 @@ from sqlalchemy import Engine
 
 from hcp.config import Settings
 from hcp.errors import (
-    HcpError,
     InvalidWorkloadError,
     OptimizerUnavailableError,
     RouterUnavailableError,
     ValidationError,
     WorkloadNotFoundError,
 )
-from hcp.workloads.metering import PriceTable
 from hcp.workloads.repository import WorkloadRepository
-from hcp.workloads.router import WorkloadRouter
 from serve_apps.backends import OptimizerEconomics, RouterWorkloads
-
-
-class _Method:
-    def __init__(self, fn) -> None:  # type: ignore[no-untyped-def]
-        self._fn = fn
-
-    def remote(self, *args: Any) -> Any:
-        async def call() -> Any:
-            return self._fn(*args)
-
-        return call()
-
-
-class FakeRouterHandle:
-    """The router's ``submit_batch`` contract over the real router core and store."""
-
-    def __init__(self, core: WorkloadRouter) -> None:
-        self.core = core
-        self.batches: list[int] = []
-        self.submit_batch = _Method(self._submit_batch)
-
-    def _submit_batch(self, items: list[tuple[str, dict[str, Any], str | None]]) -> list[Any]:
-        self.batches.append(len(items))
-        self.core.preload_keys([(o, k) for o, _, k in items if k is not None])
-        out: list[Any] = []
-        for owner, spec, key in items:
-            try:
-                w, replayed = self.core.admit_keyed(owner, spec, key)
-                out.append({**w.view(), "replayed": replayed})
-            except HcpError as exc:
-                out.append(exc)
-        self.core.flush()
-        return out
+from tests.unit.api.support import CoreRouterHandle, router_workloads
 
 
 @pytest.fixture
@@ -62,11 +27,9 @@ def store(sqlite_engine: Engine) -> WorkloadRepository:
     return WorkloadRepository(sqlite_engine)
 
 
-def _backend(repo: WorkloadRepository) -> tuple[RouterWorkloads, FakeRouterHandle]:
-    backend = RouterWorkloads(Settings(), repo)
-    handle = FakeRouterHandle(WorkloadRouter(repo, PriceTable({}, 1_000_000)))
-    backend._handle = handle  # what find_router would have returned
-    return backend, handle
+def _backend(repo: WorkloadRepository) -> tuple[RouterWorkloads, CoreRouterHandle]:
+    handle = CoreRouterHandle(repo)
+    return router_workloads(handle), handle
 
 
 def test_concurrent_submissions_share_router_calls_and_fail_alone(

@@ -15,10 +15,8 @@ from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
 from hcp.auth.tokens import Role
-from hcp.config import Settings
 from hcp.errors import StoreError
 from hcp.workloads.repository import Batch, WorkloadRepository
-from serve_apps.backends import RouterWorkloads
 from tests.unit.api.support import Harness, later, make_harness
 
 CUSTOMER = "alice"
@@ -39,14 +37,6 @@ def _wl(**kw: Any) -> dict[str, Any]:
     return {"type": "batch", "priority": 5, "duration_seconds": 60, **kw}
 
 
-class _Method:
-    def __init__(self, fn) -> None:  # type: ignore[no-untyped-def]
-        self._fn = fn
-
-    def remote(self, *args: Any) -> Any:
-        return self._fn(*args)
-
-
 class _PoisonRepo(WorkloadRepository):
     """A store that refuses any transaction holding a workload named 'poison', as PostgreSQL
     refuses text it cannot hold: what the router's commit must survive item by item."""
@@ -59,10 +49,6 @@ class _PoisonRepo(WorkloadRepository):
 
 async def _batched_submissions(harness: Harness, specs: list[tuple[str, dict[str, Any]]]) -> list[Any]:
     """Concurrent HTTP submissions, batched into shared router calls as the ingress does."""
-    core = harness.workloads
-    backend = RouterWorkloads(Settings(), core.repo)
-    backend._handle = type("H", (), {"submit_batch": _Method(core.submit_batch)})()
-    harness.services.workloads = backend
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=harness.app),
                                  base_url="http://t") as c:
         return await asyncio.gather(*(
@@ -83,12 +69,13 @@ def test_one_customers_bad_items_never_fail_another_customers(harness: Harness) 
     assert all(codes[("alice", f"job-{i}")] == 201 for i in range(120))
     bad_codes = [r.status_code for (who, _), r in zip(mixed, out) if who == "mallory"]
     assert bad_codes and all(c in (400, 422) for c in bad_codes)
-    assert len(harness.workloads.repo.page("alice", None, None, 500, None)[0]) == 120
+    assert len(harness.router.repo.page("alice", None, None, 500, None)[0]) == 120
+    assert max(harness.router.batches) > 1  # the submissions really shared router calls
 
 
 def test_a_store_refusal_of_one_item_fails_that_item_alone(tmp_path: Path) -> None:
     harness = make_harness(tmp_path, real_router=True)
-    core = harness.workloads
+    core = harness.router
     core.repo = core.core.repo = _PoisonRepo(core.repo.engine)
     specs = [("alice", _wl(name=f"job-{i}")) for i in range(20)]
     specs.insert(7, ("mallory", _wl(name="poison")))

@@ -25,7 +25,6 @@ import uvicorn
 from fastapi import FastAPI
 
 from hcp.auth.tokens import Role
-from hcp.errors import HcpError
 from hcp.market.tick import PriceTick
 from hcp.marketplace.service import MarketplaceService
 from hcp.marketplace.sql_ledger import SqlEscrowBackend
@@ -33,54 +32,13 @@ from hcp.marketplace.wallet import WalletLogin
 from hcp.notary.service import NotaryService
 from hcp.optimizer.ticks import tick_to_dict
 from hcp.store import connect
-from hcp.workloads.metering import PriceTable
-from hcp.workloads.repository import WorkloadRepository
 from hcp.workloads.router import WorkloadRouter
-from serve_apps.backends import RouterWorkloads
 from serve_apps.factory import build_app
 from serve_apps.marketplace.routes import MarketplaceDeps
 from serve_apps.marketplace.routes import router as marketplace_router
 from serve_apps.notary.routes import router as notary_router
 from tests.unit.api.support import FakeEconomics, Harness, make_harness
 from tests.unit.notary.support import free_port, make_service, notary_settings
-
-
-class _Method:
-    def __init__(self, fn: Any) -> None:
-        self._fn = fn
-
-    def remote(self, *args: Any) -> Any:
-        async def call() -> Any:
-            return self._fn(*args)
-
-        return call()
-
-
-class CoreRouterHandle:
-    """What RouterActor answers, over the real router core and store, without the actor."""
-
-    def __init__(self, core: WorkloadRouter, repo: WorkloadRepository) -> None:
-        self.core, self.repo = core, repo
-        self.submit_batch = _Method(self._submit_batch)
-        self.cancel = _Method(self._cancel)
-        self.usage = _Method(repo.usage)
-
-    def _submit_batch(self, items: list[tuple[str, dict[str, Any], str | None]]) -> list[Any]:
-        self.core.preload_keys([(o, k) for o, _, k in items if k is not None])
-        out: list[Any] = []
-        for owner, spec, key in items:
-            try:
-                w, replayed = self.core.admit_keyed(owner, spec, key)
-                out.append({**w.view(), "replayed": replayed})
-            except HcpError as exc:
-                out.append(exc)
-        self.core.flush()
-        return out
-
-    def _cancel(self, workload_id: str) -> dict[str, Any]:
-        w = self.core.cancel(workload_id, "cancelled by request")
-        self.core.flush()
-        return w.view()
 
 
 class TickEconomics(FakeEconomics):
@@ -124,15 +82,13 @@ def _app(h: Harness, notary: NotaryService, market: MarketplaceService) -> FastA
 
 
 def make_platform(tmp_path: Path, **overrides: Any) -> Platform:
-    h = make_harness(tmp_path, **overrides)
+    h = make_harness(tmp_path, real_router=True, **overrides)
     engine = connect(h.settings.resolved_database_url)
-    repo = WorkloadRepository(engine)
-    core = WorkloadRouter(repo, PriceTable({}, 1_000_000), h.clock)
+    assert h.router is not None
+    core = h.router.core
     core.resume()
-    workloads = RouterWorkloads(h.settings, repo)
-    workloads._handle = CoreRouterHandle(core, repo)  # what find_router would have returned
     h.economics = TickEconomics()
-    h.services = dataclasses.replace(h.services, workloads=workloads, economics=h.economics)
+    h.services = dataclasses.replace(h.services, economics=h.economics)
     home = tmp_path / "notary"
     home.mkdir()
     notary = make_service(notary_settings(home, notary_rate_limit_per_minute=10_000))

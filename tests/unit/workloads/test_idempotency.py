@@ -91,16 +91,10 @@ def test_a_key_whose_write_failed_is_free_again(sqlite_engine: Engine,
 
 
 def test_http_retry_returns_the_first_workload(sqlite_engine: Engine, tmp_path: Any) -> None:
-    from serve_apps.backends import RouterWorkloads
-    from serve_apps.factory import build_app
     from tests.unit.api.support import make_harness
-    from tests.unit.api.test_backends import FakeRouterHandle
 
-    h = make_harness(tmp_path)
-    backend = RouterWorkloads(h.settings, WorkloadRepository(sqlite_engine))
-    backend._handle = FakeRouterHandle(_router(sqlite_engine))
-    h.services.workloads = backend
-    app = build_app(h.services, h.tokens, h.settings)
+    h = make_harness(tmp_path, real_router=True)  # the API's adapter over the real core
+    app = h.app
     hdr = h.headers(Role.CUSTOMER, "alice")
 
     async def run() -> None:

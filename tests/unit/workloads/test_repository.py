@@ -68,8 +68,8 @@ def test_crash_and_resume_loses_nothing_and_meters_once(repo: WorkloadRepository
     assert (done.gpu_ms, done.cost_micro_usd) == (30_000, 30_000)  # 30 s at $3.60/h, once
     assert repo.get(on["g0"]).cost_micro_usd == 30_000
     u = repo.usage()
-    assert (u["gpu_ms"], u["cost_micro_usd"]) == (32_000, 30_000)
-    assert u["by_type"]["batch"]["workloads"] == 2
+    assert (u.gpu_ms, u.cost_micro_usd) == (32_000, 30_000)
+    assert u.by_type[WorkloadType.BATCH].workloads == 2
     assert repo.count() == 25  # nothing duplicated
     # A third start still finds the finished one finished.
     r3 = _router(repo, clock, start=200)
@@ -140,9 +140,9 @@ def test_list_pagination_filters_and_usage_by_owner(repo: WorkloadRepository) ->
     r.flush()
     owner = r.get(running[0]).owner
     other = "b" if owner == "a" else "a"
-    assert repo.usage(owner)["cost_micro_usd"] == 3000
-    assert repo.usage(other)["cost_micro_usd"] == 0
-    assert repo.usage()["gpu_seconds"] == 3.0
+    assert repo.usage(owner).cost_micro_usd == 3000
+    assert repo.usage(other).cost_micro_usd == 0
+    assert repo.usage().to_dict()["gpu_seconds"] == 3.0
 
 
 def test_failed_write_refuses_new_work_and_retries_updates(repo: WorkloadRepository,
