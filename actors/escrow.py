@@ -104,7 +104,7 @@ def launch_escrow_ledger(settings: Settings) -> Any:
 
 
 def find_escrow_ledger(settings: Settings) -> Any:
-    return ray.get_actor(escrow_actor_name(), namespace=settings.ray_namespace)
+    return ray.get_actor(escrow_actor_name(), namespace=settings.ray.namespace)
 
 
 class RemoteEscrow:

@@ -47,15 +47,15 @@ def find_fleet(settings: Settings) -> FleetHandles:
     names = ray.util.list_named_actors(all_namespaces=True)
     handles = FleetClient()
     for entry in names:
-        if entry.get("namespace") != settings.ray_namespace:
+        if entry.get("namespace") != settings.ray.namespace:
             continue
         name = entry["name"]
         if name.startswith("gpu:"):
-            handles.gpus[name[4:]] = ray.get_actor(name, namespace=settings.ray_namespace)
+            handles.gpus[name[4:]] = ray.get_actor(name, namespace=settings.ray.namespace)
         elif name.startswith("facility:"):
-            handles.facilities[name[9:]] = ray.get_actor(name, namespace=settings.ray_namespace)
+            handles.facilities[name[9:]] = ray.get_actor(name, namespace=settings.ray.namespace)
     if not handles.gpus and not handles.facilities:
-        raise NotFoundError(f"no hcp fleet is running in Ray namespace {settings.ray_namespace!r}")
+        raise NotFoundError(f"no hcp fleet is running in Ray namespace {settings.ray.namespace!r}")
     for name, fac in handles.facilities.items():
         try:
             handles.asic_facility.update({a: name for a in ray.get(fac.asic_ids.remote(), timeout=10)})

@@ -57,7 +57,7 @@ class GpuActor:
         self._device = GpuDevice(worker, FleetRepository(engine_for(settings.resolved_database_url)), spec.facility)
         self._device.start(restarted=ctx.was_current_actor_reconstructed)
         self._metrics = _GpuMetrics(spec.id, spec.facility)
-        self._device.start_checkpointing(settings.checkpoint_seconds, on_status=self._metrics.export)
+        self._device.start_checkpointing(settings.fleet.checkpoint_seconds, on_status=self._metrics.export)
 
     def switch(self, target: str, reason: str = "", correlation_id: str | None = None
                ) -> SwitchResult:

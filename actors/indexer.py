@@ -41,7 +41,7 @@ class IndexerStatus:
 
 class _Indexer:
     def __init__(self, settings: Settings, autostart: bool = True) -> None:
-        if not settings.chain_rpc_url or settings.chain_deployment is None:
+        if not settings.chain.rpc_url or settings.chain.deployment is None:
             raise ConfigError("the indexer actor needs HCP_CHAIN_RPC_URL and HCP_CHAIN_DEPLOYMENT")
         self._settings = settings
         self._indexer: ChainIndexer | None = None
@@ -57,11 +57,11 @@ class _Indexer:
     def _get(self) -> ChainIndexer:
         if self._indexer is None:
             s = self._settings
-            client = ChainClient.from_url(s.chain_rpc_url or "", s.chain_receipt_timeout_seconds)
-            contracts = Contracts.bind(client, Deployment.load(s.chain_deployment))  # type: ignore[arg-type]
+            client = ChainClient.from_url(s.chain.rpc_url or "", s.chain.receipt_timeout_seconds)
+            contracts = Contracts.bind(client, Deployment.load(s.chain.deployment))  # type: ignore[arg-type]
             engine = engine_for(s.resolved_database_url)
-            self._indexer = ChainIndexer(client, contracts, engine, confirmations=s.chain_confirmations,
-                                         reorg_window=s.chain_reorg_window)
+            self._indexer = ChainIndexer(client, contracts, engine, confirmations=s.chain.confirmations,
+                                         reorg_window=s.chain.reorg_window)
         return self._indexer
 
     def poll_once(self) -> IndexerStatus:
@@ -96,7 +96,7 @@ class _Indexer:
             except Exception as exc:  # noqa: BLE001 - keep following: node or store may come back
                 self._last_error = f"{type(exc).__name__}: {exc}"
                 log.warning("indexer poll failed: %s", self._last_error)
-            self._stop.wait(self._settings.chain_poll_seconds)
+            self._stop.wait(self._settings.chain.poll_seconds)
 
 
 IndexerActor = ray.remote(_Indexer)

@@ -41,7 +41,7 @@ class SandboxRunnerActor:
 
 def start_sandbox_pool(settings: Settings, size: int | None = None) -> list[Any]:
     """Start (or find, by name) the runner actors and wait until each answers."""
-    n = size or settings.notary_sandbox_workers
+    n = size or settings.notary.sandbox_workers
     handles = [SandboxRunnerActor.options(**notary_runner_options(i, settings)).remote(settings)
                for i in range(n)]
     ray.get([h.ping.remote() for h in handles])
@@ -103,15 +103,15 @@ class NamedSandboxPool:
                 from actors.options import notary_runner_name
 
                 runners = []
-                for i in range(self._settings.notary_sandbox_workers):
+                for i in range(self._settings.notary.sandbox_workers):
                     try:
                         runners.append(ray.get_actor(notary_runner_name(i),
-                                                     namespace=self._settings.ray_namespace))
+                                                     namespace=self._settings.ray.namespace))
                     except ValueError:
                         break
                 if not runners:
                     raise SandboxBusyError("no notary sandbox runner is running")
-                self._pool = RaySandboxPool(runners, self._settings.notary_sandbox_queue)
+                self._pool = RaySandboxPool(runners, self._settings.notary.sandbox_queue)
             return self._pool
 
     def run(self, job: SandboxJob) -> SandboxResult:

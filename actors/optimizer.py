@@ -111,9 +111,9 @@ class OptimizerActor:
             policy=policy if policy is not None else FleetPolicy.from_fleet_spec(spec, params),
             profit=FleetProfit.from_fleet_spec(spec, params),
             port=RayFleetPort(gpus, facilities), repo=self._repo,
-            apply_timeout_s=settings.optimizer_apply_timeout_seconds)
+            apply_timeout_s=settings.optimizer.apply_timeout_seconds)
         self._service.recover()
-        self._interval = settings.optimizer_interval_seconds
+        self._interval = settings.optimizer.interval_seconds
         self._lock = threading.Lock()  # one step at a time: the loop and step_now share the service
         self._stop = threading.Event()
         self._running = threading.Event()
@@ -204,9 +204,9 @@ def launch_optimizer(spec: FleetSpec, settings: Settings, gpus: dict[str, Any], 
 def find_optimizer(settings: Settings) -> Any:
     """The running optimizer's handle, by name, from any driver connected to the cluster."""
     try:
-        return ray.get_actor(optimizer_actor_name(), namespace=settings.ray_namespace)
+        return ray.get_actor(optimizer_actor_name(), namespace=settings.ray.namespace)
     except ValueError:
-        raise NotFoundError(f"no optimizer is running in Ray namespace {settings.ray_namespace!r}") from None
+        raise NotFoundError(f"no optimizer is running in Ray namespace {settings.ray.namespace!r}") from None
 
 
 def stop_optimizer(handle: Any) -> None:

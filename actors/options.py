@@ -47,9 +47,9 @@ def facility_actor_name(facility: str) -> str:
 def gpu_actor_options(spec: GpuSpec, settings: Settings) -> dict[str, Any]:
     opts: dict[str, Any] = {
         "name": gpu_actor_name(spec.id),
-        "namespace": settings.ray_namespace,
+        "namespace": settings.ray.namespace,
         # Restarted in its last committed mode (see hcp.fleet.device.GpuDevice.start).
-        "max_restarts": settings.actor_max_restarts,
+        "max_restarts": settings.ray.actor_max_restarts,
         # Mutating calls are not replayed blindly after a crash: the caller sees the failure
         # and the committed generation says what happened.
         "max_task_retries": 0,
@@ -59,15 +59,15 @@ def gpu_actor_options(spec: GpuSpec, settings: Settings) -> dict[str, Any]:
     if spec.device_index is not None:
         opts.update(num_gpus=1, num_cpus=1)
     else:
-        opts.update(num_gpus=0, num_cpus=settings.local_gpu_cpus)
+        opts.update(num_gpus=0, num_cpus=settings.fleet.local_gpu_cpus)
     return opts
 
 
 def facility_actor_options(spec: FacilitySpec, settings: Settings) -> dict[str, Any]:
     return {
         "name": facility_actor_name(spec.name),
-        "namespace": settings.ray_namespace,
-        "max_restarts": settings.actor_max_restarts,
+        "namespace": settings.ray.namespace,
+        "max_restarts": settings.ray.actor_max_restarts,
         "max_task_retries": 0,
         "max_concurrency": 4,
         "num_cpus": 0,
@@ -81,9 +81,9 @@ def router_actor_name() -> str:
 def router_actor_options(settings: Settings) -> dict[str, Any]:
     return {
         "name": router_actor_name(),
-        "namespace": settings.ray_namespace,
+        "namespace": settings.ray.namespace,
         # Restarted from the store (queued/scheduled/running workloads are reloaded).
-        "max_restarts": settings.actor_max_restarts,
+        "max_restarts": settings.ray.actor_max_restarts,
         # Not replayed: a retried submit would admit the workload twice.
         "max_task_retries": 0,
         "max_concurrency": 1000,
@@ -99,9 +99,9 @@ def optimizer_actor_name() -> str:
 def optimizer_actor_options(settings: Settings) -> dict[str, Any]:
     return {
         "name": optimizer_actor_name(),
-        "namespace": settings.ray_namespace,
+        "namespace": settings.ray.namespace,
         # Restarted by Ray after a crash; it resumes from the store and never re-sends a decision.
-        "max_restarts": settings.actor_max_restarts,
+        "max_restarts": settings.ray.actor_max_restarts,
         "max_task_retries": 0,
         # status/recent/profitability answer while a step runs on the schedule thread.
         "max_concurrency": 4,
@@ -116,9 +116,9 @@ def escrow_actor_name() -> str:
 def escrow_actor_options(settings: Settings) -> dict[str, Any]:
     return {
         "name": escrow_actor_name(),
-        "namespace": settings.ray_namespace,
+        "namespace": settings.ray.namespace,
         # Restarted by Ray after a crash; all state is in the ledger (SQL or chain).
-        "max_restarts": settings.actor_max_restarts,
+        "max_restarts": settings.ray.actor_max_restarts,
         # Safe to retry: every ledger operation is idempotent by job id / op id.
         "max_task_retries": -1,
         # One operation at a time: the books are updated in a single order.
@@ -141,9 +141,9 @@ def notary_runner_options(index: int, settings: Settings) -> dict[str, Any]:
     """One sandbox runner: a whole CPU for one verification at a time (runs are CPU-bound)."""
     return {
         "name": notary_runner_name(index),
-        "namespace": settings.ray_namespace,
+        "namespace": settings.ray.namespace,
         "get_if_exists": True,
-        "max_restarts": settings.actor_max_restarts,
+        "max_restarts": settings.ray.actor_max_restarts,
         # A sandbox run has no side effects outside its private temp dir: replaying it after a
         # runner crash is safe.
         "max_task_retries": 1,
@@ -160,9 +160,9 @@ def indexer_actor_options(settings: Settings) -> dict[str, Any]:
     """The one chain indexer: restarted on failure, resuming from the cursor in the store."""
     return {
         "name": indexer_actor_name(settings),
-        "namespace": settings.ray_namespace,
+        "namespace": settings.ray.namespace,
         "get_if_exists": True,
-        "max_restarts": settings.actor_max_restarts,
+        "max_restarts": settings.ray.actor_max_restarts,
         # poll/status are idempotent (unique tx hash + log index), so a retried call is harmless.
         "max_task_retries": 1,
         # status() answers while a poll is running; polls themselves are serialized inside.

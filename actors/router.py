@@ -55,7 +55,7 @@ class RouterActor:
         self._core = WorkloadRouter(
             self._repo, PriceTable.from_settings(settings), SystemClock(),
             gpu_models={k: v.model for k, v in inventory.items()},
-            max_queued=settings.router_max_queued, fleet=routed.values())
+            max_queued=settings.router.max_queued, fleet=routed.values())
         self._scheduler = Scheduler(self._core, fleet, routed, self._commit)
         self._resumed = self._core.resume()
         log.info("router resumed %s", self._resumed)
@@ -64,8 +64,8 @@ class RouterActor:
         self._wake_flush = asyncio.Event()
         self._wake_sched = asyncio.Event()
         self._wake_urgent = asyncio.Event()
-        self._tick = settings.router_tick_seconds
-        self._coalesce = min(settings.router_coalesce_seconds, self._tick)
+        self._tick = settings.router.tick_seconds
+        self._coalesce = min(settings.router.coalesce_seconds, self._tick)
         # Ray runs an async actor's constructor inside its event loop: the loops start now, so
         # a restarted router resumes scheduling and timing without waiting for a caller.
         loop = asyncio.get_running_loop()
@@ -219,7 +219,7 @@ def launch_router(handles: Any, settings: Settings) -> Any:
 
 def find_router(settings: Settings) -> Any:
     try:
-        return ray.get_actor(router_actor_name(), namespace=settings.ray_namespace)
+        return ray.get_actor(router_actor_name(), namespace=settings.ray.namespace)
     except ValueError:
         raise RouterUnavailableError(
-            f"no router running in Ray namespace {settings.ray_namespace!r}") from None
+            f"no router running in Ray namespace {settings.ray.namespace!r}") from None

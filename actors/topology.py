@@ -121,8 +121,8 @@ def cluster_env(settings: Settings) -> dict[str, str]:
     env = {"RAY_USAGE_STATS_ENABLED": "0", **_OFFLINE,
            "RAY_AUTH_TOKEN_PATH": str(_token_path(settings)),
            # uvicorn in Serve's proxy believes X-Forwarded-For only from the configured proxies.
-           **trusted_proxy_env(settings.api_trusted_proxies)}
-    if settings.ray_node_ip in ("127.0.0.1", "localhost", "::1"):
+           **trusted_proxy_env(settings.api.trusted_proxies)}
+    if settings.ray.node_ip in ("127.0.0.1", "localhost", "::1"):
         # Ray on Linux turns a loopback node address into the machine's own; this keeps
         # loopback, so its unauthenticated metrics exporter is not reachable from the network
         # (its gRPC ports need the cluster's token).
@@ -133,21 +133,28 @@ def cluster_env(settings: Settings) -> dict[str, str]:
 def start_cluster(settings: Settings, *, log_to_driver: bool = True, record: bool = True,
                   **init_overrides: Any) -> None:
     """Join ``HCP_RAY_ADDRESS`` if set; otherwise start a local cluster on this machine."""
-    kwargs: dict[str, Any] = {"namespace": settings.ray_namespace, "log_to_driver": log_to_driver,
+    kwargs: dict[str, Any] = {"namespace": settings.ray.namespace, "log_to_driver": log_to_driver,
                               "runtime_env": {"env_vars": dict(_OFFLINE)},
                               "logging_level": logging.WARNING}
-    if settings.ray_address:
+    if settings.ray.address:
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-        ray.init(address=settings.ray_address, **kwargs, **init_overrides)
+        ray.init(address=settings.ray.address, **kwargs, **init_overrides)
         return
-    os.environ.update(cluster_env(settings))
-    kwargs.update(include_dashboard=False, _node_ip_address=settings.ray_node_ip)
-    if settings.ray_temp_dir:
-        kwargs["_temp_dir"] = str(settings.ray_temp_dir)
+    env = cluster_env(settings)
+    os.environ.update(env)
+    if env.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER") == "0":
+        # Ray read that variable when it was imported (before this call): its processes
+        # started from here get it from the environment, this one from its constant.
+        from ray._private import ray_constants
+
+        ray_constants.ENABLE_RAY_CLUSTER = False
+    kwargs.update(include_dashboard=False, _node_ip_address=settings.ray.node_ip)
+    if settings.ray.temp_dir:
+        kwargs["_temp_dir"] = str(settings.ray.temp_dir)
     kwargs.update(init_overrides)
     ray.init(**kwargs)
     if record:
-        ClusterRecord(ray.get_runtime_context().gcs_address, settings.ray_namespace, os.getpid(),
+        ClusterRecord(ray.get_runtime_context().gcs_address, settings.ray.namespace, os.getpid(),
                       datetime.now(UTC).isoformat(),
                       token_path=os.environ["RAY_AUTH_TOKEN_PATH"]).save(settings)
 
@@ -159,8 +166,8 @@ def join_cluster(settings: Settings) -> ClusterRecord | None:
     so a platform that is not running is reported at once rather than after Ray's retries.
     """
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    if settings.ray_address:
-        ray.init(address=settings.ray_address, namespace=settings.ray_namespace,
+    if settings.ray.address:
+        ray.init(address=settings.ray.address, namespace=settings.ray.namespace,
                  log_to_driver=False, logging_level=logging.WARNING)
         return None
     rec = ClusterRecord.load(settings)
@@ -226,7 +233,7 @@ def launch(settings: Settings, spec: FleetSpec, *, start_mode: GpuMode | None = 
         from actors.notary import start_sandbox_pool
 
         p.sandboxes = start_sandbox_pool(settings)
-    if settings.chain_rpc_url and settings.chain_deployment is not None:
+    if settings.chain.rpc_url and settings.chain.deployment is not None:
         from actors.indexer import launch_indexer
 
         p.indexer = launch_indexer(settings)
@@ -234,7 +241,7 @@ def launch(settings: Settings, spec: FleetSpec, *, start_mode: GpuMode | None = 
     if optimizer:
         from actors.optimizer import launch_optimizer
 
-        s = settings if feed is None else settings.model_copy(update={"optimizer_feed": feed})
+        s = settings if feed is None else settings.with_(optimizer_feed=feed)
         p.optimizer = launch_optimizer(spec, s, fleet.gpus, fleet.facilities)
     if api:
         from serve_apps.app import deploy
@@ -264,7 +271,7 @@ def find(settings: Settings) -> Platform:
     for name, attr in ((ActorName.ROUTER, "router"), (ActorName.OPTIMIZER, "optimizer"),
                        (ActorName.ESCROW, "escrow"), (ActorName.INDEXER, "indexer")):
         try:
-            setattr(p, attr, ray.get_actor(name.value, namespace=settings.ray_namespace))
+            setattr(p, attr, ray.get_actor(name.value, namespace=settings.ray.namespace))
         except ValueError:
             pass  # not part of this platform (or restarting)
     rec = ClusterRecord.load(settings)
@@ -297,7 +304,7 @@ def shutdown(p: Platform) -> None:
 def running(settings: Settings) -> bool:
     """Whether this namespace already holds a platform (its router answers to its name)."""
     try:
-        ray.get_actor(ActorName.ROUTER.value, namespace=settings.ray_namespace)
+        ray.get_actor(ActorName.ROUTER.value, namespace=settings.ray.namespace)
         return True
     except ValueError:
         return False

@@ -267,7 +267,7 @@ def run(
         router_actor = launch_router(handles, settings)  # the handle keeps the actor alive
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         serve.run(application(settings), name="hcp", route_prefix="/", blocking=False)
-        tokens = TokenService(settings.jwt_secret or "")
+        tokens = TokenService(settings.auth.jwt_secret or "")
         admin = {"Authorization": f"Bearer {tokens.issue('bench-admin', Role.ADMIN)}"}
         customer = {"Authorization": f"Bearer {tokens.issue('bench-customer', Role.CUSTOMER)}"}
         base = f"http://127.0.0.1:{port}"
@@ -298,7 +298,7 @@ def run(
         payloads = asyncio.run(_answers(base, cases))
         serve.run(_noop_app(payloads), name="noop", route_prefix="/noop", blocking=False)
         serve.run(
-            _model_twin_app(settings.api_embed_batch_size, settings.api_embed_batch_wait_s),
+            _model_twin_app(settings.api.embed_batch_size, settings.api.embed_batch_wait_s),
             name="model_twin", route_prefix="/model-twin", blocking=False,
         )
         for case, noop, headers in cases:

@@ -3,7 +3,7 @@
 Prints one JSON object per line: {"bench": "mining", "metric": "hashrate_<backend>",
 "value": H/s, "unit": "H/s", "baseline": hashlib H/s, "ratio": value / baseline}.
 Then, per CPU backend, how long one ``MiningContext.mine_batch()`` takes at the batch
-size the platform mines with on CPU (``Settings.mining_batch_nonces``, or
+size the platform mines with on CPU (``Settings.fleet.mining_batch_nonces``, or
 ``--batch-nonces``): metrics ``batch_ms_p50_<backend>`` / ``batch_ms_p99_<backend>``,
 unit ms, baseline hashlib's, with ``batch_nonces`` and ``n`` (batches timed). A switch
 waits for the batch in flight, so this is what mining adds to a switch.
@@ -93,7 +93,7 @@ def _batch_seconds(backend: MiningBackend, batch_nonces: int, seconds: float) ->
 
     tip = load_sample_headers()[-1]
     template = local_job_template(tip, "bench-batch", tip.time + 600)
-    ctx = MiningContext(backend, template, "bench-batch", Settings().share_difficulty, batch_nonces)
+    ctx = MiningContext(backend, template, "bench-batch", Settings().fleet.share_difficulty, batch_nonces)
     ctx.warm()
     ctx.mine_batch()  # first batch pays one-off costs
     times: list[float] = []
@@ -112,7 +112,7 @@ def measure_batch_ms(
     if batch_nonces is None:
         from hcp.config import Settings
 
-        batch_nonces = Settings().mining_batch_nonces
+        batch_nonces = Settings().fleet.mining_batch_nonces
     backends: list[tuple[str, Callable[[], MiningBackend]]] = [
         ("hashlib", HashlibBackend),
         ("numpy", NumpyBackend),
@@ -188,7 +188,7 @@ def main() -> None:
         "--batch-nonces",
         type=int,
         default=None,
-        help="batch size for the batch_ms rows (default: Settings.mining_batch_nonces)",
+        help="batch size for the batch_ms rows (default: Settings.fleet.mining_batch_nonces)",
     )
     args = parser.parse_args()
     rows = measure_hashrates(args.seconds, args.batch_nonces)

@@ -134,7 +134,7 @@ def main() -> None:
     migrate(engine)
     recorder = _StageRecorder()
     recorder.reset()
-    pool = LocalSandboxPool(sandbox, args.workers, settings.notary_sandbox_queue)
+    pool = LocalSandboxPool(sandbox, args.workers, settings.notary.sandbox_queue)
     svc = build_service(settings, engine, pool=pool, metrics=recorder)  # type: ignore[arg-type]
     app = create_app(settings, svc)
     now = datetime.now(UTC)

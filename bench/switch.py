@@ -41,7 +41,7 @@ def _spec(on_cuda: bool) -> GpuSpec:
 
 def resident(n: int, cpu_share: float, settings: Settings) -> dict[str, list[float]]:
     on_cuda = cuda_available()
-    s = settings.model_copy(update={"mining_cpu_share": cpu_share})
+    s = settings.with_(mining_cpu_share=cpu_share)
     worker = build_gpu_worker(_spec(on_cuda), s, cuda_ordinal=0 if on_cuda else None,
                               nvml_index=0 if on_cuda else None)
     worker.start(GpuMode.MINING)
@@ -75,10 +75,10 @@ def cold(n: int, settings: Settings) -> dict[str, list[float]]:
     device = "cuda:0" if on_cuda else "cpu"
     tip = load_sample_headers()[-1]
     template = local_job_template(tip, job_id="bench-cold", now_unix=int(time.time()))
-    batch = settings.mining_batch_nonces_gpu if on_cuda else settings.mining_batch_nonces
+    batch = settings.fleet.mining_batch_nonces_gpu if on_cuda else settings.fleet.mining_batch_nonces
     backend_name = "torch-cuda" if on_cuda else "numpy"
     out: dict[str, list[float]] = {"to_inference": [], "to_mining": []}
-    mining = MiningContext(make_backend(backend_name), template, "bench-cold", settings.share_difficulty, batch)
+    mining = MiningContext(make_backend(backend_name), template, "bench-cold", settings.fleet.share_difficulty, batch)
     mining.backend.warm()
     model = None
     for i in range(n + 1):  # the first round trip only pays one-time imports: not counted
@@ -87,7 +87,7 @@ def cold(n: int, settings: Settings) -> dict[str, list[float]]:
         state = mining.snapshot()
         del mining
         gc.collect()
-        model = create_model(settings.inference_model, device=device)
+        model = create_model(settings.fleet.inference_model, device=device)
         model.load()
         model.warm()
         ok = model.health_check()
@@ -98,7 +98,7 @@ def cold(n: int, settings: Settings) -> dict[str, list[float]]:
         model.unload()
         model = None
         gc.collect()
-        mining = MiningContext(make_backend(backend_name), template, "bench-cold", settings.share_difficulty, batch)
+        mining = MiningContext(make_backend(backend_name), template, "bench-cold", settings.fleet.share_difficulty, batch)
         mining.restore(state)
         mining.backend.warm()
         ok = mining.health_check()
@@ -118,7 +118,7 @@ def main() -> None:
     args = ap.parse_args()
     settings = Settings()
     device = "cuda" if cuda_available() else "cpu"
-    note(f"device: {device}; inference model {settings.inference_model}")
+    note(f"device: {device}; inference model {settings.fleet.inference_model}")
 
     c = cold(args.cold_switches, settings)
     cold_all = c["to_inference"] + c["to_mining"]

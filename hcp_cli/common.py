@@ -20,7 +20,7 @@ console = Console(soft_wrap=not sys.stdout.isatty(), width=None if sys.stdout.is
 def load_settings(spec: Path | None = None) -> Settings:
     s = Settings()
     if spec is not None:
-        s = s.model_copy(update={"fleet_spec": spec})
+        s = s.with_(fleet_spec=spec)
     configure_logging(s.log_level)
     prepare_home(s)
     return s

@@ -129,9 +129,9 @@ def run(
 
     settings = _settings()
     cfg = RoundConfig(trials=trials, seed=seed, engine=engine,
-                      fuel=settings.notary_sandbox_fuel,
-                      memory_bytes=settings.notary_sandbox_memory_bytes,
-                      max_stdout_bytes=settings.notary_sandbox_max_stdout_bytes,
+                      fuel=settings.notary.sandbox_fuel,
+                      memory_bytes=settings.notary.sandbox_memory_bytes,
+                      max_stdout_bytes=settings.notary.sandbox_max_stdout_bytes,
                       wasm_path=wasm, dataset_path=dataset,
                       submit_below_threshold=submit_below_threshold)
 

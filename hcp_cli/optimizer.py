@@ -24,7 +24,7 @@ def start_optimizer(spec: FleetSpec, settings: Settings, handles: Any, feed: str
 
     if feed not in FEEDS:
         raise ValidationError(f"unknown feed {feed!r}; expected one of {', '.join(FEEDS)}", feed=feed)
-    s = settings.model_copy(update={"optimizer_feed": feed})
+    s = settings.with_(optimizer_feed=feed)
     return launch_optimizer(spec, s, handles.gpus, handles.facilities), s
 
 

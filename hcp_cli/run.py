@@ -71,7 +71,7 @@ def run(
             console.print(f"[green]API[/] {platform.api_url}/docs — tokens: "
                           "`hcp token --role customer --subject ME`")
         if platform.optimizer is not None:
-            console.print(f"[green]optimizer[/] every {settings.optimizer_interval_seconds:g} s on the "
+            console.print(f"[green]optimizer[/] every {settings.optimizer.interval_seconds:g} s on the "
                           f"{feed} feed — decisions below and in `hcp decisions`")
         console.print("[green]fleet running[/] — `hcp status`, `hcp switch GPU MODE`; Ctrl-C stops.")
         _show(platform, live, refresh, duration, stop)

@@ -40,15 +40,15 @@ APP_NAME = API_APP_NAME
 
 
 def make_limiter(settings: Settings, engine: Any) -> RateLimiter:
-    if settings.api_rate_limit_backend == "redis":
+    if settings.api.rate_limit_backend == "redis":
         import redis
 
-        if not settings.api_redis_url:
+        if not settings.api.redis_url:
             from hcp.errors import ConfigError
 
             raise ConfigError("HCP_API_RATE_LIMIT_BACKEND=redis needs HCP_API_REDIS_URL")
-        return RedisRateLimiter(redis.Redis.from_url(settings.api_redis_url))
-    if settings.api_rate_limit_backend == "memory":
+        return RedisRateLimiter(redis.Redis.from_url(settings.api.redis_url))
+    if settings.api.rate_limit_backend == "memory":
         return MemoryRateLimiter()
     return SqlRateLimiter(engine)
 
@@ -66,11 +66,11 @@ def services_from_settings(settings: Settings, embeddings: DeploymentHandle | No
         # per request, and the limit still holds across replicas (hcp/ratelimit/leased.py).
         limiter=LeasedRateLimiter(
             make_limiter(settings, engine),
-            settings.api_rate_max_lease,
-            blocking_io=settings.api_rate_limit_backend != "memory",
+            settings.api.rate_max_lease,
+            blocking_io=settings.api.rate_limit_backend != "memory",
         ),
         embedder=ServeEmbedder(embeddings) if embeddings is not None else None,
-        model_name=settings.inference_model,
+        model_name=settings.fleet.inference_model,
     )
 
 
@@ -138,18 +138,18 @@ def build(args: dict[str, Any] | None = None) -> Any:
 
 
 def app_name(settings: Settings) -> str:
-    prefix = settings.api_route_prefix.strip("/")
+    prefix = settings.api.route_prefix.strip("/")
     return APP_NAME if not prefix else f"{APP_NAME}-{prefix.replace('/', '-')}"
 
 
 def deploy(settings: Settings, *, start_http: bool = True) -> str:
     """Deploy (or update) the API on the connected cluster; returns its base URL."""
     if start_http:
-        serve.start(http_options={"host": settings.api_host, "port": settings.api_port})
+        serve.start(http_options={"host": settings.api.host, "port": settings.api.port})
     serve.run(application(settings), name=app_name(settings),
-              route_prefix=settings.api_route_prefix, blocking=False)
-    host = "127.0.0.1" if settings.api_host in ("0.0.0.0", "::") else settings.api_host
-    return f"http://{host}:{settings.api_port}"
+              route_prefix=settings.api.route_prefix, blocking=False)
+    host = "127.0.0.1" if settings.api.host in ("0.0.0.0", "::") else settings.api.host
+    return f"http://{host}:{settings.api.port}"
 
 
 def undeploy(settings: Settings) -> None:

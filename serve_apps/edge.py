@@ -204,8 +204,8 @@ def mount_docs(app: FastAPI, path: str = "/docs") -> None:
 
 def limits_from_settings(settings: Any) -> EdgeLimits:
     return EdgeLimits(
-        json=JsonLimits(max_bytes=settings.api_max_json_bytes, max_depth=settings.api_max_json_depth),
-        max_ws_message_bytes=settings.api_max_ws_message_bytes,
+        json=JsonLimits(max_bytes=settings.api.max_json_bytes, max_depth=settings.api.max_json_depth),
+        max_ws_message_bytes=settings.api.max_ws_message_bytes,
     )
 
 

@@ -47,13 +47,13 @@ def build_app(
     app.include_router(workloads_router(services, client))
     app.include_router(fleet_router(services, client, settings))
     app.include_router(openai_router(services, client))
-    hub = LiveHub(services.feed, settings.api_live_poll_seconds)
+    hub = LiveHub(services.feed, settings.api.live_poll_seconds)
     app.include_router(
         live_router(
             services,
             tokens,
             hub,
-            settings.api_ws_heartbeat_seconds,
+            settings.api.ws_heartbeat_seconds,
             limits,
         )
     )
@@ -67,8 +67,8 @@ def build_app(
 
 def request_limits(services: ApiServices, settings: Settings) -> RequestLimits:
     """The one limiter of this app: every router of every area counts through it."""
-    return RequestLimits(services.limiter, settings.api_rate_limit,
-                         settings.api_rate_window_seconds, settings.api_anonymous_rate_limit,
+    return RequestLimits(services.limiter, settings.api.rate_limit,
+                         settings.api.rate_window_seconds, settings.api.anonymous_rate_limit,
                          services.clock)
 
 

@@ -59,12 +59,12 @@ class EmbeddingsDeployment:
         engine = engine_for(self._settings.resolved_database_url)
         self._router = RouterWorkloads(self._settings, WorkloadRepository(engine))
         self._usage = SqlUsageLedger(engine)
-        self._tokens = TokenCounter(self._settings.inference_model)
-        self._model = self._settings.inference_model
+        self._tokens = TokenCounter(self._settings.fleet.inference_model)
+        self._model = self._settings.fleet.inference_model
         self._gpu: Any = None
         self._device: str | None = None
-        self._batch.set_max_batch_size(self._settings.api_embed_batch_size)
-        self._batch.set_batch_wait_timeout_s(self._settings.api_embed_batch_wait_s)
+        self._batch.set_max_batch_size(self._settings.api.embed_batch_size)
+        self._batch.set_batch_wait_timeout_s(self._settings.api.embed_batch_wait_s)
 
     async def embed(self, owner: str, texts: list[str]) -> tuple[list[list[float]], int]:
         return await self._batch((owner, texts))
@@ -115,7 +115,7 @@ class EmbeddingsDeployment:
         if self._gpu is None:
             device = await self._router.acquire_inference_gpu(owner)
             self._gpu = ray.get_actor(
-                gpu_actor_name(device), namespace=self._settings.ray_namespace
+                gpu_actor_name(device), namespace=self._settings.ray.namespace
             )
             self._device = device
         return self._gpu

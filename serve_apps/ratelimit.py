@@ -91,6 +91,6 @@ def standalone_limits(settings: "Settings", engine: "Engine") -> RequestLimits:
     ingress): counters in its store, leased as the ingress does."""
     from hcp.ratelimit import SqlRateLimiter
 
-    return RequestLimits(LeasedRateLimiter(SqlRateLimiter(engine), settings.api_rate_max_lease),
-                         settings.api_rate_limit, settings.api_rate_window_seconds,
-                         settings.api_anonymous_rate_limit)
+    return RequestLimits(LeasedRateLimiter(SqlRateLimiter(engine), settings.api.rate_max_lease),
+                         settings.api.rate_limit, settings.api.rate_window_seconds,
+                         settings.api.anonymous_rate_limit)

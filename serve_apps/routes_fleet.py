@@ -61,8 +61,8 @@ def fleet_snapshots(
     services: ApiServices, settings: Settings
 ) -> tuple[SnapshotCache[list[FacilityReport]], SnapshotCache[dict[str, Any]]]:
     """Replica-local snapshots of the facility reports and the optimizer's economics."""
-    max_age = settings.api_snapshot_max_age_seconds
-    fresh = min(settings.api_snapshot_fresh_seconds, max_age)
+    max_age = settings.api.snapshot_max_age_seconds
+    fresh = min(settings.api.snapshot_fresh_seconds, max_age)
     return (
         SnapshotCache(services.fleet.facility_reports, fresh, max_age, services.clock),
         SnapshotCache(services.economics.profitability, fresh, max_age, services.clock),

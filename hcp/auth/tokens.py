@@ -45,8 +45,8 @@ class Principal:
 
 def load_or_create_secret(settings: Settings) -> str:
     """The configured secret, or one generated once and kept (mode 0600) under HCP_HOME."""
-    if settings.jwt_secret:
-        return settings.jwt_secret
+    if settings.auth.jwt_secret:
+        return settings.auth.jwt_secret
     path: Path = settings.home / "jwt.secret"
     try:
         if path.exists():
@@ -85,7 +85,7 @@ class TokenService:
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Clock | None = None) -> TokenService:
-        return cls(load_or_create_secret(settings), settings.jwt_ttl_seconds, clock)
+        return cls(load_or_create_secret(settings), settings.auth.jwt_ttl_seconds, clock)
 
     def issue(self, subject: str, role: Role, ttl_seconds: int | None = None) -> str:
         if not subject:

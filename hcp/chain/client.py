@@ -95,8 +95,8 @@ class ChainClient:
 
     @classmethod
     def from_settings(cls, settings: Any) -> ChainClient:
-        if settings.chain_rpc_url:
-            return cls.from_url(settings.chain_rpc_url, settings.chain_receipt_timeout_seconds)
+        if settings.chain.rpc_url:
+            return cls.from_url(settings.chain.rpc_url, settings.chain.receipt_timeout_seconds)
         return cls.in_process()
 
     # -- reads -----------------------------------------------------------------------------

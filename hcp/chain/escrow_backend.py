@@ -76,7 +76,7 @@ class ChainEscrowBackend:
         """The backend of ``HCP_MARKETPLACE_ESCROW_BACKEND=chain`` (see hcp.chain.stack)."""
         from hcp.chain.stack import open_chain
 
-        return open_chain(settings, platform_account=settings.marketplace_platform_account).escrow
+        return open_chain(settings, platform_account=settings.marketplace.platform_account).escrow
 
     # -- reads -----------------------------------------------------------------------------
     def total_supply(self) -> int:

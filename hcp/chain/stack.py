@@ -39,10 +39,10 @@ def open_chain(settings: Settings | None = None, *, client: ChainClient | None =
                keys: KeyRing | None = None, platform_account: str = "platform") -> ChainStack:
     settings = settings or Settings()
     client = client or ChainClient.from_settings(settings)
-    keys = keys or KeyRing.from_home(settings.home, settings.chain_wallet_seed)
-    operator = (Signer.from_key(settings.chain_operator_key) if settings.chain_operator_key
+    keys = keys or KeyRing.from_home(settings.home, settings.chain.wallet_seed)
+    operator = (Signer.from_key(settings.chain.operator_key) if settings.chain.operator_key
                 else client.default_signer())
-    path = settings.chain_deployment
+    path = settings.chain.deployment
     if path is not None and path.exists():
         contracts = Contracts.bind(client, Deployment.load(path))
     else:

@@ -32,18 +32,18 @@ def build_gpu_worker(spec: GpuSpec, settings: Settings, *, cuda_ordinal: int | N
     if on_cuda:
         backend = make_backend("torch-cuda")
         device = f"cuda:{cuda_ordinal}"
-        batch = settings.mining_batch_nonces_gpu
+        batch = settings.fleet.mining_batch_nonces_gpu
         cpu_share = 1.0
     else:
-        backend = make_backend(settings.cpu_mining_backend)
-        device = settings.inference_device or "cpu"
-        batch = settings.mining_batch_nonces
-        cpu_share = settings.mining_cpu_share
+        backend = make_backend(settings.fleet.cpu_mining_backend)
+        device = settings.fleet.inference_device or "cpu"
+        batch = settings.fleet.mining_batch_nonces
+        cpu_share = settings.fleet.mining_cpu_share
     tip = load_sample_headers()[-1]
     job_id = f"{spec.id}-local"
     template = local_job_template(tip, job_id=job_id, now_unix=int(time.time()))
-    mining = MiningContext(backend, template, job_id, settings.share_difficulty, batch)
-    inference = create_model(settings.inference_model, device=device)
+    mining = MiningContext(backend, template, job_id, settings.fleet.share_difficulty, batch)
+    inference = create_model(settings.fleet.inference_model, device=device)
     telemetry = open_telemetry(
         nvml_index if on_cuda else None, model=spec.model, tdp_w=spec.power_w, idle_w=spec.idle_w,
         memory_total_mb=spec.memory_gb * 1024, resident_mb=0.0,

@@ -14,13 +14,13 @@ from hcp.marketplace.sql_ledger import SqlEscrowBackend
 
 
 def build_escrow_backend(settings: Settings, engine: Engine | None = None) -> EscrowBackend:
-    kind = settings.marketplace_escrow_backend.lower()
+    kind = settings.marketplace.escrow_backend.lower()
     if kind == "sql":
         if engine is None:
             from hcp.store.db import engine_for
 
             engine = engine_for(settings.resolved_database_url)
-        return SqlEscrowBackend(engine, platform_account=settings.marketplace_platform_account)
+        return SqlEscrowBackend(engine, platform_account=settings.marketplace.platform_account)
     if kind == "chain":
         try:
             chain = importlib.import_module("hcp.chain.escrow_backend")

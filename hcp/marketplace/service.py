@@ -54,7 +54,7 @@ class MarketplaceService:
         self.clock = clock or SystemClock()
         self._session = sessionmaker(engine, expire_on_commit=False)
         self._lock = threading.RLock()  # see SqlEscrowBackend: one writer per process
-        self.book = ReputationBook(settings.marketplace_response_max_seconds, self.clock)
+        self.book = ReputationBook(settings.marketplace.response_max_seconds, self.clock)
 
     # -- offers ---------------------------------------------------------------------------
     def register_offer(self, provider: Principal, spec: OfferSpec) -> OfferView:
@@ -104,9 +104,9 @@ class MarketplaceService:
         check_account_name(renter.subject)
         cid = validate_cid(image_cid)
         if (isinstance(estimated_seconds, bool) or not isinstance(estimated_seconds, int)
-                or not 0 < estimated_seconds <= self.settings.marketplace_max_job_seconds):
+                or not 0 < estimated_seconds <= self.settings.marketplace.max_job_seconds):
             raise ValidationError(
-                f"estimated_seconds must be in 1..{self.settings.marketplace_max_job_seconds}",
+                f"estimated_seconds must be in 1..{self.settings.marketplace.max_job_seconds}",
                 estimated_seconds=estimated_seconds)
         with self._tx() as s:
             offer = s.get(m.Offer, offer_id)
@@ -218,7 +218,7 @@ class MarketplaceService:
             else:
                 stats.disputes += 1
             if outcome is DisputeOutcome.PROVIDER_FAULT:
-                stats.penalty += self.settings.marketplace_dispute_penalty
+                stats.penalty += self.settings.marketplace.dispute_penalty
             self.book.rescore(s, stats)
 
         return self._step(job_id, step)
@@ -367,7 +367,7 @@ class MarketplaceService:
         return points
 
     def _is_oracle(self, who: Principal) -> bool:
-        return who.is_admin or who.subject in self.settings.marketplace_oracles
+        return who.is_admin or who.subject in self.settings.marketplace.oracles
 
     def _require_oracle(self, who: Principal) -> None:
         if not self._is_oracle(who):

@@ -83,10 +83,10 @@ class WalletLogin:
         except KeyError:
             raise ValidationError("role must be renter (customer) or provider", role=role) from None
         now = self.clock.now()
-        expires = now + timedelta(seconds=self.settings.marketplace_login_ttl_seconds)
+        expires = now + timedelta(seconds=self.settings.marketplace.login_ttl_seconds)
         nonce = secrets.token_hex(16)
-        text = siwe_message(self.settings.marketplace_login_domain, addr, wallet_role,
-                            self.settings.marketplace_chain_id, nonce, now, expires)
+        text = siwe_message(self.settings.marketplace.login_domain, addr, wallet_role,
+                            self.settings.marketplace.chain_id, nonce, now, expires)
         try:
             with self._session.begin() as s:
                 s.add(m.WalletNonce(nonce=nonce, address=addr, role=wallet_role.value, message=text,

@@ -30,16 +30,16 @@ class NotaryPolicy:
     @classmethod
     def from_settings(cls, s: Settings) -> NotaryPolicy:
         return cls(
-            miner_limit=s.notary_miner_limit, miner_window_seconds=s.notary_miner_window_seconds,
-            client_limit=s.notary_client_limit,
-            client_window_seconds=s.notary_client_window_seconds,
-            nonce_ttl_seconds=s.notary_nonce_ttl_seconds,
-            max_payload_bytes=s.notary_max_payload_bytes,
-            max_artifact_bytes=s.notary_max_artifact_bytes,
-            max_extracted_bytes=s.notary_max_extracted_bytes,
-            max_artifact_files=s.notary_max_artifact_files,
-            score_tolerance=s.notary_score_tolerance, sandbox_fuel=s.notary_sandbox_fuel,
-            sandbox_memory_bytes=s.notary_sandbox_memory_bytes,
-            sandbox_max_timeout_seconds=s.notary_sandbox_max_timeout_seconds,
-            sandbox_max_stdout_bytes=s.notary_sandbox_max_stdout_bytes,
-            slash_base_bps=s.notary_slash_base_bps)
+            miner_limit=s.notary.miner_limit, miner_window_seconds=s.notary.miner_window_seconds,
+            client_limit=s.notary.client_limit,
+            client_window_seconds=s.notary.client_window_seconds,
+            nonce_ttl_seconds=s.notary.nonce_ttl_seconds,
+            max_payload_bytes=s.notary.max_payload_bytes,
+            max_artifact_bytes=s.notary.max_artifact_bytes,
+            max_extracted_bytes=s.notary.max_extracted_bytes,
+            max_artifact_files=s.notary.max_artifact_files,
+            score_tolerance=s.notary.score_tolerance, sandbox_fuel=s.notary.sandbox_fuel,
+            sandbox_memory_bytes=s.notary.sandbox_memory_bytes,
+            sandbox_max_timeout_seconds=s.notary.sandbox_max_timeout_seconds,
+            sandbox_max_stdout_bytes=s.notary.sandbox_max_stdout_bytes,
+            slash_base_bps=s.notary.slash_base_bps)

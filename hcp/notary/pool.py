@@ -63,7 +63,7 @@ def run_job(sandbox: Sandbox, job: SandboxJob, tmp_root: str | None = None) -> S
 
 
 def make_sandbox(settings: Settings) -> Sandbox:
-    mode = settings.notary_sandbox_mode
+    mode = settings.notary.sandbox_mode
     if mode == "wasm":
         from hcp.notary.sandbox.wasm import WasmtimeSandbox
 
@@ -106,8 +106,8 @@ class LocalSandboxPool:
 
     @classmethod
     def from_settings(cls, settings: Settings, sandbox: Sandbox | None = None) -> LocalSandboxPool:
-        return cls(sandbox or make_sandbox(settings), settings.notary_sandbox_workers,
-                   settings.notary_sandbox_queue)
+        return cls(sandbox or make_sandbox(settings), settings.notary.sandbox_workers,
+                   settings.notary.sandbox_queue)
 
     def run(self, job: SandboxJob) -> SandboxResult:
         self._slots.acquire()

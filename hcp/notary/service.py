@@ -83,8 +83,8 @@ def build_service(settings: Settings, engine: Engine, pool: SandboxPool | None =
     artifacts = ArtifactStore(root / "artifacts")
     limiter: RateLimiter
     nonces: NonceStore
-    if redis_client is None and settings.notary_redis_url:
-        redis_client = make_redis(settings.notary_redis_url)
+    if redis_client is None and settings.notary.redis_url:
+        redis_client = make_redis(settings.notary.redis_url)
     if redis_client is not None:
         limiter, nonces = RedisRateLimiter(redis_client), RedisNonceStore(redis_client)
     else:
@@ -92,7 +92,7 @@ def build_service(settings: Settings, engine: Engine, pool: SandboxPool | None =
     pool = pool or LocalSandboxPool.from_settings(settings)
     pipeline = NotaryPipeline(ledger, limiter, nonces, pool, datasets, artifacts,
                               NotaryPolicy.from_settings(settings), clock, metrics)
-    tasks = ActiveTaskCache(ledger, settings.notary_task_cache_seconds, clock)
+    tasks = ActiveTaskCache(ledger, settings.notary.task_cache_seconds, clock)
     return NotaryService(settings, ledger, datasets, artifacts, pipeline, tasks, clock)
 
 

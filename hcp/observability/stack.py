@@ -176,7 +176,7 @@ def prometheus(settings: Settings, *, rule_files: list[Path] | None = None,
     workdir = state_dir(settings) / "prometheus"
     targets = targets_dir(settings)
     config = render_prometheus_config(
-        ops, targets=targets, ray_temp_dir=settings.ray_temp_dir or DEFAULT_RAY_TEMP,
+        ops, targets=targets, ray_temp_dir=settings.ray.temp_dir or DEFAULT_RAY_TEMP,
         rule_files=rule_files,
         alertmanager=f"{ops.alertmanager_host}:{ops.alertmanager_port}" if with_alertmanager else None)
     config_path = workdir / "prometheus.yml"

@@ -42,13 +42,13 @@ class SteppedReplay:
 
 
 def make_feed(settings: Settings, spec: FleetSpec) -> PriceFeed:
-    """The feed ``settings.optimizer_feed`` names, pricing every facility of the fleet."""
+    """The feed ``settings.optimizer.feed`` names, pricing every facility of the fleet."""
     facilities = [f.name for f in spec.facilities]
-    if settings.optimizer_feed == "replay":
+    if settings.optimizer.feed == "replay":
         return SteppedReplay(MarketHistory.load(), facilities)
-    return MarketSimulator(settings.optimizer_feed_seed, facilities)
+    return MarketSimulator(settings.optimizer.feed_seed, facilities)
 
 
 def live_policy_params(settings: Settings) -> PolicyParams:
     """Hysteresis for the live loop: the backtest's rules with the live threshold and dwell."""
-    return PolicyParams(threshold_pct=settings.optimizer_threshold_pct, dwell_s=settings.optimizer_dwell_seconds)
+    return PolicyParams(threshold_pct=settings.optimizer.threshold_pct, dwell_s=settings.optimizer.dwell_seconds)

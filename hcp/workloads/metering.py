@@ -36,7 +36,7 @@ class PriceTable:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PriceTable:
-        return cls.of(settings.gpu_price_micro_usd_per_hour, settings.default_gpu_price_micro_usd_per_hour)
+        return cls.of(settings.router.gpu_price_micro_usd_per_hour, settings.router.default_gpu_price_micro_usd_per_hour)
 
     @classmethod
     def of(cls, prices: Mapping[str, int], default: int) -> PriceTable:

@@ -57,7 +57,7 @@ def replica_app(settings_json: str, runners: list[Any]) -> FastAPI:
 
     s = Settings.model_validate_json(settings_json)
     engine = engine_for(s.resolved_database_url)  # migrated by build_app
-    pool = RaySandboxPool(runners, s.notary_sandbox_queue)
+    pool = RaySandboxPool(runners, s.notary.sandbox_queue)
     return create_app(s, build_service(s, engine, pool=pool, metrics=RayNotaryMetrics()))
 
 

@@ -113,7 +113,7 @@ def router(settings: Settings, limits: RequestLimits | None = None,
     limits = limits or standalone_limits(settings, svc.ledger.engine)
     admin = require_roles(tokens, Role.ADMIN)
     reader = optional_principal_dependency(tokens)
-    body_limit = settings.notary_max_artifact_bytes + settings.notary_max_payload_bytes \
+    body_limit = settings.notary.max_artifact_bytes + settings.notary.max_payload_bytes \
         + _FORM_OVERHEAD
     # Every route, anonymous reads included, is counted by the one limiter.
     api = APIRouter(prefix="/api/v1", tags=["notary"],
@@ -137,7 +137,7 @@ def router(settings: Settings, limits: RequestLimits | None = None,
         client = client_address(request)
         await run_in_threadpool(svc.pipeline.admit, client)
         body = await _read_capped(request, body_limit)
-        form = await _parse_form(request, body, settings.notary_max_payload_bytes + 1024)
+        form = await _parse_form(request, body, settings.notary.max_payload_bytes + 1024)
         payload = form.get("payload")
         signature = form.get("signature") or request.headers.get("x-signature")
         artifact = form.get("artifact")
@@ -181,7 +181,7 @@ def router(settings: Settings, limits: RequestLimits | None = None,
 
     @adm.post("/datasets", status_code=201)
     async def upload_dataset(request: Request) -> dict[str, Any]:
-        body = await _read_capped(request, settings.notary_max_extracted_bytes + _FORM_OVERHEAD)
+        body = await _read_capped(request, settings.notary.max_extracted_bytes + _FORM_OVERHEAD)
         form = await _parse_form(request, body, 1024)
         data = form.get("file")
         if not isinstance(data, bytes):

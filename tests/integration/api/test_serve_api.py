@@ -91,7 +91,7 @@ def platform(ray_session, tmp_path_factory) -> Iterator[Platform]:  # type: igno
     base = f"http://127.0.0.1:{port}{PREFIX}"
     _wait(lambda: _up(base), timeout=120)
     try:
-        yield Platform(settings, parts.fleet, base, TokenService(settings.jwt_secret or ""), parts)
+        yield Platform(settings, parts.fleet, base, TokenService(settings.auth.jwt_secret or ""), parts)
     finally:
         serve.delete(topology.api_app_name(settings))
         parts.api_url = None  # Serve itself is shared by the session's other tests
@@ -234,7 +234,7 @@ def test_openai_client_gets_the_models_embeddings_unchanged(platform: Platform) 
         for d, h in platform.handles.gpus.items()
         if ray.get(h.status.remote()).mode == "INFERENCE"
     )
-    gpu = ray.get_actor(gpu_actor_name(device), namespace=platform.settings.ray_namespace)
+    gpu = ray.get_actor(gpu_actor_name(device), namespace=platform.settings.ray.namespace)
     own = np.asarray(ray.get(gpu.embed.remote(texts)), dtype=np.float32)
     own_first = np.asarray(ray.get(gpu.embed.remote(texts[:1])), dtype=np.float32)
     assert np.array_equal(np.asarray([d.embedding for d in got_b64.data], dtype=np.float32), own)

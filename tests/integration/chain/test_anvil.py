@@ -30,7 +30,7 @@ def books_balance(stack: ChainStack) -> None:
 
 
 def test_deployment_file_is_reused(anvil_settings: Settings, anvil_stack: ChainStack) -> None:
-    saved = Deployment.load(anvil_settings.chain_deployment)  # type: ignore[arg-type]
+    saved = Deployment.load(anvil_settings.chain.deployment)  # type: ignore[arg-type]
     assert saved == anvil_stack.deployment
     again = open_chain(anvil_settings)
     assert again.contracts.marketplace.address == anvil_stack.contracts.marketplace.address

@@ -19,9 +19,8 @@ from hcp.store.db import connect
 
 def test_actor_follows_and_resumes_after_a_kill(ray_session: None, anvil_settings: Settings,
                                                 anvil_stack: ChainStack, tmp_path: Path) -> None:
-    settings = anvil_settings.model_copy(update={
-        "database_url": f"sqlite:///{tmp_path / 'indexer.db'}", "chain_poll_seconds": 0.2,
-        "ray_namespace": "hcp-test-indexer"})
+    settings = anvil_settings.with_(database_url=f"sqlite:///{tmp_path / 'indexer.db'}",
+                                    chain_poll_seconds=0.2, ray_namespace="hcp-test-indexer")
     e = anvil_stack.escrow
     e.mint("renter", 5000, "faucet")
     e.lock("a", "renter", "prov", 1000)

@@ -57,7 +57,7 @@ def api(database_url: str, tmp_path) -> Iterator[Api]:  # type: ignore[no-untype
     engine = connect(database_url)
     migrate(engine)
     clock = Clock()
-    tokens = TokenService(settings.jwt_secret or "", clock=clock)
+    tokens = TokenService(settings.auth.jwt_secret or "", clock=clock)
     ledger = SqlEscrowBackend(engine)
     deps = MarketplaceDeps(service=MarketplaceService(engine, ledger, settings, clock),
                            wallet=WalletLogin(engine, tokens, settings, clock), tokens=tokens)

@@ -119,7 +119,7 @@ def test_killed_optimizer_never_applies_a_decision_twice(fleet: LocalFleet) -> N
         before = _steps(repo, since)
         _wait(lambda: _steps(repo, since) >= before + 4, timeout=60, every=0.1)
         ray.get(opt.pause.remote())
-        time.sleep(f.settings.optimizer_apply_timeout_seconds + 0.5)
+        time.sleep(f.settings.optimizer.apply_timeout_seconds + 0.5)
         ray.get(opt.reconcile.remote())
     finally:
         stop_optimizer(opt)

@@ -246,5 +246,5 @@ def _stats_or_none(handle):  # type: ignore[no-untyped-def]
 def test_router_options_come_from_the_factory(fleet) -> None:  # type: ignore[no-untyped-def]
     settings, _gpus, _repo = fleet
     opts = router_actor_options(settings)
-    assert opts["name"] == "router" and opts["namespace"] == settings.ray_namespace
+    assert opts["name"] == "router" and opts["namespace"] == settings.ray.namespace
     assert opts["max_task_retries"] == 0 and RouterActor is not None

@@ -328,8 +328,8 @@ def make_harness(tmp_path: Path, database_url: str | None = None, *, real_router
         feed=StoreEventFeed(engine),
         usage=usage,
         limiter=LeasedRateLimiter(MemoryRateLimiter(), blocking_io=False),
-        embedder=FakeEmbedder(usage, settings.inference_model),
-        model_name=settings.inference_model,
+        embedder=FakeEmbedder(usage, settings.fleet.inference_model),
+        model_name=settings.fleet.inference_model,
         clock=clock,
     )
     extra = []

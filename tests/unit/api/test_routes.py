@@ -216,7 +216,7 @@ def test_profitability_is_503_without_an_optimizer(harness: Harness, client: Tes
     harness.economics.available = False
     # The replica's snapshot answers until it is older than the longest age it may be served.
     assert client.get("/api/v1/profitability", headers=hdr).status_code == 200
-    later(harness.clock, harness.settings.api_snapshot_max_age_seconds + 0.1)
+    later(harness.clock, harness.settings.api.snapshot_max_age_seconds + 0.1)
     r = client.get("/api/v1/profitability", headers=hdr)
     assert r.status_code == 503 and r.json()["error"] == "optimizer_unavailable"
 

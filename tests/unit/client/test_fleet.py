@@ -73,7 +73,7 @@ def test_economics_billing_and_embeddings(platform: Platform, admin: HcpClient) 
     assert prof.tick is not None and prof.tick["btc_usd"] > 0
     assert prof.devices["g0"]["INFERENCE"] > prof.devices["g0"]["MINING"]
     model = admin.list_models()[0].id
-    assert model == platform.harness.settings.inference_model
+    assert model == platform.harness.settings.fleet.inference_model
     texts = ["the fleet", "switches in milliseconds", "between mining and inference"]
     packed = admin.embed(texts)  # base64 float32 on the wire, decoded here
     plain = admin.embed(texts, model=model, encoding_format="float")

@@ -73,7 +73,7 @@ def test_resumes_after_a_server_restart_without_losing_or_repeating(
         await _until(lambda: feed.cursor is not None, "welcome")
         before = _write(p, 3)
         await _until(lambda: len(got) == 3, "first events")
-        if p.harness.settings.api_ws_heartbeat_seconds < 1:
+        if p.harness.settings.api.ws_heartbeat_seconds < 1:
             await _until(lambda: (feed.cursor or 0) >= before[-1], "a heartbeat past them")
         server.stop()
         during = await asyncio.to_thread(_write, p, 3)  # committed while nobody serves
@@ -90,7 +90,7 @@ def test_resumes_after_a_server_restart_without_losing_or_repeating(
     assert [e.id for e in got] == expected  # each once, in order, none lost
     assert all(e.kind == "workload" and e.payload and e.payload["owner"] == "alice" for e in got)
     assert reconnects >= 1
-    if p.harness.settings.api_ws_heartbeat_seconds > 1:
+    if p.harness.settings.api.ws_heartbeat_seconds > 1:
         assert repeats >= 3  # the server resent the first three; none reached the caller
 
 

@@ -143,7 +143,7 @@ def test_an_unsafe_call_is_resent_only_when_it_cannot_have_arrived(platform: Pla
             c = AsyncHcpClient(http=http, token=platform.token(Role.CUSTOMER, subject),
                                sleep=lambda s: None)
             try:
-                out: object = await c.embed(["one text"], model=platform.harness.settings.inference_model)
+                out: object = await c.embed(["one text"], model=platform.harness.settings.fleet.inference_model)
             except ApiUnreachableError as exc:
                 out = exc
             return out, (await c.billing()).inference.requests

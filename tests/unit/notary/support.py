@@ -121,8 +121,8 @@ def make_service(settings: Settings, redis_client: Any | None = None,
         _migrated_sqlite(Path(url.removeprefix("sqlite:///")))
     engine = connect(url)
     migrate(engine)
-    pool = pool or LocalSandboxPool(shared_sandbox(), settings.notary_sandbox_workers,
-                                    settings.notary_sandbox_queue)
+    pool = pool or LocalSandboxPool(shared_sandbox(), settings.notary.sandbox_workers,
+                                    settings.notary.sandbox_queue)
     return build_service(settings, engine, pool=pool, metrics=PrometheusNotaryMetrics(),
                          redis_client=redis_client)
 

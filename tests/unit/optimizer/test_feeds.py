@@ -17,8 +17,8 @@ def test_settings_pick_the_feed_and_the_live_policy(tmp_path) -> None:  # type: 
     assert isinstance(make_feed(s, spec), MarketSimulator)
     t = make_feed(s, spec).next_tick(T0)
     assert t is not None and set(t.power_usd_per_mwh) == {"lab"}
-    assert isinstance(make_feed(s.model_copy(update={"optimizer_feed": "replay"}), spec), SteppedReplay)
-    p = live_policy_params(s.model_copy(update={"optimizer_dwell_seconds": 30.0, "optimizer_threshold_pct": 2.0}))
+    assert isinstance(make_feed(s.with_(optimizer_feed="replay"), spec), SteppedReplay)
+    p = live_policy_params(s.with_(optimizer_dwell_seconds=30.0, optimizer_threshold_pct=2.0))
     assert (p.dwell_s, p.threshold_pct) == (30.0, 2.0)
 
 
