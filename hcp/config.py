@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hcp.images.settings import ImagesSettings
 from hcp.observability.settings import OpsSettings
+from hcp.oracle.settings import OracleSettings
 
 DEFAULT_FLEET_SPEC = Path(__file__).parent / "data" / "fleet.local.yaml"
 
@@ -208,6 +209,8 @@ class Settings(BaseSettings):
     images: ImagesSettings = Field(default_factory=ImagesSettings)
     # --- operations: Prometheus stack, circuit breakers, JSON logs (issue 15) ---
     ops: OpsSettings = Field(default_factory=OpsSettings)
+    # --- oracle validators (issue 14): HCP_ORACLE__QUORUM, ... ---
+    oracle: OracleSettings = Field(default_factory=OracleSettings)
 
     @field_validator("home", mode="after")
     @classmethod
