@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 
 from hcp.marketplace.reputation_book import ReputationBook
 from hcp.oracle.escalation import Penalty
-from hcp.oracle.repository import AgreedEffect, PenaltyEffect
 from hcp.oracle.report import AgreedMeasurement
+from hcp.oracle.repository import AgreedEffect, PenaltyEffect
 
 
 def reputation_penalty(book: ReputationBook) -> PenaltyEffect:

@@ -13,6 +13,7 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from datetime import datetime
+from fractions import Fraction
 from typing import Any
 
 from hcp.errors import InvalidEvidenceError, OracleSignatureError, ValidationError
@@ -250,6 +251,10 @@ class AgreedMeasurement:
         return BPS - min(BPS, self.response_ms_avg * BPS // max_ms)
 
 
+def _uptime_ratio(m: ProviderMeasurement) -> Fraction:
+    return Fraction(m.up_ms, m.expected_ms) if m.expected_ms > 0 else Fraction(1)
+
+
 def consensus(reports: Iterable[ValidationReport], k: int) -> list[AgreedMeasurement]:
     """Per provider, the measurements k of the (verified) reports of one period support."""
     by_validator: dict[str, ValidationReport] = {}
@@ -269,13 +274,12 @@ def consensus(reports: Iterable[ValidationReport], k: int) -> list[AgreedMeasure
         ms = per[pid]
         if len(ms) < k or period is None:
             continue
-        up_bps = sorted((m.uptime_bps for _, m in ms), reverse=True)[k - 1]
-        expected = sorted((m.expected_ms for _, m in ms), reverse=True)[k - 1] // 1000
+        up = sorted((m for _, m in ms), key=_uptime_ratio, reverse=True)[k - 1]
         answered = [m.response_ms_avg for _, m in ms if m.response_ms_avg is not None]
         rt = sorted(answered)[k - 1] if len(answered) >= k else None
         failures = sorted((m.failures for _, m in ms), reverse=True)[k - 1]
-        out.append(AgreedMeasurement(pid, period[0], period[1], expected,
-                                     expected * up_bps // BPS, up_bps, rt, failures,
+        out.append(AgreedMeasurement(pid, period[0], period[1], up.expected_ms // 1000,
+                                     up.up_ms // 1000, up.uptime_bps, rt, failures,
                                      tuple(sorted(v for v, _ in ms))))
     return out
 
