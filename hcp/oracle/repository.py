@@ -65,8 +65,9 @@ def _insert_ignore(s: Session, table: Any, rows: list[dict[str, Any]]) -> None:
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
+    stmt = insert(table).on_conflict_do_nothing()
     for i in range(0, len(rows), _BATCH):
-        s.execute(insert(table).on_conflict_do_nothing(), rows[i:i + _BATCH])
+        s.execute(stmt, rows[i:i + _BATCH])
 
 
 class OracleRepository:
@@ -223,8 +224,10 @@ class OracleRepository:
         """Store a signed report and its rows; False if stored already. A validator's second,
         different report for one period is refused."""
         r = signed.report
+        digest = r.digest
+        report_id = "rep_" + digest[:32]
         with Session(self.engine) as s, s.begin():
-            if s.get(m.OrcReport, r.report_id) is not None:
+            if s.get(m.OrcReport, report_id) is not None:
                 return False
             other = s.scalar(select(m.OrcReport.report_id).where(
                 m.OrcReport.validator_id == r.validator_id,
@@ -232,12 +235,12 @@ class OracleRepository:
             if other is not None:
                 raise EquivocationError("this validator already reported on this period",
                                         validator=r.validator_id, report_id=other)
-            s.add(m.OrcReport(report_id=r.report_id, validator_id=r.validator_id,
+            s.add(m.OrcReport(report_id=report_id, validator_id=r.validator_id,
                               period_start=r.period_start, period_end=r.period_end,
-                              digest=r.digest, signature=signed.signature.hex(),
+                              digest=digest, signature=signed.signature.hex(),
                               providers=len(r.measurements), created_at=self.clock.now()))
             s.flush()
-            rows = [{"report_id": r.report_id, **dict(zip(ROW_FIELDS, mm.row(), strict=True))}
+            rows = [{"report_id": report_id, **dict(zip(ROW_FIELDS, mm.row(), strict=True))}
                     for mm in r.measurements]
             for i in range(0, len(rows), _BATCH):
                 s.execute(m.OrcReportRow.__table__.insert(), rows[i:i + _BATCH])
