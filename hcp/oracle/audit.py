@@ -20,6 +20,7 @@ import logging
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from hcp.clock import Clock
 from hcp.errors import (
@@ -33,7 +34,7 @@ from hcp.errors import (
     ValidationError,
 )
 from hcp.images.cids import SHA2_256, Cid
-from hcp.images.exporter import cat, file_size, resolve_path
+from hcp.images.exporter import cat, resolve_path
 from hcp.images.proofs import MAX_PROOF_BLOCKS, response_digest
 from hcp.oracle.challenge import (
     ANSWER_DOMAIN,
@@ -62,8 +63,8 @@ class _MissingBlock(ValidationError):
     pass
 
 
-def check_proof(challenge: PossessionChallenge, blocks: tuple[bytes, ...],
-                digest: bytes) -> tuple[ProofVerdict, str]:
+def check_proof(challenge: PossessionChallenge, blocks: tuple[bytes, ...], digest: bytes,
+                block_hashes: list[bytes] | None = None) -> tuple[ProofVerdict, str]:
     """Do ``blocks`` prove, under ``challenge.cid`` alone, the challenged range, and does
     ``digest`` bind those bytes to the challenge's nonce?
 
@@ -73,7 +74,8 @@ def check_proof(challenge: PossessionChallenge, blocks: tuple[bytes, ...],
     authentic DAG that has no such path or byte is the challenge's fault (VOID)."""
     if len(blocks) > MAX_PROOF_BLOCKS:
         return ProofVerdict.WRONG_DATA, f"more than {MAX_PROOF_BLOCKS} proof blocks"
-    by_hash = {hashlib.sha256(b).digest(): b for b in blocks}
+    hashes = block_hashes or [hashlib.sha256(b).digest() for b in blocks]
+    by_hash = dict(zip(hashes, blocks, strict=True))
 
     def get(cid: Cid) -> bytes:
         block = by_hash.get(cid.digest) if cid.hash_code == SHA2_256 else None
@@ -83,10 +85,8 @@ def check_proof(challenge: PossessionChallenge, blocks: tuple[bytes, ...],
 
     try:
         file_cid = resolve_path(challenge.cid, challenge.path, get)
-        size = file_size(file_cid, get)
-        expected = max(0, min(challenge.length, size - challenge.offset))
-        if expected == 0 and challenge.length > 0:
-            return ProofVerdict.VOID, "the challenged offset is past the file's end"
+        # Read from authentic blocks only (cat checks every child's size against its
+        # parent's), so a short read is the file's real end, never a provider's omission.
         data = b"".join(cat(file_cid, get, challenge.offset, challenge.length))
     except _MissingBlock as exc:
         return ProofVerdict.WRONG_DATA, exc.detail
@@ -94,17 +94,18 @@ def check_proof(challenge: PossessionChallenge, blocks: tuple[bytes, ...],
         return ProofVerdict.VOID, "the image has no file at the challenged path"
     except HcpError as exc:  # authentic blocks that are not a file there
         return ProofVerdict.VOID, exc.detail
-    if len(data) != expected:  # authentic blocks that disagree on the file's size
-        return ProofVerdict.VOID, "the DAG holds fewer bytes than its root claims"
+    if not data and challenge.length > 0:
+        return ProofVerdict.VOID, "the challenged offset is past the file's end"
     if digest != response_digest(challenge.nonce, data):
         return ProofVerdict.WRONG_DATA, "the digest does not bind the bytes to the nonce"
     return ProofVerdict.VALID, "ok"
 
 
-def answer_evidence(challenge: PossessionChallenge, answer: ChallengeAnswer) -> str:
+def answer_evidence(challenge: PossessionChallenge, answer: ChallengeAnswer,
+                    body: dict[str, Any] | None = None) -> str:
     """SHA-256 of the signed statement: what evidence bundles and votes refer to."""
-    return hashlib.sha256(signing_bytes(ANSWER_DOMAIN, answer.body(challenge))
-                          + answer.signature).hexdigest()
+    body = answer.body(challenge) if body is None else body
+    return hashlib.sha256(signing_bytes(ANSWER_DOMAIN, body) + answer.signature).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,17 +182,18 @@ class PossessionAuditor:
         if not answer.matches(c):
             raise AnswerMismatchError("the answer's CID, path, range or nonce are not the "
                                       "challenge's", challenge_id=c.challenge_id)
-        if not self.providers.verify(c.provider_id, ANSWER_DOMAIN, answer.body(c),
-                                     answer.signature):
+        hashes = answer.block_hashes()
+        body = answer.body(c, hashes)
+        if not self.providers.verify(c.provider_id, ANSWER_DOMAIN, body, answer.signature):
             p.bad_signatures += 1
             raise OracleSignatureError("answer signature does not verify under the provider's "
                                        "registered key", challenge_id=c.challenge_id)
-        evidence = answer_evidence(c, answer)
+        evidence = answer_evidence(c, answer, body)
         rt = to_ms(now) - to_ms(c.issued_at)
         if now > c.expires_at:
             return self._close(c, Outcome.TIMEOUT, now, rt, "answered after the expiry",
                                evidence, answer)
-        verdict, detail = check_proof(c, answer.blocks, answer.digest)
+        verdict, detail = check_proof(c, answer.blocks, answer.digest, hashes)
         outcome = {ProofVerdict.VALID: Outcome.OK, ProofVerdict.WRONG_DATA: Outcome.DATA_FRAUD,
                    ProofVerdict.VOID: None}[verdict]
         if verdict is ProofVerdict.VOID:

@@ -106,10 +106,14 @@ class ChallengeAnswer:
     answered_at: datetime
     signature: bytes = b""     # the provider's, over the challenge and this answer
 
-    def body(self, challenge: PossessionChallenge) -> dict[str, Any]:
+    def block_hashes(self) -> list[bytes]:
+        return [hashlib.sha256(b).digest() for b in self.blocks]
+
+    def body(self, challenge: PossessionChallenge,
+             block_hashes: list[bytes] | None = None) -> dict[str, Any]:
+        hashes = self.block_hashes() if block_hashes is None else block_hashes
         return {"challenge": challenge.body(), "provider": self.provider_id,
-                "digest": self.digest.hex(),
-                "blocks": [hashlib.sha256(b).hexdigest() for b in self.blocks],
+                "digest": self.digest.hex(), "blocks": [h.hex() for h in hashes],
                 "answered_at": to_ms(self.answered_at)}
 
     def matches(self, challenge: PossessionChallenge) -> bool:
