@@ -183,12 +183,17 @@ class ReportAccumulator:
 
     def add_heartbeat(self, accepted: AcceptedHeartbeat) -> None:
         t = to_ms(accepted.received_at)
-        if not self.start <= t < self.end:
+        if t < self.start or t >= self.end:
             return
-        a = self._get(accepted.heartbeat.provider_id, t)
+        hb = accepted.heartbeat
+        a = self._acc.get(hb.provider_id)
+        if a is None:
+            a = self._acc[hb.provider_id] = _Acc(t, t)
         a.hb += 1
-        a.delay += max(0, t - to_ms(accepted.heartbeat.sent_at))
-        lo = max(t, a.covered_until, a.exp_from)
+        delay = t - to_ms(hb.sent_at)
+        if delay > 0:
+            a.delay += delay
+        lo = max(a.covered_until, t, a.exp_from)  # the part not yet vouched for
         hi = min(t + self.cover, self.end)
         if hi > lo:
             a.up += hi - lo

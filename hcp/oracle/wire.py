@@ -58,7 +58,7 @@ def signing_bytes(domain: str, body: dict[str, Any]) -> bytes:
 def to_ms(at: datetime) -> int:
     if at.tzinfo is None:
         raise ValidationError("oracle times must be timezone-aware (UTC)")
-    return (at - _EPOCH) // _MS
+    return (at - _EPOCH) // _MS  # exact (a float timestamp can be 1 ms off)
 
 
 def from_ms(ms: int) -> datetime:
