@@ -17,6 +17,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import logging
+import random
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
@@ -158,7 +159,9 @@ class PossessionAuditor:
         return [p.challenge for p in self._pending.values()]
 
     def challenge(self, provider_id: str, targets: list[ImageTarget], round_id: str,
-                  round_seed: bytes | None = None, rng=None) -> PossessionChallenge:  # type: ignore[no-untyped-def]
+                  round_seed: bytes | None = None,
+                  rng: random.Random | None = None) -> PossessionChallenge:
+        """Issue a signed challenge (see ``build_challenge``) and keep it in flight."""
         c = build_challenge(self.signer, provider_id, targets, round_id, self.clock.now(),
                             self.settings, rng, round_seed)
         self._pending[c.challenge_id] = _Pending(c)
