@@ -21,6 +21,7 @@ from pydantic_settings import (
 
 from hcp.images.settings import ImagesSettings
 from hcp.observability.settings import OpsSettings
+from hcp.oracle.settings import OracleSettings
 
 DEFAULT_FLEET_SPEC = Path(__file__).parent / "data" / "fleet.local.yaml"
 
@@ -381,6 +382,8 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     images: ImagesSettings = Field(default_factory=ImagesSettings)
     ops: OpsSettings = Field(default_factory=OpsSettings)
+    # --- oracle validators (issue 14): HCP_ORACLE__QUORUM, ... ---
+    oracle: OracleSettings = Field(default_factory=OracleSettings)
 
     ray: RaySettings = Field(default_factory=RaySettings)
     fleet: FleetSettings = Field(default_factory=FleetSettings)

@@ -549,3 +549,82 @@ class DependencyUnavailableError(ServiceUnavailableError):
 
     def __reduce__(self):
         return (_rebuild_rate_limited, (type(self), self.detail, self.context))
+
+
+# --- oracle validators (issue 14) ---
+
+
+class OracleSignatureError(HcpError):
+    """A heartbeat, challenge, answer, report or evidence signature that does not verify
+    under the key registered for the identity it names."""
+
+    code = "oracle_bad_signature"
+    http_status = 403
+
+
+class UnknownIdentityError(HcpError):
+    """A provider or validator with no registered (or a revoked) key."""
+
+    code = "oracle_unknown_identity"
+    http_status = 403
+
+
+class StaleMessageError(ValidationError):
+    """A signed message outside its freshness window (too old, or dated in the future)."""
+
+    code = "oracle_stale_message"
+
+
+class HeartbeatReplayError(ReplayDetectedError):
+    """A heartbeat whose sequence number is not above the last one accepted."""
+
+    code = "heartbeat_replayed"
+
+
+class UnknownChallengeError(NotFoundError):
+    """An answer to a challenge this validator never issued (or has forgotten)."""
+
+    code = "unknown_challenge"
+
+
+class AnswerReplayedError(ReplayDetectedError):
+    """An answer to a challenge that is already closed."""
+
+    code = "answer_replayed"
+
+
+class CrossProviderAnswerError(PermissionDeniedError):
+    """An answer naming another provider than the one its challenge was sent to."""
+
+    code = "answer_wrong_provider"
+
+
+class AnswerMismatchError(ValidationError):
+    """An answer whose CID, path, range or nonce are not its challenge's."""
+
+    code = "answer_mismatch"
+
+
+class UnknownValidatorError(PermissionDeniedError):
+    """A vote or signature from an identity outside the validator set."""
+
+    code = "unknown_validator"
+
+
+class EquivocationError(ConflictError):
+    """A validator voting twice, differently, on one subject."""
+
+    code = "validator_equivocated"
+
+
+class InvalidEvidenceError(ValidationError):
+    """An evidence bundle or report whose digest or signatures do not check."""
+
+    code = "invalid_evidence"
+
+
+class StandingConflictError(ConflictError):
+    """A provider's standing changed under this decision (another validator stepped it first):
+    reload it and step the finding again."""
+
+    code = "standing_conflict"
