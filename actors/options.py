@@ -183,10 +183,5 @@ def api_ingress_options() -> dict[str, Any]:
             "ray_actor_options": {"num_cpus": 0}}
 
 
-def embeddings_deployment_options() -> dict[str, Any]:
-    return {"name": "embeddings", "max_ongoing_requests": API_MAX_ONGOING,
-            "ray_actor_options": {"num_cpus": 0}}
-
-
 def notary_deployment_options() -> dict[str, Any]:
     return {"name": "notary", "ray_actor_options": {"num_cpus": 0}}

@@ -12,9 +12,8 @@ from typing import Any
 
 from fastapi import FastAPI
 from ray import serve
-from ray.serve.handle import DeploymentHandle
 
-from actors.options import API_APP_NAME, api_ingress_options, embeddings_deployment_options
+from actors.options import API_APP_NAME, api_ingress_options
 from hcp.api.usage import SqlUsageLedger
 from hcp.auth.tokens import TokenService
 from hcp.config import Settings
@@ -31,7 +30,7 @@ from hcp.workloads.repository import WorkloadRepository
 from serve_apps.backends import ActorFleet, OptimizerEconomics, RouterWorkloads
 from serve_apps.eventlog import StoreEventFeed, StoreSwitchLog
 from serve_apps.factory import build_app
-from serve_apps.inference import EmbeddingsDeployment, ServeEmbedder
+from serve_apps.inference import GpuEmbedder
 from serve_apps.services import ApiServices
 
 log = logging.getLogger(__name__)
@@ -53,15 +52,17 @@ def make_limiter(settings: Settings, engine: Any) -> RateLimiter:
     return SqlRateLimiter(engine)
 
 
-def services_from_settings(settings: Settings, embeddings: DeploymentHandle | None) -> ApiServices:
+def services_from_settings(settings: Settings) -> ApiServices:
     engine = engine_for(settings.resolved_database_url)  # migrated by the platform's launch
+    workloads = RouterWorkloads(settings, WorkloadRepository(engine))
+    usage = SqlUsageLedger(engine)
     return ApiServices(
-        workloads=RouterWorkloads(settings, WorkloadRepository(engine)),
+        workloads=workloads,
         fleet=ActorFleet(settings),
         economics=OptimizerEconomics(settings),
         switch_log=StoreSwitchLog(FleetRepository(engine)),
         feed=StoreEventFeed(engine),
-        usage=SqlUsageLedger(engine),
+        usage=usage,
         # Each replica leases blocks of hits from the shared counters: no store round trip
         # per request, and the limit still holds across replicas (hcp/ratelimit/leased.py).
         limiter=LeasedRateLimiter(
@@ -69,7 +70,8 @@ def services_from_settings(settings: Settings, embeddings: DeploymentHandle | No
             settings.api.rate_max_lease,
             blocking_io=settings.api.rate_limit_backend != "memory",
         ),
-        embedder=ServeEmbedder(embeddings) if embeddings is not None else None,
+        # One hop: this replica batches and calls the GPU actor itself.
+        embedder=GpuEmbedder(settings, workloads, usage),
         model_name=settings.fleet.inference_model,
     )
 
@@ -101,12 +103,10 @@ def platform_routers(settings: Settings) -> list[Any]:
 @serve.deployment(**api_ingress_options())
 @serve.ingress()
 class ApiIngress:
-    def __init__(
-        self, settings: dict[str, Any], embeddings: DeploymentHandle | None = None
-    ) -> None:
+    def __init__(self, settings: dict[str, Any]) -> None:
         s = Settings(**settings)
         configure_logging(s.log_level)
-        services = services_from_settings(s, embeddings)
+        services = services_from_settings(s)
         self._app = build_app(services, TokenService.from_settings(s), s, platform_routers(s))
 
     def __serve_build_asgi_app__(self) -> FastAPI:
@@ -119,22 +119,7 @@ def settings_args(settings: Settings) -> dict[str, Any]:
 
 
 def application(settings: Settings) -> Any:
-    args = settings_args(settings)
-    embeddings = EmbeddingsDeployment.options(**embeddings_deployment_options()).bind(args)
-    return ApiIngress.bind(args, embeddings)
-
-
-def build(args: dict[str, Any] | None = None) -> Any:
-    """Application builder for ``serve run serve_apps/serve_config.yaml``: ``args`` override
-    HCP_ settings. The platform's actors start through the topology first (in the ``serve
-    run`` driver, which then owns them), so Serve fronts the same platform ``hcp run`` does."""
-    from actors import topology
-    from hcp.fleet.spec import load_fleet_spec
-
-    settings = Settings(**(args or {}))
-    if not topology.running(settings):
-        topology.launch(settings, load_fleet_spec(settings.fleet_spec), api=False)
-    return application(settings)
+    return ApiIngress.bind(settings_args(settings))
 
 
 def app_name(settings: Settings) -> str:

@@ -1,10 +1,12 @@
-"""The inference deployment: batches embedding requests onto GPU actors in INFERENCE mode.
+"""Embeddings served by GPU actors in INFERENCE mode, one Ray hop from the ingress.
 
-Concurrent requests are grouped by ``@serve.batch`` into one ``GpuActor.embed`` call per
-batch (split at the model's per-call text limit). The GPU comes from the router's
-``acquire_inference_gpu``, which may switch a mining GPU; if the GPU leaves INFERENCE
-(the optimizer switched it back), the next call acquires one again. Input tokens are
-counted with the model's own tokenizer and recorded per client once per batch.
+The ingress replica batches concurrent requests itself (natural batching: the first request
+goes at once, requests that arrive meanwhile leave together) and calls ``GpuActor.embed``
+through the typed handle wrapper, split at the model's per-call text limit. The GPU comes
+from the router's ``acquire_inference_gpu``, which may switch a mining GPU; if the GPU
+leaves INFERENCE (the optimizer switched it back) or stops answering, the next call acquires
+one again. Input tokens are counted with the model's own tokenizer and billed per client
+once per batch, before anyone is answered.
 """
 
 from __future__ import annotations
@@ -12,20 +14,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from typing import Any
 
-import ray
-from ray import serve
-
-from actors.options import gpu_actor_name
+from actors.handles import FleetClient
 from hcp.api.usage import SqlUsageLedger
+from hcp.asyncbatch import NaturalBatcher
 from hcp.config import Settings
-from hcp.errors import ConfigError, ContextUnavailableError, ServiceUnavailableError
+from hcp.errors import ConfigError, ContextUnavailableError, DeviceUnavailableError
 from hcp.inference.base import DEFAULT_MAX_TEXTS
-from hcp.logging_setup import configure_logging
-from hcp.store import engine_for
-from hcp.workloads.repository import WorkloadRepository
-from serve_apps.backends import RouterWorkloads, call_actor
+from serve_apps.backends import RouterWorkloads
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +36,7 @@ class TokenCounter:
 
         if model_name != MODEL_NAME:
             raise ConfigError(
-                f"no tokenizer for {model_name!r}; the embeddings deployment serves {MODEL_NAME!r}",
+                f"no tokenizer for {model_name!r}; the embeddings path serves {MODEL_NAME!r}",
                 model=model_name,
             )
         self._tok = AutoTokenizer.from_pretrained(str(bundled_model_path()))
@@ -51,86 +47,69 @@ class TokenCounter:
         return [len(ids) for ids in enc["input_ids"]]
 
 
-@serve.deployment(name="embeddings", max_ongoing_requests=256, ray_actor_options={"num_cpus": 0})
-class EmbeddingsDeployment:
-    def __init__(self, settings: dict[str, Any]) -> None:
-        self._settings = Settings(**settings)
-        configure_logging(self._settings.log_level)
-        engine = engine_for(self._settings.resolved_database_url)
-        self._router = RouterWorkloads(self._settings, WorkloadRepository(engine))
-        self._usage = SqlUsageLedger(engine)
-        self._tokens = TokenCounter(self._settings.fleet.inference_model)
-        self._model = self._settings.fleet.inference_model
-        self._gpu: Any = None
+class GpuEmbedder:
+    """The API's ``Embedder``: batches, a GPU actor, usage billed per batch."""
+
+    def __init__(self, settings: Settings, router: RouterWorkloads, usage: SqlUsageLedger) -> None:
+        self._settings = settings
+        self._router = router
+        self._usage = usage
+        self._model = settings.fleet.inference_model
+        self._tokens: TokenCounter | None = None  # loaded on first use (not in a constructor)
+        self._fleet = FleetClient()
         self._device: str | None = None
-        self._batch.set_max_batch_size(self._settings.api.embed_batch_size)
-        self._batch.set_batch_wait_timeout_s(self._settings.api.embed_batch_wait_s)
+        self._batcher: NaturalBatcher[tuple[str, list[str]], tuple[list[list[float]], int]] = (
+            NaturalBatcher(self._batch, max_batch=settings.api.embed_batch_size))
 
     async def embed(self, owner: str, texts: list[str]) -> tuple[list[list[float]], int]:
-        return await self._batch((owner, texts))
+        return await self._batcher.submit((owner, texts))
 
-    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005)
-    async def _batch(
-        self, requests: list[tuple[str, list[str]]]
-    ) -> list[tuple[list[list[float]], int]]:
+    async def _batch(self, requests: list[tuple[str, list[str]]]
+                     ) -> list[tuple[list[list[float]], int] | BaseException]:
         flat = [t for _, texts in requests for t in texts]
         owner = requests[0][0]
         vectors: list[list[float]] = []
         for i in range(0, len(flat), DEFAULT_MAX_TEXTS):
-            vectors.extend(await self._embed_chunk(owner, flat[i : i + DEFAULT_MAX_TEXTS]))
+            vectors.extend(await self._embed_chunk(owner, flat[i: i + DEFAULT_MAX_TEXTS]))
+        if self._tokens is None:
+            self._tokens = await asyncio.to_thread(TokenCounter, self._model)
         counts = self._tokens.count(flat)
-        out, per_owner = [], defaultdict(lambda: [0, 0])
+        out: list[tuple[list[list[float]], int] | BaseException] = []
+        per_owner: dict[str, list[int]] = defaultdict(lambda: [0, 0])
         pos = 0
         for req_owner, texts in requests:
             n = len(texts)
-            tokens = sum(counts[pos : pos + n])
-            out.append((vectors[pos : pos + n], tokens))
+            tokens = sum(counts[pos: pos + n])
+            out.append((vectors[pos: pos + n], tokens))
             per_owner[req_owner][0] += 1
             per_owner[req_owner][1] += tokens
             pos += n
-        # Usage is billed before anyone gets an answer: if it cannot be recorded, the batch is
-        # refused (503) rather than served unbilled.
+        # Billed before anyone gets an answer: if it cannot be recorded, the batch is refused
+        # (503) rather than served unbilled.
         await asyncio.to_thread(
-            self._usage.add_many, self._model, {w: (r, t) for w, (r, t) in per_owner.items()}
-        )
+            self._usage.add_many, self._model, {w: (r, t) for w, (r, t) in per_owner.items()})
         return out
 
     async def _embed_chunk(self, owner: str, texts: list[str]) -> list[list[float]]:
         for attempt in (1, 2):
-            gpu = await self._acquire(owner)
+            device = await self._acquire(owner)
             try:
-                return await call_actor(
-                    lambda g=gpu: g.embed.remote(texts),
-                    ServiceUnavailableError,
-                    f"GPU {self._device}",
-                )
-            except (ContextUnavailableError, ServiceUnavailableError):
+                return await self._fleet.aembed(device, texts)
+            except (ContextUnavailableError, DeviceUnavailableError):
                 # The GPU left INFERENCE or died: forget it and ask the router for another once.
-                self._gpu = self._device = None
+                self._device = None
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")
 
-    async def _acquire(self, owner: str) -> Any:
-        if self._gpu is None:
+    async def _acquire(self, owner: str) -> str:
+        if self._device is None:
+            import ray
+
+            from actors.options import gpu_actor_name
+
             device = await self._router.acquire_inference_gpu(owner)
-            self._gpu = ray.get_actor(
-                gpu_actor_name(device), namespace=self._settings.ray.namespace
-            )
+            self._fleet.gpus[device] = ray.get_actor(
+                gpu_actor_name(device), namespace=self._settings.ray.namespace)
             self._device = device
-        return self._gpu
-
-
-class ServeEmbedder:
-    """The ingress side: awaits the inference deployment through its handle."""
-
-    def __init__(self, handle: Any) -> None:
-        self._handle = handle
-
-    async def embed(self, owner: str, texts: list[str]) -> tuple[list[list[float]], int]:
-        vectors, tokens = await call_actor(
-            lambda: self._handle.embed.remote(owner, texts),
-            ServiceUnavailableError,
-            "the inference deployment",
-        )
-        return vectors, tokens
+        return self._device

@@ -34,7 +34,7 @@ import numpy as np
 from numba import njit
 
 from hcp.errors import MiningError
-from hcp.mining.backends import SearchCancelled, verify_nonce
+from hcp.mining.search import SearchCancelled, verify_nonce
 from hcp.mining.sha256_numpy import Sha256dJob
 
 logger = logging.getLogger(__name__)

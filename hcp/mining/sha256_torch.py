@@ -20,7 +20,7 @@ import logging
 from typing import Any
 
 from hcp.errors import MiningError
-from hcp.mining.backends import BatchSearcher
+from hcp.mining.search import BatchSearcher
 
 logger = logging.getLogger(__name__)
 

@@ -1,8 +1,18 @@
-"""Unit tests never start Ray: any ray.init call fails the test."""
+"""Unit tests need nothing running: any ray.init call fails the test, and stores are SQLite
+files (the same tests run on PostgreSQL from tests/integration/postgres)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> Iterator[str]:
+    """The embedded default store (a SQLite file); PostgreSQL is the integration tier's."""
+    yield f"sqlite:///{tmp_path / 'hcp.db'}"
 
 
 @pytest.fixture(autouse=True)

@@ -5,7 +5,7 @@ transaction. ``refs`` of every block of the DAG move in one statement per hold."
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -16,8 +16,22 @@ from hcp.images.cids import Cid
 from hcp.images.models import ImgBlock, ImgDag, ImgDagBlock, ImgLease, ImgPin
 from hcp.images.params import ImportParams
 
-if TYPE_CHECKING:
-    from hcp.images.store.embedded import EmbeddedStore
+
+class SessionHost(Protocol):
+    """What a session needs of its store (``EmbeddedStore``): its index, its files, and the
+    protection of blocks being written from a concurrent GC."""
+
+    engine: Engine
+    clock: Any
+    files: Any
+
+    def _protect(self, key: str) -> None: ...
+
+    def _unprotect(self, keys: Iterable[str]) -> None: ...
+
+    def _write(self, key: str, block: bytes) -> bool: ...
+
+    def _read(self, cid: Cid) -> bytes: ...
 
 ROW_BATCH = 256
 
@@ -38,7 +52,7 @@ class ImportSession:
     found by walking the DAG in the store) and takes a hold on it (a pin or a job lease) in
     one transaction, then the blocks are safe without protection."""
 
-    def __init__(self, store: EmbeddedStore) -> None:
+    def __init__(self, store: SessionHost) -> None:
         self.store = store
         self._keys: dict[str, int] = {}  # key -> size, every block this session protects
         self._pending: dict[str, int] = {}

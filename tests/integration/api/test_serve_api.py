@@ -83,7 +83,7 @@ def platform(ray_session, tmp_path_factory) -> Iterator[Platform]:  # type: igno
         api_live_poll_seconds=0.05,
         api_port=port,
         api_route_prefix=PREFIX,
-        api_anonymous_rate_limit=200,
+        api_anonymous_rate_limit=50,
     )
     spec = parse_fleet_spec(SPEC, "api-itest")
     # The whole platform through the one topology (no optimizer: these tests switch by hand).
@@ -264,9 +264,10 @@ def test_forwarded_for_from_an_untrusted_peer_does_not_pick_the_rate_key(
     # trusted proxies are configured), so every request counts against the same address.
     codes = [httpx.get(f"{platform.base}/api/v1/task", timeout=30,
                        headers={"X-Forwarded-For": f"198.51.100.{i % 250}"}).status_code
-             for i in range(260)]
-    assert 429 in codes, codes[-10:]
-    assert codes.count(429) >= 260 - 200
+             for i in range(150)]
+    # Believed, each address would have its own count and nothing would be refused; not
+    # believed, at most the limit passes per window (two windows if the run straddles one).
+    assert codes.count(429) >= 150 - 2 * 50, codes
 
 
 def test_marketplace_money_goes_through_the_escrow_actor_and_survives_its_kill(

@@ -14,6 +14,7 @@ from hcp.chain.ids import job_key
 from hcp.chain.models import ChainEvent, ChainJob
 from hcp.chain.stack import ChainStack
 from hcp.config import Settings
+from hcp.store import engine_for, migrate
 from hcp.store.db import connect
 
 
@@ -24,6 +25,7 @@ def test_actor_follows_and_resumes_after_a_kill(ray_session: None, anvil_setting
     e = anvil_stack.escrow
     e.mint("renter", 5000, "faucet")
     e.lock("a", "renter", "prov", 1000)
+    migrate(engine_for(settings.resolved_database_url))  # the platform's launch does this first
     handle = launch_indexer(settings)
     try:
         first = wait_for_block(handle, anvil_stack.client.block_number())

@@ -1,0 +1,3 @@
+"""``tests.unit.chain.test_indexer`` on PostgreSQL (the unit tier runs it on SQLite files only)."""
+
+from tests.unit.chain.test_indexer import *  # noqa: F403
