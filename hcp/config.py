@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from hcp.agent.settings import AgentSettings
 from hcp.images.settings import ImagesSettings
 from hcp.observability.settings import OpsSettings
 
@@ -208,6 +209,8 @@ class Settings(BaseSettings):
     images: ImagesSettings = Field(default_factory=ImagesSettings)
     # --- operations: Prometheus stack, circuit breakers, JSON logs (issue 15) ---
     ops: OpsSettings = Field(default_factory=OpsSettings)
+    # --- provider agent and instances (issue 13): HCP_AGENT__SLOTS, HCP_AGENT__TOKEN, ... ---
+    agent: AgentSettings = Field(default_factory=AgentSettings)
 
     @field_validator("home", mode="after")
     @classmethod
