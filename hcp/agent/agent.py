@@ -48,6 +48,9 @@ log = logging.getLogger(__name__)
 _ENDED_BY = {JobStatus.COMPLETED: Reason.STOPPED_BY_RENTER, JobStatus.CANCELLED: Reason.CANCELLED,
              JobStatus.DISPUTED: Reason.DISPUTED, JobStatus.RESOLVED: Reason.DISPUTED}
 
+_RANK = {JobStatus.CREATED: 0, JobStatus.ACCEPTED: 1, JobStatus.RUNNING: 2}
+_RANK.update({s: 3 for s in JobStatus if s not in _RANK})
+
 
 @dataclass
 class StepReport:
@@ -99,16 +102,17 @@ class ProviderAgent:
                 if not self._reconciled:
                     self._reconcile(report)
                 self._collect(report)
+                for run in list(self._runs.values()):
+                    if run.retry_at is not None and self.clock.now() >= run.retry_at:
+                        run.retry_at = None
+                        self._launch(run, report)
                 jobs = {j.id: j for j in self.market.open_jobs() if j.offer_id in self.slots}
                 for job in sorted(jobs.values(), key=lambda j: j.created_at):
                     if job.id not in self._runs:
                         self._take(job, report)
+                self._collect(report)  # launches that already ended (fast failures)
                 for run in list(self._runs.values()):
-                    if run.retry_at is not None:
-                        if self.clock.now() >= run.retry_at:
-                            run.retry_at = None
-                            self._launch(run, report)
-                    elif run.launching is None:
+                    if run.retry_at is None and run.launching is None:
                         self._supervise(run, jobs.get(run.job.id), report)
             except ContainerEngineError as exc:
                 # After the Engine comes back, containers may have stopped or vanished.
@@ -239,6 +243,8 @@ class ProviderAgent:
 
     # -- supervising ------------------------------------------------------------------------
     def _supervise(self, run: Run, job: JobInfo | None, report: StepReport) -> None:
+        if job is not None and _RANK[job.status] < _RANK[run.job.status]:
+            job = run.job  # the step's snapshot predates our own start of this job
         job = job or self.market.job(run.job.id)
         if job is None or job.status not in LIVE_STATUSES:
             self._end(run, job, report)
