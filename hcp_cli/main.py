@@ -276,6 +276,7 @@ from hcp_cli.optimizer import decisions_cmd  # noqa: E402
 app.add_typer(miner_app, name="miner")
 app.add_typer(__import__("hcp_cli.images", fromlist=["images_app"]).images_app, name="images")
 app.add_typer(ops_app, name="ops")
+app.add_typer(__import__("hcp_cli.agent", fromlist=["agent_app"]).agent_app, name="agent")
 app.command("backtest")(backtest_cmd)
 app.command("token")(token_cmd)
 app.command("decisions")(decisions_cmd)

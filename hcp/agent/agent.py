@@ -225,7 +225,9 @@ class ProviderAgent:
             except LaunchAborted:
                 self._end(run, self.market.job(run.job.id), report)
             except HcpError as exc:
-                if run.attempts >= self.max_attempts:
+                if run.billing:  # up and billed; only a record failed: supervise it from here
+                    log.warning("job %s runs, but its launch ended with %s", run.job.id, exc.code)
+                elif run.attempts >= self.max_attempts:
                     self._fail(run, Reason.START_FAILED, f"gave up after {run.attempts} attempts: "
                                f"{exc.detail}"[:900], report)
                 else:

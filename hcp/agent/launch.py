@@ -27,6 +27,7 @@ from hcp.agent.messages import (
 )
 from hcp.agent.metrics import MetricSampler
 from hcp.agent.spec import build_spec
+from hcp.marketplace.jobs import JobStatus
 from hcp.errors import (
     BlockNotFoundError,
     HcpError,
@@ -129,7 +130,10 @@ def prepare(agent: Any, run: Run, sleep: Callable[[float], None] = time.sleep) -
     try:
         run.job = agent.market.start(job.id)
     except JobTransitionError as exc:
-        raise LaunchAborted(job.id) from exc
+        now = agent.market.job(job.id)
+        if now is None or now.status is not JobStatus.RUNNING:
+            raise LaunchAborted(job.id) from exc
+        run.job = now  # our own earlier start, whose answer was lost
     run.billing = True
     agent.save(run, phase=Phase.RUNNING, container_started_at=state.started_at)
     log.info("job %s running in %s on %s (billing started)", job.id, cid[:12], slot.gpu_id)

@@ -47,5 +47,10 @@ class AgentSettings(BaseModel):
                      description="GPU access: NVIDIA device requests when the runtime exists (auto), "
                      "always (nvidia), or a CPU-backed simulated GPU (simulated).")
     launch_workers: int = Field(default=4, gt=0, le=64, description="Concurrent pulls and starts.")
+    ws_poll_seconds: float = Field(default=0.2, gt=0,
+                                   description="How often a log or metrics socket reads the store.")
+    ws_max_items: int = Field(default=500, gt=0, le=5000, description="Lines or samples per message.")
+    ws_max_bytes: int = Field(default=256 << 10, ge=4096, le=4 << 20,
+                              description="Largest WebSocket message sent (JSON bytes).")
     store_name: str = Field(default="agent", pattern=r"^[A-Za-z0-9_.-]{1,64}$",
                             description="The agent's own image store folder (HCP_HOME/images/<name>).")
