@@ -295,6 +295,7 @@ class ProviderAgent:
                   container_finished_at=None if state is None else state.finished_at,
                   usage_seconds=usage)
         self._teardown(run)
+        log.info("job %s settled: %s (%s), %d s used", run.job.id, reason.value, detail, usage)
         report.settled.append((run.job.id, reason))
 
     def _end(self, run: Run, job: JobInfo | None, report: StepReport) -> None:
@@ -311,6 +312,7 @@ class ProviderAgent:
                   exit_code=None if state is None else state.exit_code,
                   container_finished_at=None if state is None else state.finished_at)
         self._teardown(run)
+        log.info("job %s ended in the marketplace (%s): container stopped", run.job.id, reason.value)
         report.settled.append((run.job.id, reason))
 
     def _fail(self, run: Run, reason: Reason, detail: str, report: StepReport) -> None:

@@ -8,8 +8,6 @@ import re
 import socket
 from typing import Any
 
-from sqlalchemy import Engine
-
 from hcp.agent.agent import ProviderAgent
 from hcp.agent.docker_engine import DockerEngine
 from hcp.agent.images import StoreImages, peer_fetcher
@@ -34,11 +32,16 @@ def slots(settings: Settings) -> list[Slot]:
     return [Slot(s.offer_id, s.gpu_id, s.device_index, s.gpu_model) for s in settings.agent.slots]
 
 
-def agent_images(settings: Settings, engine: Engine, docker: DockerEngine,
-                 peers: list[str]) -> StoreImages:
-    """The agent's own block store (one folder per process) fetching from ``peers``."""
-    s = settings.model_copy(update={"images": settings.images.model_copy(
-        update={"store_name": settings.agent.store_name})})
+def agent_images(settings: Settings, docker: DockerEngine, peers: list[str]) -> StoreImages:
+    """The agent's own block store: a node-local cache whose index is a SQLite file beside its
+    blocks (HCP_HOME/images/<store_name>.db), not the platform's database, where the image
+    node's own store keeps its index; missing blocks are fetched from ``peers``."""
+    from hcp.store.db import connect, migrate
+
+    name = settings.agent.store_name
+    s = settings.model_copy(update={"images": settings.images.model_copy(update={"store_name": name})})
+    engine = connect(f"sqlite:///{settings.home / 'images' / (name + '.db')}")
+    migrate(engine)
     store = EmbeddedStore.from_settings(s, engine)
     fetcher = peer_fetcher(peers, settings.images.fetch_timeout_seconds,
                            settings.images.fetch_parallelism)
@@ -54,7 +57,7 @@ def local_agent(settings: Settings, service: MarketplaceService, gpus: GpuLease,
     return ProviderAgent(
         Identity(agent_id(settings), settings.agent.provider), slots(settings),
         LocalMarketplace(service, settings.agent.provider), docker,
-        agent_images(settings, service.engine, docker, settings.images.peers),
+        agent_images(settings, docker, settings.images.peers),
         SqlRunStore(service.engine), gpus, settings.agent, **kw)
 
 
@@ -63,8 +66,6 @@ def http_agent(settings: Settings, gpus: GpuLease | None = None,
     """The standalone daemon: the platform at ``HCP_AGENT__API_URL`` with a provider token;
     images come from the platform's gateway (and ``HCP_IMAGES__PEERS``)."""
     from hcp.agent.http_ports import connect
-    from hcp.store.db import connect as db_connect
-    from hcp.store.db import migrate
 
     a = settings.agent
     if not a.api_url or a.token is None:
@@ -72,13 +73,11 @@ def http_agent(settings: Settings, gpus: GpuLease | None = None,
     if not a.slots:
         raise ConfigError("the agent daemon needs at least one slot (HCP_AGENT__SLOTS or --slot)")
     market, runs, _client = connect(a.api_url, a.token.get_secret_value())
-    engine = db_connect(settings.resolved_database_url)  # the daemon's own image index
-    migrate(engine)
     docker = docker or DockerEngine.from_env(a)
     peers = list(dict.fromkeys([*settings.images.peers, a.api_url]))
     subject = _provider_subject(a.token.get_secret_value())
     return ProviderAgent(Identity(agent_id(settings), subject), slots(settings), market, docker,
-                         agent_images(settings, engine, docker, peers), runs,
+                         agent_images(settings, docker, peers), runs,
                          gpus or LocalGpuLease(), a, **kw)
 
 

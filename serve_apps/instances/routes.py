@@ -200,8 +200,13 @@ def router(settings: Settings, limits: RequestLimits | None = None,
 
     from serve_apps.instances.streams import stream_routes
 
-    stream_routes(r, d, limits, settings)
-    return r
+    # The sockets count their own connections (a router dependency needs an HTTP request).
+    sockets = APIRouter(tags=["instances"])
+    stream_routes(sockets, d, limits, settings)
+    both = APIRouter()
+    both.include_router(r)
+    both.include_router(sockets)
+    return both
 
 
 def _iso(v: Any) -> str | None:
