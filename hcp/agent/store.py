@@ -127,10 +127,11 @@ class SqlRunStore:
             return ResumePoint(int(last_seq) + 1, since_s, int(skip or 0))
 
     def read_logs(self, job_id: str, after: int, limit: int) -> list[LogLine]:
-        with self._tx() as s:
-            rows = s.scalars(select(m.LogRow).where(m.LogRow.job_id == job_id, m.LogRow.seq > after)
-                             .order_by(m.LogRow.seq).limit(limit))
-            return [LogLine(r.seq, r.stream, r.ts_ns, r.text, r.partial) for r in rows]
+        t = m.LogRow.__table__.c
+        with self._tx() as s:  # plain rows, not ORM objects: sockets read this in a loop
+            rows = s.execute(select(t.seq, t.stream, t.ts_ns, t.text, t.partial)
+                             .where(t.job_id == job_id, t.seq > after).order_by(t.seq).limit(limit))
+            return [LogLine(int(r[0]), r[1], int(r[2]), r[3], bool(r[4])) for r in rows]
 
     # -- metrics --------------------------------------------------------------------------
     def append_metrics(self, job_id: str, samples: list[MetricSample]) -> None:
