@@ -8,7 +8,6 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -28,7 +27,7 @@ console = Console(soft_wrap=not sys.stdout.isatty(), width=None if sys.stdout.is
 log = logging.getLogger(__name__)
 
 
-def _settings(spec: Optional[Path] = None) -> Settings:
+def _settings(spec: Path | None = None) -> Settings:
     s = Settings()
     if spec is not None:
         s = s.model_copy(update={"fleet_spec": spec})
@@ -45,7 +44,7 @@ def _fail(exc: HcpError) -> None:
 
 @app.command()
 def run(
-    spec: Optional[Path] = typer.Option(None, help="Fleet spec YAML (default: HCP_FLEET_SPEC or the local fleet)."),
+    spec: Path | None = typer.Option(None, help="Fleet spec YAML (default: HCP_FLEET_SPEC or the local fleet)."),
     mode: str = typer.Option("MINING", help="Mode every GPU enters at start; KEEP resumes the committed modes."),
     duration: float = typer.Option(0.0, help="Stop after this many seconds (0: run until Ctrl-C)."),
     live: bool = typer.Option(True, help="Show a live fleet table (off: log one line per refresh)."),
@@ -215,7 +214,7 @@ def switch(device: str = typer.Argument(..., help="GPU id (or ASIC id) from the 
 
 
 @app.command()
-def events(device: Optional[str] = typer.Option(None), limit: int = typer.Option(20),
+def events(device: str | None = typer.Option(None), limit: int = typer.Option(20),
            as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
     """The latest events from the append-only log."""
     from rich.table import Table
@@ -267,11 +266,11 @@ def migrate() -> None:
 
 
 # Each area's commands live in its own module; they are registered here, after `app` exists.
-from hcp_cli.api import token_cmd  # noqa: E402
-from hcp_cli.backtest import backtest_cmd  # noqa: E402
-from hcp_cli.miner import miner_app  # noqa: E402
-from hcp_cli.ops import ops_app  # noqa: E402
-from hcp_cli.optimizer import decisions_cmd  # noqa: E402
+from hcp_cli.api import token_cmd
+from hcp_cli.backtest import backtest_cmd
+from hcp_cli.miner import miner_app
+from hcp_cli.ops import ops_app
+from hcp_cli.optimizer import decisions_cmd
 
 app.add_typer(miner_app, name="miner")
 app.add_typer(__import__("hcp_cli.images", fromlist=["images_app"]).images_app, name="images")

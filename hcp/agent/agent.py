@@ -107,7 +107,7 @@ class ProviderAgent:
                         run.retry_at = None
                         self._launch(run, report)
                 jobs = {j.id: j for j in self.market.open_jobs() if j.offer_id in self.slots}
-                for job in sorted(jobs.values(), key=lambda j: j.created_at):
+                for job in sorted(jobs.values(), key=lambda j: (j.created_at, j.id)):
                     if job.id not in self._runs:
                         self._take(job, report)
                 self._collect(report)  # launches that already ended (fast failures)
@@ -264,8 +264,8 @@ class ProviderAgent:
             self.save(run, phase=Phase.RUNNING, container_started_at=state.started_at)
         deadline = (run.job.started_at or self.clock.now()) + timedelta(seconds=job.estimated_seconds)
         if self.clock.now() >= deadline and run.stop is None:
-            run.stop = (Reason.MAX_DURATION, f"the maximum of {job.estimated_seconds} s the escrow "
-                        "covers was reached: stopped")
+            run.stop = (Reason.MAX_DURATION, (f"the maximum of {job.estimated_seconds} s the "
+                                              "escrow covers was reached: stopped"))
             self.containers.stop(run.container_id, self.settings.stop_grace_seconds)  # type: ignore[arg-type]
             self._finish(run, self.containers.inspect(run.container_id), report)  # type: ignore[arg-type]
             return

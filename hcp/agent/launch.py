@@ -27,7 +27,6 @@ from hcp.agent.messages import (
 )
 from hcp.agent.metrics import MetricSampler
 from hcp.agent.spec import build_spec
-from hcp.marketplace.jobs import JobStatus
 from hcp.errors import (
     BlockNotFoundError,
     HcpError,
@@ -38,6 +37,7 @@ from hcp.errors import (
     TamperedImageError,
     ValidationError,
 )
+from hcp.marketplace.jobs import JobStatus
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,12 @@ from hcp.agent.store import SqlRunStore, instance_writer
 from hcp.auth.tokens import Principal, Role, TokenService
 from hcp.clock import Clock, SystemClock
 from hcp.config import Settings
-from hcp.errors import InstanceNotFoundError, JobNotFoundError, PermissionDeniedError, ValidationError
+from hcp.errors import (
+    InstanceNotFoundError,
+    JobNotFoundError,
+    PermissionDeniedError,
+    ValidationError,
+)
 from hcp.marketplace.jobs import JobStatus
 from hcp.marketplace.offers import SearchQuery, SortOrder
 from hcp.marketplace.service import MarketplaceService

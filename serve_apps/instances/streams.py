@@ -61,6 +61,7 @@ def pack(items: list[dict[str, Any]], kind: str, max_bytes: int) -> list[tuple[s
     out: list[tuple[str, int]] = []
     batch: list[str] = []
     size = 0
+    prev = -1
     overhead = len(_dumps({"type": kind, "items": [], "cursor": 2**63})) + 1
 
     def flush(cursor: int) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import docker
+import docker.errors
 import pytest
 
 from hcp.agent.messages import Reason
@@ -50,7 +51,7 @@ class PrivateEngine:
     def _up(self) -> bool:
         try:
             return bool(docker.DockerClient(base_url=self.url, timeout=5).ping())
-        except Exception:
+        except docker.errors.DockerException:
             return False
 
     def stop(self) -> None:
@@ -80,8 +81,8 @@ def engine(request: pytest.FixtureRequest) -> Iterator[PrivateEngine]:
             for ct in c.containers.list(all=True):
                 ct.remove(force=True)
             c.images.prune(filters={"dangling": False})
-        except Exception:  # the test's own failure is the one to report
-            pass
+        except docker.errors.DockerException as exc:  # the test's own failure is the one to report
+            print(f"cleanup of the private Engine: {exc}")
         e.stop()
         subprocess.run(["umount", "-R", str(root / "data")], capture_output=True, check=False)
         shutil.rmtree(root, ignore_errors=True)

@@ -146,7 +146,9 @@ def test_a_preemption_is_recorded_and_pays_the_time_used(world: World) -> None:
 
 def test_one_job_per_gpu_the_next_waits(world: World) -> None:
     agent = world.agent()
-    first, second = world.job(600), world.job(600)
+    first = world.job(600)
+    world.clock.advance(1)  # first come, first served
+    second = world.job(600)
     assert agent.step().accepted == [first]
     assert world.status(second) == "CREATED"
     world.containers.exit(world.containers.by_job(first).id, 0)

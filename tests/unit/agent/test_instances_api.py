@@ -12,7 +12,15 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from hcp.agent.http_ports import HttpMarketplace, HttpRunStore
-from hcp.agent.messages import LogLine, MetricSample, NetworkMode, Phase, Reason, ResumePoint, RunRecord
+from hcp.agent.messages import (
+    LogLine,
+    MetricSample,
+    NetworkMode,
+    Phase,
+    Reason,
+    ResumePoint,
+    RunRecord,
+)
 from hcp.agent.store import SqlRunStore
 from hcp.auth.tokens import Role, TokenService
 from hcp.client import HcpClient
@@ -25,10 +33,10 @@ from hcp.marketplace.service import MarketplaceService
 from hcp.marketplace.sql_ledger import SqlEscrowBackend
 from hcp.marketplace.wallet import WalletLogin
 from serve_apps.edge import new_app
-from serve_apps.marketplace.routes import MarketplaceDeps
-from serve_apps.marketplace.routes import router as marketplace_router
 from serve_apps.instances.routes import InstancesDeps, router
 from serve_apps.instances.streams import pack
+from serve_apps.marketplace.routes import MarketplaceDeps
+from serve_apps.marketplace.routes import router as marketplace_router
 from tests.unit.agent.conftest import CID, PROVIDER, RENTER
 from tests.unit.agent.fakes import ManualClock
 

@@ -7,8 +7,8 @@ import pytest
 
 from hcp.agent.messages import InstanceSpec, NetworkMode
 from hcp.agent.store import instance_writer
-from hcp.errors import JobTransitionError, PermissionDeniedError
 from hcp.auth.tokens import Principal, Role
+from hcp.errors import JobTransitionError, PermissionDeniedError
 from hcp.marketplace.escrow_backend import ONE_TOKEN
 from tests.unit.agent.conftest import CID, PROVIDER, RENTER, World
 

@@ -7,7 +7,14 @@ from __future__ import annotations
 import time
 
 from hcp.agent.messages import ContainerSpec, NetworkMode, Phase, Reason, RunRecord
-from hcp.agent.spec import LABEL_AGENT, LABEL_GPU, LABEL_JOB, LABEL_MANAGED, MANAGED_BY, container_name
+from hcp.agent.spec import (
+    LABEL_AGENT,
+    LABEL_GPU,
+    LABEL_JOB,
+    LABEL_MANAGED,
+    MANAGED_BY,
+    container_name,
+)
 from hcp.errors import ContainerEngineError
 from hcp.marketplace.escrow_backend import ONE_TOKEN
 from tests.unit.agent.conftest import PROVIDER, RENTER, World
@@ -39,7 +46,7 @@ def test_a_running_container_is_resumed_not_restarted(world: World) -> None:
     c = world.containers.by_job(job)
     for i in range(3):
         world.containers.emit(c.id, f"before {i}")
-    assert first._runs[job].capture.wait(0.01) is False  # noqa: SLF001 - still following
+    assert first._runs[job].capture.wait(0.01) is False
     first.close()
     world.containers.emit(c.id, "while no agent watched")
     second = world.agent()
