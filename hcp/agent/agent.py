@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 _ENDED_BY = {JobStatus.COMPLETED: Reason.STOPPED_BY_RENTER, JobStatus.CANCELLED: Reason.CANCELLED,
              JobStatus.DISPUTED: Reason.DISPUTED, JobStatus.RESOLVED: Reason.DISPUTED}
 
+_FAILURES = frozenset({Reason.IMAGE_TAMPERED, Reason.IMAGE_UNAVAILABLE, Reason.IMAGE_INVALID,
+                       Reason.START_FAILED})
 _RANK = {JobStatus.CREATED: 0, JobStatus.ACCEPTED: 1, JobStatus.RUNNING: 2}
 _RANK.update({s: 3 for s in JobStatus if s not in _RANK})
 
@@ -286,15 +288,18 @@ class ProviderAgent:
             usage = state.run_seconds or 0
             if detail is None:
                 detail = f"exit code {state.exit_code}" + (" (out of memory)" if state.oom_killed else "")
-        if run.job.status is JobStatus.ACCEPTED:
-            run.job = self.market.start(run.job.id)  # ran while no agent watched: bill what it can
-        self._complete(run.job.id, usage)
-        self.save(run, phase=Phase.SETTLED, reason=reason, detail=detail,
+        # The outcome is recorded before the money moves: if cleanup fails after it (the Engine
+        # went away), the retry keeps this reason instead of reading "ended in the marketplace".
+        self.save(run, phase=Phase.STOPPING, reason=reason, detail=detail,
                   exit_code=None if state is None else state.exit_code,
                   oom_killed=bool(state and state.oom_killed),
                   container_finished_at=None if state is None else state.finished_at,
                   usage_seconds=usage)
+        if run.job.status is JobStatus.ACCEPTED:
+            run.job = self.market.start(run.job.id)  # ran while no agent watched: bill what it can
+        self._complete(run.job.id, usage)
         self._teardown(run)
+        self.save(run, phase=Phase.SETTLED)  # last: the container and the GPU are released
         log.info("job %s settled: %s (%s), %d s used", run.job.id, reason.value, detail, usage)
         report.settled.append((run.job.id, reason))
 
@@ -302,22 +307,30 @@ class ProviderAgent:
         """The job ended in the marketplace (stopped by the renter, cancelled, disputed):
         stop its container; the money is already decided."""
         reason = Reason.ORPHANED if job is None else _ENDED_BY.get(job.status, Reason.CANCELLED)
+        detail = None if job is None else f"job {job.status.value}"
+        final = Phase.SETTLED
+        if run.record.phase is Phase.STOPPING and run.record.reason is not None:
+            # We decided this job's end ourselves and moved its money; only cleanup was left.
+            reason, detail = run.record.reason, run.record.detail
+            final = Phase.FAILED if reason in _FAILURES else Phase.SETTLED
         state = None
         if run.container_id:
             self.containers.stop(run.container_id, self.settings.stop_grace_seconds)
             state = self.containers.inspect(run.container_id)
         self._drain(run, state)
-        self.save(run, phase=Phase.SETTLED, reason=reason,
-                  detail=None if job is None else f"job {job.status.value}",
-                  exit_code=None if state is None else state.exit_code,
-                  container_finished_at=None if state is None else state.finished_at)
+        changes: dict[str, Any] = {"reason": reason, "detail": detail}
+        if state is not None and state.status is not ContainerStatus.MISSING and run.record.exit_code is None:
+            changes.update(exit_code=state.exit_code, container_finished_at=state.finished_at)
+        self.save(run, phase=Phase.STOPPING, **changes)
         self._teardown(run)
+        self.save(run, phase=final)
         log.info("job %s ended in the marketplace (%s): container stopped", run.job.id, reason.value)
         report.settled.append((run.job.id, reason))
 
     def _fail(self, run: Run, reason: Reason, detail: str, report: StepReport) -> None:
         """The job never ran: everything is refunded."""
         log.warning("job %s failed: %s: %s", run.job.id, reason.value, detail)
+        self.save(run, phase=Phase.STOPPING, reason=reason, detail=detail[:1000], usage_seconds=0)
         if run.container_id:
             self.containers.stop(run.container_id, 0)
         self._drain(run, None)
@@ -326,8 +339,8 @@ class ProviderAgent:
             self.market.cancel(job.id)
         elif job is not None and job.status is JobStatus.RUNNING:
             self._complete(job.id, 0)
-        self.save(run, phase=Phase.FAILED, reason=reason, detail=detail[:1000], usage_seconds=0)
         self._teardown(run)
+        self.save(run, phase=Phase.FAILED)
         report.failed.append((run.job.id, reason))
 
     def _complete(self, job_id: str, usage: int) -> JobInfo | None:
@@ -411,10 +424,11 @@ class ProviderAgent:
             if record.job_id not in self._runs and record.job_id not in open_jobs:
                 job = self.market.job(record.job_id)
                 self.images.release(record.job_id)
+                reason = record.reason or (Reason.ORPHANED if job is None
+                                           else _ENDED_BY.get(job.status, Reason.EXITED))
                 self.runs.save_run(record.but(
-                    phase=Phase.SETTLED, updated_at=self.clock.now(),
-                    reason=record.reason or (Reason.ORPHANED if job is None
-                                             else _ENDED_BY.get(job.status, Reason.EXITED))))
+                    phase=Phase.FAILED if reason in _FAILURES else Phase.SETTLED,
+                    updated_at=self.clock.now(), reason=reason))
         self._reconciled = True
 
     def _adopt(self, job_id: str, job: JobInfo | None, c: ContainerState, report: StepReport) -> None:

@@ -182,3 +182,32 @@ def test_an_engine_outage_is_followed_by_a_reconcile(world: World) -> None:
     assert report.settled == [(job, Reason.EXITED)]
     assert world.service.get_job(RENTER, job).final_cost == 8 * ONE_TOKEN
     assert _texts(world, job) == ["one", "two"]
+
+
+def test_cleanup_cut_short_by_an_outage_keeps_the_outcome(world: World) -> None:
+    agent = world.agent()
+    job = world.job(600)
+    agent.step()
+    cid = world.containers.by_job(job).id
+    world.clock.advance(6)
+    world.containers.exit(cid, 0)
+    real_remove = world.containers.remove
+
+    def engine_gone(container_id: str) -> None:
+        raise ContainerEngineError("the Engine went away mid-cleanup")
+
+    world.containers.remove = engine_gone  # type: ignore[method-assign]
+    try:
+        agent.step()
+        raise AssertionError("the step should have failed")
+    except ContainerEngineError:
+        pass
+    run = world.runs.get_run(job)
+    assert run is not None and run.phase is Phase.STOPPING and run.reason is Reason.EXITED
+    paid = _paid(world)
+    world.containers.remove = real_remove  # type: ignore[method-assign]
+    agent.step()
+    run = world.runs.get_run(job)
+    assert run is not None and run.phase is Phase.SETTLED and run.reason is Reason.EXITED
+    assert run.detail == "exit code 0" and _paid(world) == paid
+    assert world.containers.containers == {} and world.gpus.holder("gpu-0") is None
