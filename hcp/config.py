@@ -19,6 +19,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from hcp.agent.settings import AgentSettings
 from hcp.images.settings import ImagesSettings
 from hcp.observability.settings import OpsSettings
 from hcp.oracle.settings import OracleSettings
@@ -422,6 +423,9 @@ class Settings(BaseSettings):
             else:
                 values[key] = value.model_dump() if isinstance(value, BaseModel) else value
         return type(self).model_validate(values)
+
+    # --- provider agent and instances (issue 13): HCP_AGENT__SLOTS, HCP_AGENT__TOKEN, ... ---
+    agent: AgentSettings = Field(default_factory=AgentSettings)
 
     @field_validator("home", mode="after")
     @classmethod

@@ -628,3 +628,31 @@ class StandingConflictError(ConflictError):
     reload it and step the finding again."""
 
     code = "standing_conflict"
+
+# --- provider agent and instances (issue 13) ---
+
+
+class InstanceNotFoundError(NotFoundError):
+    """No such instance, or one the caller may not see (answered alike: ids do not leak)."""
+
+    code = "instance_not_found"
+
+
+class GpuBusyError(ConflictError):
+    """The GPU cannot be handed to this job now: another job or workload holds it."""
+
+    code = "gpu_busy"
+
+
+class TamperedImageError(HcpError):
+    """An image's blocks did not match its CID (a peer or the local copy was altered)."""
+
+    code = "image_tampered"
+    http_status = 502
+    public_detail = "the image's blocks do not match its CID"
+
+
+class ContainerEngineError(ServiceUnavailableError):
+    """Docker Engine failed or cannot be reached (a restart, a lost socket)."""
+
+    code = "container_engine_unavailable"

@@ -6,7 +6,6 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -91,7 +90,7 @@ def switch(device: str = typer.Argument(..., help="GPU id (or ASIC id) from the 
 
 
 @app.command()
-def events(device: Optional[str] = typer.Option(None), limit: int = typer.Option(20),
+def events(device: str | None = typer.Option(None), limit: int = typer.Option(20),
            as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
     """The latest events from the append-only log."""
     from rich.table import Table
@@ -153,6 +152,7 @@ from hcp_cli.run import run  # noqa: E402
 app.add_typer(miner_app, name="miner")
 app.add_typer(__import__("hcp_cli.images", fromlist=["images_app"]).images_app, name="images")
 app.add_typer(ops_app, name="ops")
+app.add_typer(__import__("hcp_cli.agent", fromlist=["agent_app"]).agent_app, name="agent")
 app.command("run")(run)
 app.command("backtest")(backtest_cmd)
 app.command("token")(token_cmd)

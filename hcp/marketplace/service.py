@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -99,7 +99,10 @@ class MarketplaceService:
 
     # -- jobs -----------------------------------------------------------------------------
     def create_job(self, renter: Principal, offer_id: str, image_cid: str,
-                   estimated_seconds: int) -> JobView:
+                   estimated_seconds: int,
+                   attach: Callable[[Session, str], None] | None = None) -> JobView:
+        """``attach(session, job_id)`` writes rows that belong with the job (an instance's
+        container spec) in the job's own transaction, so no agent ever sees the job without them."""
         self._require(renter, Role.CUSTOMER)
         check_account_name(renter.subject)
         cid = validate_cid(image_cid)
@@ -127,6 +130,8 @@ class MarketplaceService:
             s.add(job)
             s.flush()
             self._event(s, job, None, JobStatus.CREATED, renter)
+            if attach is not None:
+                attach(s, job.id)
         return self._drive(job.id)
 
     def accept(self, provider: Principal, job_id: str) -> JobView:
@@ -157,21 +162,43 @@ class MarketplaceService:
 
         def step(s: Session, job: m.Job) -> None:
             self._require_party(provider, job.provider)
-            self._advance(s, job, JobStatus.COMPLETED, provider)
-            job.ended_at = self.clock.now()
-            assert job.started_at is not None
-            elapsed = max(0, int((job.ended_at - job.started_at).total_seconds()))
-            billed = min(elapsed, job.estimated_seconds)
-            if usage_seconds is not None:
-                billed = min(billed, usage_seconds)
-            job.final_cost = cost_for(job.price_per_hour, billed)
-            job.pending_escrow = {"op": "release", "actual_cost": str(job.final_cost)}
-            stats = self.book.row(s, job.provider)
-            stats.total_jobs += 1
-            stats.completed_jobs += 1
-            self.book.rescore(s, stats)
+            self._settle_run(s, job, provider, usage_seconds)
 
         return self._step(job_id, step)
+
+    def stop(self, who: Principal, job_id: str) -> JobView:
+        """The renter ends a rental now. Before it started, everything is refunded (as
+        ``cancel``); while it runs, the time used so far is paid (98/2) and the rest refunded,
+        exactly as a completion at this moment. The provider's agent sees the job ended and
+        stops the container."""
+        def step(s: Session, job: m.Job) -> None:
+            self._require_party(who, job.renter, job.provider)
+            if JobStatus(job.status) is not JobStatus.RUNNING:
+                self._require_settled_lock(job)
+                self._advance(s, job, JobStatus.CANCELLED, who, {"stopped": True})
+                job.ended_at = self.clock.now()
+                job.final_cost = 0
+                job.pending_escrow = {"op": "refund"}
+                return
+            self._settle_run(s, job, who, None, {"stopped": True})
+
+        return self._step(job_id, step)
+
+    def _settle_run(self, s: Session, job: m.Job, who: Principal, usage_seconds: int | None,
+                    detail: dict[str, Any] | None = None) -> None:
+        self._advance(s, job, JobStatus.COMPLETED, who, detail)
+        job.ended_at = self.clock.now()
+        assert job.started_at is not None
+        elapsed = max(0, int((job.ended_at - job.started_at).total_seconds()))
+        billed = min(elapsed, job.estimated_seconds)
+        if usage_seconds is not None:
+            billed = min(billed, usage_seconds)
+        job.final_cost = cost_for(job.price_per_hour, billed)
+        job.pending_escrow = {"op": "release", "actual_cost": str(job.final_cost)}
+        stats = self.book.row(s, job.provider)
+        stats.total_jobs += 1
+        stats.completed_jobs += 1
+        self.book.rescore(s, stats)
 
     def cancel(self, who: Principal, job_id: str) -> JobView:
         def step(s: Session, job: m.Job) -> None:

@@ -1,0 +1,94 @@
+"""Wiring a ``ProviderAgent`` from ``Settings``: in process over the marketplace service (the
+operator's fleet; the lead's actor shell passes the GPU actor's lease), or over the platform's
+HTTP API (a third-party provider's ``hcp agent`` daemon)."""
+
+from __future__ import annotations
+
+import re
+import socket
+from typing import Any
+
+from hcp.agent.agent import ProviderAgent
+from hcp.agent.docker_engine import DockerEngine
+from hcp.agent.images import StoreImages, peer_fetcher
+from hcp.agent.leases import LocalGpuLease
+from hcp.agent.messages import Slot
+from hcp.agent.ports import GpuLease
+from hcp.agent.spec import Identity
+from hcp.agent.store import SqlRunStore
+from hcp.config import Settings
+from hcp.errors import ConfigError
+from hcp.images.catalog import ImageCatalog
+from hcp.images.service import ImageService
+from hcp.images.store.embedded import EmbeddedStore
+from hcp.marketplace.service import MarketplaceService
+
+
+def agent_id(settings: Settings) -> str:
+    return settings.agent.agent_id or re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname())[:64]
+
+
+def slots(settings: Settings) -> list[Slot]:
+    return [Slot(s.offer_id, s.gpu_id, s.device_index, s.gpu_model) for s in settings.agent.slots]
+
+
+def agent_images(settings: Settings, docker: DockerEngine, peers: list[str]) -> StoreImages:
+    """The agent's own block store: a node-local cache whose index is a SQLite file beside its
+    blocks (HCP_HOME/images/<store_name>.db), not the platform's database, where the image
+    node's own store keeps its index; missing blocks are fetched from ``peers``."""
+    from hcp.store.db import connect, migrate
+
+    name = settings.agent.store_name
+    s = settings.model_copy(update={"images": settings.images.model_copy(update={"store_name": name})})
+    engine = connect(f"sqlite:///{settings.home / 'images' / (name + '.db')}")
+    migrate(engine)
+    store = EmbeddedStore.from_settings(s, engine)
+    fetcher = peer_fetcher(peers, settings.images.fetch_timeout_seconds,
+                           settings.images.fetch_parallelism)
+    return StoreImages(ImageService(store, ImageCatalog(engine)), docker.client, fetcher)
+
+
+def local_agent(settings: Settings, service: MarketplaceService, gpus: GpuLease,
+                docker: DockerEngine | None = None, **kw: Any) -> ProviderAgent:
+    """The operator's agent on one node, in the process that holds ``service``."""
+    from hcp.agent.local_market import LocalMarketplace
+
+    docker = docker or DockerEngine.from_env(settings.agent)
+    return ProviderAgent(
+        Identity(agent_id(settings), settings.agent.provider), slots(settings),
+        LocalMarketplace(service, settings.agent.provider), docker,
+        agent_images(settings, docker, settings.images.peers),
+        SqlRunStore(service.engine), gpus, settings.agent, **kw)
+
+
+def http_agent(settings: Settings, gpus: GpuLease | None = None,
+               docker: DockerEngine | None = None, **kw: Any) -> ProviderAgent:
+    """The standalone daemon: the platform at ``HCP_AGENT__API_URL`` with a provider token;
+    images come from the platform's gateway (and ``HCP_IMAGES__PEERS``)."""
+    from hcp.agent.http_ports import connect
+
+    a = settings.agent
+    if not a.api_url or a.token is None:
+        raise ConfigError("the agent daemon needs HCP_AGENT__API_URL and HCP_AGENT__TOKEN")
+    if not a.slots:
+        raise ConfigError("the agent daemon needs at least one slot (HCP_AGENT__SLOTS or --slot)")
+    market, runs, _client = connect(a.api_url, a.token.get_secret_value())
+    docker = docker or DockerEngine.from_env(a)
+    peers = list(dict.fromkeys([*settings.images.peers, a.api_url]))
+    subject = _provider_subject(a.token.get_secret_value())
+    return ProviderAgent(Identity(agent_id(settings), subject), slots(settings), market, docker,
+                         agent_images(settings, docker, peers), runs,
+                         gpus or LocalGpuLease(), a, **kw)
+
+
+def _provider_subject(token: str) -> str:
+    """The token's subject (read, not verified: the platform verifies every call)."""
+    import jwt
+
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError as exc:
+        raise ConfigError(f"HCP_AGENT__TOKEN is not a JWT: {type(exc).__name__}") from exc
+    if claims.get("role") != "provider" or not claims.get("sub"):
+        raise ConfigError("HCP_AGENT__TOKEN must be a provider token")
+    return str(claims["sub"])
