@@ -22,7 +22,10 @@ run: $(STAMP)
 
 test: $(STAMP)
 	scripts/ensure-services.sh
-	$(BIN)/python -m pytest -q tests
+	# The unit tier needs nothing running and is spread over the cores; the integration and
+	# end-to-end tiers share one Ray session and real services, so they run in one process.
+	$(BIN)/python -m pytest -q -n 2 tests/unit
+	$(BIN)/python -m pytest -q tests/integration tests/e2e
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.mining

@@ -47,12 +47,36 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield url
 
 
+_TEMPLATE: list[Path] = []
+
+
+def migrated_sqlite_url(directory: Path, name: str = "hcp.db") -> str:
+    """A SQLite store at its schema's heads, in ``directory``: a copy of one file migrated once
+    per test process (running every migration costs the better part of a second)."""
+    import shutil
+    import tempfile
+
+    from hcp.store.db import connect, migrate
+
+    if not _TEMPLATE or not _TEMPLATE[0].exists():
+        path = Path(tempfile.mkdtemp(prefix="hcp-schema-")) / "template.db"
+        engine = connect(f"sqlite:///{path}")
+        migrate(engine)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        engine.dispose()
+        _TEMPLATE[:] = [path]
+    target = directory / name
+    shutil.copyfile(_TEMPLATE[0], target)
+    target.chmod(0o600)
+    return f"sqlite:///{target}"
+
+
 @pytest.fixture
 def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
     """A migrated SQLite store in the test's own directory."""
-    from hcp.store.db import connect, migrate
+    from hcp.store.db import connect
 
-    engine = connect(f"sqlite:///{tmp_path / 'store.db'}")
-    migrate(engine)
+    engine = connect(migrated_sqlite_url(tmp_path, "store.db"))
     yield engine
     engine.dispose()

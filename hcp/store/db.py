@@ -21,7 +21,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError
 
 from hcp.errors import ConfigError, StoreError
 
@@ -98,6 +98,8 @@ def migrate(engine: Engine, revision: str = "heads") -> None:
     migration branch rooted at ``0001_fleet``; upgrading to all heads applies every one.
     """
     cfg = alembic_config(engine)
+    if revision == "heads" and _at_heads(engine, cfg):
+        return  # nothing to do: no need to load and run every migration script
     try:
         with _migration_lock(engine), engine.begin() as conn:
             cfg.attributes["connection"] = conn
@@ -106,6 +108,24 @@ def migrate(engine: Engine, revision: str = "heads") -> None:
         raise StoreError(f"cannot migrate database at "
                          f"{engine.url.render_as_string(hide_password=True)}: {exc.orig}") from exc
     log.debug("schema at %s on %s", revision, engine.url.render_as_string(hide_password=True))
+
+
+_HEADS: frozenset[str] | None = None
+
+
+def _at_heads(engine: Engine, cfg: Config) -> bool:
+    """Whether the schema is already at every branch head (a cheap read, no Alembic run)."""
+    global _HEADS
+    if _HEADS is None:
+        from alembic.script import ScriptDirectory
+
+        _HEADS = frozenset(ScriptDirectory.from_config(cfg).get_heads())
+    try:
+        with engine.connect() as conn:
+            rows = conn.exec_driver_sql("SELECT version_num FROM alembic_version").all()
+    except (OperationalError, ProgrammingError):
+        return False  # a fresh database: no version table yet
+    return frozenset(r[0] for r in rows) == _HEADS
 
 
 @contextlib.contextmanager

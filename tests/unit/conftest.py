@@ -11,8 +11,11 @@ import pytest
 
 @pytest.fixture
 def database_url(tmp_path: Path) -> Iterator[str]:
-    """The embedded default store (a SQLite file); PostgreSQL is the integration tier's."""
-    yield f"sqlite:///{tmp_path / 'hcp.db'}"
+    """The embedded default store (a SQLite file at its schema's heads); PostgreSQL is the
+    integration tier's."""
+    from tests.conftest import migrated_sqlite_url
+
+    yield migrated_sqlite_url(tmp_path)
 
 
 @pytest.fixture(autouse=True)

@@ -308,7 +308,11 @@ def make_harness(tmp_path: Path, database_url: str | None = None, *, real_router
                  mount_areas: bool = False, **overrides: Any) -> Harness:
     """The platform app over fakes (or, with ``real_router``, the real router core and store;
     with ``mount_areas``, the notary's and marketplace's routers beside it)."""
-    url = database_url or f"sqlite:///{tmp_path / 'api.db'}"
+    if database_url is None:
+        from tests.conftest import migrated_sqlite_url
+
+        database_url = migrated_sqlite_url(tmp_path, "api.db")
+    url = database_url
     settings = Settings(home=tmp_path, database_url=url, jwt_secret=SECRET, **overrides)
     engine = connect(url)
     migrate(engine)

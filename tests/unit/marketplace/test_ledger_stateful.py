@@ -22,7 +22,7 @@ from tests.unit.marketplace.ledger_machine import InjectedFault, make_machine
 ACCOUNTS = ["alice", "bob", "carol"]
 # The unit tier runs a short pass; tests/integration/postgres runs thousands of sequences on
 # SQLite and a pass on PostgreSQL. A longer soak: HCP_LEDGER_EXAMPLES=10000.
-SQL_EXAMPLES = int(os.environ.get("HCP_LEDGER_EXAMPLES", "150"))
+SQL_EXAMPLES = int(os.environ.get("HCP_LEDGER_EXAMPLES", "60"))
 
 
 def _raise(kind: str) -> None:
