@@ -541,3 +541,18 @@ class DependencyUnavailableError(ServiceUnavailableError):
 
     def __reduce__(self):
         return (_rebuild_rate_limited, (type(self), self.detail, self.context))
+
+
+# --- stake (issue 14) ---
+
+
+class InsufficientStakeError(ConflictError):
+    """An unstake larger than the provider's bonded stake; nothing moved."""
+
+    code = "insufficient_stake"
+
+
+class StakeUnbondingError(ConflictError):
+    """A stake withdrawal with nothing unbonding, or before the unbonding period is over."""
+
+    code = "stake_unbonding"
