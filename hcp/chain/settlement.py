@@ -39,7 +39,7 @@ def register_many(stack: ChainStack, provider: str, count: int, price_per_hour: 
 
 
 def settlement_gas(stack: ChainStack, renter: str, provider: str, resource_id: str,
-                   tag: str, estimated_seconds: int = 3600) -> dict[str, int]:
+                   tag: str, estimated_seconds: int = 3600, run_seconds: int = 2700) -> dict[str, int]:
     """Gas used by the settling transaction of each path in ``PATHS`` (one job each).
 
     The renter must hold enough for five jobs of ``estimated_seconds`` on ``resource_id``.
@@ -55,6 +55,9 @@ def settlement_gas(stack: ChainStack, renter: str, provider: str, resource_id: s
             continue
         m.accept(job, provider)
         m.start(job, provider)
+        # A fixed run time: billed amounts (and so the transfers a path makes) are the same
+        # in every round, whatever second each block happens to fall in.
+        c.set_next_block_timestamp(m.job(job).start_time + run_seconds)
         if path == "complete":
             gas[path] = c.transact(mk.functions.completeJob(key), stack.escrow.sender(provider)).gas_used
             continue
