@@ -61,7 +61,7 @@ contract Marketplace is Owned, ReentrancyGuard {
     event EscrowOpened(bytes32 indexed jobId, address indexed user, address indexed provider, uint256 amount);
     event EscrowClosed(bytes32 indexed jobId, uint256 paid, uint256 refunded);
     event MinStakeSet(uint256 amount);
-    event ProviderSlashed(address indexed provider, bytes32 indexed opId, uint256 amount, string reason);
+    event ProviderSlashed(address indexed provider, bytes32 indexed opId, address to, uint256 amount, string reason);
 
     constructor(
         address initialOwner,
@@ -196,9 +196,12 @@ contract Marketplace is Owned, ReentrancyGuard {
         uint256 bps = outcome == Outcome.ProviderFault ? 0 : (outcome == Outcome.UserFault ? 10000 : 5000);
         j.status = JobStatus.Completed;
         j.outcome = outcome;
-        escrow.split(jobId, bps);
+        // The job's record is final before the escrow is called (what split will pay: the
+        // same floor as PaymentEscrow.split).
         PaymentEscrow.EscrowRecord memory e = escrow.getEscrow(jobId);
-        j.finalCost = e.paidProvider + e.paidPlatform;
+        j.finalCost = e.paidProvider + e.paidPlatform + e.remaining * bps / 10000;
+        escrow.split(jobId, bps);
+        e = escrow.getEscrow(jobId);
         reputation.recordJob(j.provider, outcome == Outcome.UserFault, true);
         if (outcome == Outcome.ProviderFault) {
             reputation.applyPenalty(j.provider, DISPUTE_LOST_PENALTY, "dispute_lost");
@@ -273,9 +276,9 @@ contract Marketplace is Owned, ReentrancyGuard {
         external onlyOracle nonReentrant
     {
         require(bytes(reason).length <= 64, "ReasonTooLong");
-        (bytes32 seen,,) = escrow.slashOps(opId);
-        (uint256 taken,) = escrow.slash(provider, amount, jobId, opId);
-        if (seen == bytes32(0)) emit ProviderSlashed(provider, opId, taken, reason);
+        bool replay = escrow.slashRecorded(opId);
+        (uint256 taken, address to) = escrow.slash(provider, amount, jobId, opId);
+        if (!replay) emit ProviderSlashed(provider, opId, to, taken, reason);
     }
 
     // ---- views ---------------------------------------------------------------------------

@@ -40,7 +40,7 @@ contract PaymentEscrow is Owned, ReentrancyGuard {
     }
 
     IGPUToken public immutable token;
-    address public platform;
+    address public immutable platform;
     address public marketplace;
     uint256 public totalLocked;
 
@@ -137,19 +137,17 @@ contract PaymentEscrow is Owned, ReentrancyGuard {
     }
 
     /// @notice Pay `amount` of what is locked now; the rest stays locked. Keyed by opId.
-    function partialRelease(bytes32 jobId, uint256 amount, bytes32 opId)
-        external onlyMarketplace nonReentrant returns (uint256 toProvider, uint256 toPlatform)
-    {
+    function partialRelease(bytes32 jobId, uint256 amount, bytes32 opId) external onlyMarketplace nonReentrant {
         EscrowRecord storage e = _escrows[jobId];
         require(e.state == EscrowState.Locked, "EscrowNotLocked");
         require(amount > 0, "ZeroAmount");
         uint256 seen = partialOps[jobId][opId].amount;
         if (seen != 0) {
             require(seen == amount, "IdempotencyConflict");
-            return (0, 0);
+            return;
         }
         require(amount <= e.remaining, "ExceedsLocked");
-        (toProvider, toPlatform) = _debit(e, amount);
+        (uint256 toProvider, uint256 toPlatform) = _debit(e, amount);
         partialOps[jobId][opId] = PartialOp(amount, e.remaining);
         _payOut(jobId, e.provider, toProvider, toPlatform);
         emit PartialReleased(jobId, opId, toProvider, toPlatform);
@@ -192,6 +190,10 @@ contract PaymentEscrow is Owned, ReentrancyGuard {
         return _stakes[provider].bonded;
     }
 
+    function slashRecorded(bytes32 opId) external view returns (bool) {
+        return slashOps[opId].terms != bytes32(0);
+    }
+
     /// @notice Record a stake the marketplace has already moved into this contract.
     function addStake(address provider, uint256 amount, bytes32 opId) external onlyMarketplace nonReentrant {
         require(amount > 0, "ZeroAmount");
@@ -204,31 +206,26 @@ contract PaymentEscrow is Owned, ReentrancyGuard {
 
     /// @notice Start unbonding `amount`: it stops counting as bonded now, stays slashable, and
     /// can be withdrawn UNBONDING_PERIOD later (a new request restarts the wait for the whole sum).
-    function requestUnstake(address provider, uint256 amount, bytes32 opId)
-        external onlyMarketplace nonReentrant returns (uint256 releaseAt)
-    {
+    function requestUnstake(address provider, uint256 amount, bytes32 opId) external onlyMarketplace nonReentrant {
         StakeRecord storage s = _stakes[provider];
-        if (!_newStakeOp(provider, opId, OP_UNSTAKE, amount)) return s.releaseAt;
+        if (!_newStakeOp(provider, opId, OP_UNSTAKE, amount)) return;
         require(amount > 0, "ZeroAmount");
         require(amount <= s.bonded, "ExceedsStake");
         s.bonded -= amount;
         s.unbonding += amount;
         s.releaseAt = block.timestamp + UNBONDING_PERIOD;
         emit UnstakeRequested(provider, opId, amount, s.releaseAt);
-        return s.releaseAt;
     }
 
     /// @notice Pay out everything that has finished unbonding.
-    function withdrawStake(address provider, bytes32 opId)
-        external onlyMarketplace nonReentrant returns (uint256 amount)
-    {
+    function withdrawStake(address provider, bytes32 opId) external onlyMarketplace nonReentrant {
         StakeOp storage op = stakeOps[provider][opId];
         if (op.kind != 0) {
             require(op.kind == OP_WITHDRAW, "IdempotencyConflict");
-            return op.amount;
+            return;
         }
         StakeRecord storage s = _stakes[provider];
-        amount = s.unbonding;
+        uint256 amount = s.unbonding;
         require(amount > 0, "NothingUnbonding");
         require(block.timestamp >= s.releaseAt, "StakeUnbonding");
         s.unbonding = 0;
@@ -309,8 +306,8 @@ contract PaymentEscrow is Owned, ReentrancyGuard {
         e.settledBy = kind;
         e.settleParam = param;
         totalLocked -= back;
-        // Interactions.
-        _payOut(jobId, e.provider, toProvider, toPlatform);
+        // Interactions (a refund reads no provider: one cold slot less).
+        if (toProvider + toPlatform > 0) _payOut(jobId, e.provider, toProvider, toPlatform);
         if (back > 0) {
             require(token.transfer(e.user, back), "TransferFailed");
             emit Refunded(jobId, e.user, back);
