@@ -29,8 +29,6 @@ from hcp.errors import (
     EscrowStateError,
     IdempotencyConflictError,
     InsufficientFundsError,
-    InsufficientStakeError,
-    StakeUnbondingError,
     StoreError,
     SupplyLimitError,
     ValidationError,
@@ -42,46 +40,26 @@ from hcp.marketplace.escrow_backend import (
     UNBONDING_SECONDS,
     EscrowState,
     Settlement,
-    Slash,
-    StakeState,
     split_payment,
 )
+from hcp.marketplace.ledger_names import (  # noqa: F401  (check_account_name: re-exported)
+    ESCROW_PREFIX,
+    ISSUANCE,
+    STAKE_PREFIX,
+    _check_key,
+    _escrow_account,
+    _stake_account,
+    check_account_name,
+)
+from hcp.marketplace.sql_stake import StakeBook
 
 log = logging.getLogger(__name__)
-
-ISSUANCE = "@issuance"
-ESCROW_PREFIX = "escrow:"
-STAKE_PREFIX = "stake:"
-MAX_NAME = 128
 
 Move = tuple[str, str, int]  # (debit, credit, amount)
 FaultHook = Callable[[str], None]
 
 
-def _escrow_account(job_id: str) -> str:
-    return f"{ESCROW_PREFIX}{job_id}"
-
-
-def _stake_account(provider: str) -> str:
-    return f"{STAKE_PREFIX}{provider}"
-
-
-def check_account_name(name: str) -> str:
-    if not isinstance(name, str) or not name or len(name) > MAX_NAME:
-        raise ValidationError("an account is a non-empty name of at most 128 characters", account=name)
-    if name.startswith(("@", ESCROW_PREFIX, STAKE_PREFIX)):
-        raise ValidationError("account names starting with '@', 'escrow:' or 'stake:' are reserved",
-                              account=name)
-    return name
-
-
-def _check_key(value: Any, what: str) -> str:
-    if not isinstance(value, str) or not value or len(value) > 64:
-        raise ValidationError(f"{what} must be a non-empty string of at most 64 characters")
-    return value
-
-
-class SqlEscrowBackend:
+class SqlEscrowBackend(StakeBook):
     """The embedded escrow ledger. ``fault`` (tests only) is called inside each transaction just
     before commit, with the operation kind; raising there simulates a crash mid-transaction."""
 
@@ -122,17 +100,6 @@ class SqlEscrowBackend:
         with self._read() as s:
             row = s.get(m.LedgerEscrow, job_id)
             return row.remaining if row else 0
-
-    def staked_total(self) -> int:
-        with self._read() as s:
-            return sum(s.scalars(select(m.LedgerAccount.balance).where(m.LedgerAccount.kind == "stake")))
-
-    def stake_of(self, provider: str) -> StakeState:
-        with self._read() as s:
-            row = s.get(m.LedgerStake, provider)
-            if row is None:
-                return StakeState(provider, 0, 0, None)
-            return StakeState(provider, row.bonded, row.unbonding, row.release_at)
 
     def escrow(self, job_id: str) -> m.LedgerEscrow | None:
         with self._read() as s:
@@ -264,104 +231,7 @@ class SqlEscrowBackend:
 
         return self._settle_op(job_id, {"op": "split", "provider_bps": provider_bps}, body)
 
-    # -- stake ----------------------------------------------------------------------------
-    # stake, request_unstake and withdraw_stake share one key per (provider, op_id), as on
-    # chain (PaymentEscrow.stakeOps): the same op id used for another kind is a conflict.
-    def stake(self, provider: str, amount: int, op_id: str) -> StakeState:
-        check_account_name(provider)
-        check_amount(amount)
-
-        def body(s: Session) -> dict[str, Any]:
-            row = self._stake_row(s, provider)
-            self._ensure(s, _stake_account(provider), "stake")
-            self._move(s, [(provider, _stake_account(provider), amount)])
-            row.bonded += amount
-            return _stake_result(row)
-
-        key = f"stakeop:{provider}:{_check_key(op_id, 'op_id')}"
-        return _stake_state(provider, self._run(key, "stake", None, {"op": "stake", "amount": str(amount)},
-                                                body))
-
-    def request_unstake(self, provider: str, amount: int, op_id: str) -> StakeState:
-        check_account_name(provider)
-        check_amount(amount)
-
-        def body(s: Session) -> dict[str, Any]:
-            row = self._stake_row(s, provider)
-            if amount > row.bonded:
-                raise InsufficientStakeError(f"{provider} has {row.bonded} bonded, not {amount}",
-                                             provider=provider, bonded=str(row.bonded),
-                                             requested=str(amount))
-            row.bonded -= amount
-            row.unbonding += amount
-            row.release_at = self.clock() + self.unbonding
-            return _stake_result(row)
-
-        key = f"stakeop:{provider}:{_check_key(op_id, 'op_id')}"
-        params = {"op": "unstake", "amount": str(amount)}
-        return _stake_state(provider, self._run(key, "unstake", None, params, body))
-
-    def withdraw_stake(self, provider: str, op_id: str) -> int:
-        check_account_name(provider)
-
-        def body(s: Session) -> dict[str, Any]:
-            row = self._stake_row(s, provider)
-            if row.unbonding == 0:
-                raise StakeUnbondingError(f"{provider} has nothing unbonding", provider=provider)
-            if row.release_at is None or self.clock() < row.release_at:
-                raise StakeUnbondingError(f"{provider}'s stake is unbonding until {row.release_at}",
-                                          provider=provider, release_at=str(row.release_at))
-            amount = row.unbonding
-            self._ensure(s, provider, "user")
-            self._move(s, [(_stake_account(provider), provider, amount)])
-            row.unbonding = 0
-            row.release_at = None
-            return {"amount": str(amount)}
-
-        key = f"stakeop:{provider}:{_check_key(op_id, 'op_id')}"
-        return int(self._run(key, "withdraw", None, {"op": "withdraw"}, body)["amount"])
-
-    def slash(self, provider: str, amount: int, op_id: str, job_id: str | None = None) -> Slash:
-        check_account_name(provider)
-        check_amount(amount)
-        if job_id is not None:
-            _check_key(job_id, "job_id")
-        params = {"provider": provider, "amount": str(amount), "job_id": job_id}
-
-        def body(s: Session) -> dict[str, Any]:
-            beneficiary = self.platform_account
-            if job_id is not None:
-                esc = s.get(m.LedgerEscrow, job_id)
-                if esc is None or esc.provider != provider:
-                    raise ValidationError("a slash names a job of the slashed provider", job_id=job_id,
-                                          provider=provider)
-                beneficiary = esc.renter
-            row = self._stake_row(s, provider)
-            from_bonded = min(amount, row.bonded)
-            from_unbonding = min(amount - from_bonded, row.unbonding)
-            row.bonded -= from_bonded
-            row.unbonding -= from_unbonding
-            if row.unbonding == 0:
-                row.release_at = None
-            taken = from_bonded + from_unbonding
-            self._ensure(s, _stake_account(provider), "stake")
-            self._ensure(s, beneficiary, "user")
-            self._move(s, [(_stake_account(provider), beneficiary, taken)])
-            return {"amount": str(taken), "beneficiary": beneficiary}
-
-        result = self._run(f"slash:{_check_key(op_id, 'op_id')}", "slash", job_id, params, body)
-        return Slash(provider, int(result["amount"]), result["beneficiary"], job_id)
-
     # -- internals ------------------------------------------------------------------------
-    @staticmethod
-    def _stake_row(s: Session, provider: str) -> m.LedgerStake:
-        row = s.get(m.LedgerStake, provider, with_for_update=True)
-        if row is None:
-            row = m.LedgerStake(provider=provider, bonded=0, unbonding=0, release_at=None)
-            s.add(row)
-            s.flush()
-        return row
-
     def _settle_op(self, job_id: str, params: dict[str, Any],
                    body: Callable[[Session], dict[str, Any]]) -> Settlement:
         # One settlement per escrow: release, refund and split share the key.
@@ -484,17 +354,6 @@ class _ReadTx:
         if isinstance(ev, SQLAlchemyError):
             raise StoreError(f"ledger read failed: {ev}") from ev
         return False
-
-
-def _stake_result(row: m.LedgerStake) -> dict[str, Any]:
-    return {"bonded": str(row.bonded), "unbonding": str(row.unbonding),
-            "release_at": row.release_at.isoformat() if row.release_at else None}
-
-
-def _stake_state(provider: str, result: dict[str, Any]) -> StakeState:
-    at = result.get("release_at")
-    return StakeState(provider, int(result["bonded"]), int(result["unbonding"]),
-                      datetime.fromisoformat(at) if at else None)
 
 
 def settlement_dict(s: Settlement) -> dict[str, Any]:
