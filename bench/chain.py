@@ -3,11 +3,14 @@
 Run as ``python -m bench.chain``. Baselines measured in the same run:
 - tx latency: ``ChainClient.transact`` (one eth_call, fixed gas limit) vs the web3 default of
   estimating gas first (a binary search that executes the call a dozen times);
-- lifecycles: the in-process py-evm chain vs anvil over JSON-RPC (started here on a free port).
+- lifecycles: the in-process py-evm chain vs anvil over JSON-RPC (started here on a free port);
+- settlement gas (anvil): each settling path (complete, the three dispute outcomes, cancel) for a
+  provider listing ``--resources`` resources vs the same provider listing one.
 """
 
 from __future__ import annotations
 
+import argparse
 import socket
 import subprocess
 import tempfile
@@ -18,6 +21,7 @@ import httpx
 
 from bench.common import emit, note, percentile
 from hcp.chain.ids import op_key
+from hcp.chain.settlement import PATHS, register_many, settlement_gas
 from hcp.chain.stack import ChainStack, open_chain, run_lifecycle
 from hcp.config import Settings
 from hcp.marketplace.escrow_backend import ONE_TOKEN
@@ -55,6 +59,18 @@ def _lifecycles(stack: ChainStack, n: int, tag: str) -> float:
     return n / (time.perf_counter() - t)
 
 
+def _settlement(stack: ChainStack, resources: int) -> None:
+    stack.escrow.mint("gas-renter", 10**6 * ONE_TOKEN, "gas-faucet")
+    (rid,) = register_many(stack, "gas-prov", 1, 10 * ONE_TOKEN)
+    settlement_gas(stack, "gas-renter", "gas-prov", rid, "gas-warm")  # first writes of every slot
+    one = settlement_gas(stack, "gas-renter", "gas-prov", rid, "gas-one")
+    register_many(stack, "gas-prov", resources - 1, 10 * ONE_TOKEN)
+    many = settlement_gas(stack, "gas-renter", "gas-prov", rid, "gas-many")
+    for path in PATHS:
+        emit("chain", f"settle_gas_{path}", many[path], "gas", baseline=one[path],
+             baseline_is="the same provider listing 1 resource", resources=resources)
+
+
 def _start_anvil() -> tuple[subprocess.Popen[bytes], str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -72,6 +88,10 @@ def _start_anvil() -> tuple[subprocess.Popen[bytes], str]:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description="chain client figures")
+    parser.add_argument("--resources", type=int, default=4000,
+                        help="resources the provider lists for the settlement-gas figures")
+    args = parser.parse_args()
     local = _stack(None)
     fast = _tx_latency(local, 20, estimate=False)
     slow = _tx_latency(local, 20, estimate=True)
@@ -87,6 +107,7 @@ def main() -> None:
         emit("chain", "tx_latency_p50_anvil", percentile(fast_a, 50), "ms", baseline=percentile(slow_a, 50),
              baseline_is="web3 estimate_gas before each send", samples=len(fast_a))
         on_anvil = _lifecycles(anvil, 20, "anvil")
+        _settlement(anvil, args.resources)
     finally:
         proc.terminate()
         proc.wait()

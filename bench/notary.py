@@ -36,7 +36,7 @@ from nacl.signing import SigningKey
 
 from bench.common import emit, note, percentile
 from hcp.config import Settings
-from hcp.notary.canonical import canonical_json
+from hcp.notary.canonical import jcs_bytes
 from hcp.notary.ledger import TaskRecord
 from hcp.notary.pool import LocalSandboxPool, SandboxJob, run_job
 from hcp.notary.sandbox.base import SandboxLimits
@@ -151,7 +151,7 @@ def main() -> None:
         payload = {"miner_id": miner_id, "task_id": "bench", "claimed_score": scores[i % len(scores)],
                    "artifact_hash": sha256_ref(art), "timestamp": datetime.now(UTC).isoformat(),
                    "nonce": str(uuid.uuid4())}
-        sig = key.sign(canonical_json(payload)).signature.hex()
+        sig = key.sign(jcs_bytes(payload)).signature.hex()
         return {"payload": json.dumps(payload), "signature": sig}, {"artifact": ("a.tar.gz", art)}
 
     async def level(c: int, n: int) -> tuple[list[float], float, int]:

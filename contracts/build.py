@@ -67,9 +67,17 @@ def _node() -> str:
     return found
 
 
-def compile_all() -> dict[str, dict[str, Any]]:
-    """Artifacts by contract name, compiled now from the sources."""
+def compile_with(extra: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Compile the sources plus ``extra`` (file name -> Solidity text, e.g. a test's attacker
+    contract importing ``./PaymentEscrow.sol``); {contract name: {abi, bytecode}} of every file."""
     std_input = standard_input()
+    std_input["sources"].update({name: {"content": text} for name, text in extra.items()})
+    out = _solc(std_input)
+    return {cname: {"abi": c["abi"], "bytecode": "0x" + c["evm"]["bytecode"]["object"]}
+            for contracts in out["contracts"].values() for cname, c in contracts.items()}
+
+
+def _solc(std_input: dict[str, Any]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="hcp-solc-") as tmp:
         inp, outp = Path(tmp) / "in.json", Path(tmp) / "out.json"
         inp.write_text(json.dumps(std_input))
@@ -86,6 +94,13 @@ def compile_all() -> dict[str, dict[str, Any]]:
     errors = [e for e in out.get("errors", []) if e.get("severity") == "error"]
     if errors:
         raise BuildError("\n".join(e.get("formattedMessage", e.get("message", "")) for e in errors))
+    return out
+
+
+def compile_all() -> dict[str, dict[str, Any]]:
+    """Artifacts by contract name, compiled now from the sources."""
+    std_input = standard_input()
+    out = _solc(std_input)
     digest = source_hash(std_input)
     artifacts: dict[str, dict[str, Any]] = {}
     for name in CONTRACTS:

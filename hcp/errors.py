@@ -656,3 +656,17 @@ class ContainerEngineError(ServiceUnavailableError):
     """Docker Engine failed or cannot be reached (a restart, a lost socket)."""
 
     code = "container_engine_unavailable"
+
+# --- stake (issue 14) ---
+
+
+class InsufficientStakeError(ConflictError):
+    """An unstake larger than the provider's bonded stake; nothing moved."""
+
+    code = "insufficient_stake"
+
+
+class StakeUnbondingError(ConflictError):
+    """A stake withdrawal with nothing unbonding, or before the unbonding period is over."""
+
+    code = "stake_unbonding"

@@ -13,6 +13,8 @@ import "./ReputationSystem.sol";
 /// after a crash finds its job instead of locking funds twice.
 /// "Direct" escrows carry an off-chain priced job (hcp's EscrowBackend): the renter locks, and
 /// only an oracle settles them.
+/// Providers stake through here (the escrow holds the tokens); a provider whose bonded stake is
+/// below `minStake` takes no new job, and an oracle may slash a stake (see PaymentEscrow.slash).
 contract Marketplace is Owned, ReentrancyGuard {
     enum JobStatus { None, Created, Accepted, Running, Completed, Disputed, Cancelled }
     enum Outcome { None, ProviderFault, UserFault, Inconclusive }
@@ -46,6 +48,7 @@ contract Marketplace is Owned, ReentrancyGuard {
     mapping(address => bytes32[]) private _providerJobs;
     mapping(bytes32 => bool) public isDirectEscrow;
     mapping(address => bool) public isOracle;
+    uint256 public minStake;
 
     event OracleSet(address indexed oracle, bool allowed);
     event JobCreated(bytes32 indexed jobId, address indexed user, bytes32 indexed resourceId, address provider, string imageCID, uint256 maxCost);
@@ -57,6 +60,8 @@ contract Marketplace is Owned, ReentrancyGuard {
     event DisputeResolved(bytes32 indexed jobId, uint8 outcome, uint256 paid, uint256 refunded);
     event EscrowOpened(bytes32 indexed jobId, address indexed user, address indexed provider, uint256 amount);
     event EscrowClosed(bytes32 indexed jobId, uint256 paid, uint256 refunded);
+    event MinStakeSet(uint256 amount);
+    event ProviderSlashed(address indexed provider, bytes32 indexed opId, address to, uint256 amount, string reason);
 
     constructor(
         address initialOwner,
@@ -81,6 +86,11 @@ contract Marketplace is Owned, ReentrancyGuard {
         emit OracleSet(oracle, allowed);
     }
 
+    function setMinStake(uint256 amount) external onlyOwner {
+        minStake = amount;
+        emit MinStakeSet(amount);
+    }
+
     function costFor(uint256 pricePerHour, uint256 durationSeconds) public pure returns (uint256) {
         return pricePerHour * durationSeconds / SECONDS_PER_HOUR;
     }
@@ -97,6 +107,7 @@ contract Marketplace is Owned, ReentrancyGuard {
         require(r.provider != address(0), "UnknownResource");
         require(r.available, "ResourceUnavailable");
         require(r.provider != msg.sender, "SelfRental");
+        require(escrow.bondedStake(r.provider) >= minStake, "InsufficientStake");
         uint256 maxCost = costFor(r.pricePerHour, estimatedDuration);
         require(maxCost > 0, "ZeroCost");
 
@@ -185,9 +196,12 @@ contract Marketplace is Owned, ReentrancyGuard {
         uint256 bps = outcome == Outcome.ProviderFault ? 0 : (outcome == Outcome.UserFault ? 10000 : 5000);
         j.status = JobStatus.Completed;
         j.outcome = outcome;
-        escrow.split(jobId, bps);
+        // The job's record is final before the escrow is called (what split will pay: the
+        // same floor as PaymentEscrow.split).
         PaymentEscrow.EscrowRecord memory e = escrow.getEscrow(jobId);
-        j.finalCost = e.paidProvider + e.paidPlatform;
+        j.finalCost = e.paidProvider + e.paidPlatform + e.remaining * bps / 10000;
+        escrow.split(jobId, bps);
+        e = escrow.getEscrow(jobId);
         reputation.recordJob(j.provider, outcome == Outcome.UserFault, true);
         if (outcome == Outcome.ProviderFault) {
             reputation.applyPenalty(j.provider, DISPUTE_LOST_PENALTY, "dispute_lost");
@@ -201,6 +215,8 @@ contract Marketplace is Owned, ReentrancyGuard {
     function openEscrow(bytes32 jobId, address provider, uint256 amount) external nonReentrant {
         require(_jobs[jobId].status == JobStatus.None && !isDirectEscrow[jobId], "JobExists");
         require(provider != address(0), "ZeroAddress");
+        // The escrow cannot pay itself (the token refuses it): such an escrow could only refund.
+        require(provider != address(escrow) && provider != address(this), "BadProvider");
         isDirectEscrow[jobId] = true;
         _lock(jobId, msg.sender, provider, amount);
         emit EscrowOpened(jobId, msg.sender, provider, amount);
@@ -229,6 +245,40 @@ contract Marketplace is Owned, ReentrancyGuard {
     function partialRelease(bytes32 jobId, uint256 amount, bytes32 opId) external onlyOracle nonReentrant {
         require(isDirectEscrow[jobId] || _jobs[jobId].status == JobStatus.Running, "BadJobState");
         escrow.partialRelease(jobId, amount, opId);
+    }
+
+    // ---- stake ---------------------------------------------------------------------------
+
+    /// @notice Stake `amount` from the caller's balance (approve the marketplace first). Keyed by
+    /// (caller, opId): a replay is a no-op.
+    function stake(uint256 amount, bytes32 opId) external nonReentrant {
+        (uint8 kind, uint256 seen) = escrow.stakeOps(msg.sender, opId);
+        if (kind != 0) {
+            require(kind == escrow.OP_STAKE() && seen == amount, "IdempotencyConflict");
+            return;
+        }
+        require(amount > 0, "ZeroAmount");
+        require(token.transferFrom(msg.sender, address(escrow), amount), "TransferFailed");
+        escrow.addStake(msg.sender, amount, opId);
+    }
+
+    function requestUnstake(uint256 amount, bytes32 opId) external nonReentrant {
+        escrow.requestUnstake(msg.sender, amount, opId);
+    }
+
+    function withdrawStake(bytes32 opId) external nonReentrant {
+        escrow.withdrawStake(msg.sender, opId);
+    }
+
+    /// @notice Slash up to `amount` of a provider's stake: to the renter of `jobId` (one of the
+    /// provider's jobs) or, with jobId 0, to the platform treasury.
+    function slashStake(address provider, uint256 amount, bytes32 jobId, bytes32 opId, string calldata reason)
+        external onlyOracle nonReentrant
+    {
+        require(bytes(reason).length <= 64, "ReasonTooLong");
+        bool replay = escrow.slashRecorded(opId);
+        (uint256 taken, address to) = escrow.slash(provider, amount, jobId, opId);
+        if (!replay) emit ProviderSlashed(provider, opId, to, taken, reason);
     }
 
     // ---- views ---------------------------------------------------------------------------

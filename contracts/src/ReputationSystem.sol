@@ -30,7 +30,7 @@ contract ReputationSystem is Owned {
     mapping(address => Metrics) private _metrics;
     mapping(address => bool) public isOracle;
     address public marketplace;
-    IRegistryReputation public registry;
+    IRegistryReputation public immutable registry;
 
     event OracleSet(address indexed oracle, bool allowed);
     event MarketplaceSet(address marketplace);
@@ -123,6 +123,9 @@ contract ReputationSystem is Owned {
         uint256 successfulJobs,
         uint256 disputes
     ) public pure returns (uint256) {
+        // Each rate is floored to whole permille before it is weighted: permille is the unit the
+        // score is defined in (docs/chain.md, Slither), so this division first is the rule.
+        // slither-disable-next-line divide-before-multiply
         uint256 completion = totalJobs == 0 ? 1000 : successfulJobs * 1000 / totalJobs;
         uint256 disputeRate = totalJobs == 0 ? 0 : disputes * 1000 / totalJobs;
         if (disputeRate > 1000) disputeRate = 1000;

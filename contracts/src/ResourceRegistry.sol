@@ -4,8 +4,9 @@ pragma solidity 0.8.20;
 import "./Guards.sol";
 
 /// @notice GPU resources offered by providers: pricing and availability set by the provider,
-/// uptime by the marketplace, reputation mirrored from the ReputationSystem.
+/// uptime by the marketplace, reputation mirrored from the ReputationSystem once per provider.
 contract ResourceRegistry is Owned {
+    /// @dev What getResource returns; `reputation` is the provider's mirrored score.
     struct GPUResource {
         address provider;
         string gpuModel;
@@ -19,7 +20,23 @@ contract ResourceRegistry is Owned {
         uint256 registeredAt;
     }
 
-    mapping(bytes32 => GPUResource) private _resources;
+    struct Resource {
+        address provider;
+        string gpuModel;
+        uint16 vcpu;
+        uint32 memoryGB;
+        uint32 storageGB;
+        uint256 pricePerHour;
+        bool available;
+        uint256 totalUptime;
+        uint256 registeredAt;
+    }
+
+    mapping(bytes32 => Resource) private _resources;
+    // One score per provider, not per resource: settling a job (which ends in updateReputation)
+    // must cost the same gas whether the provider lists one resource or ten thousand. A loop over
+    // them could pass the block gas limit and leave a disputed job's escrow with no way out.
+    mapping(address => uint256) public providerReputation;
     mapping(address => bytes32[]) private _providerResources;
     bytes32[] public allResourceIds;
     mapping(address => uint256) public registrationNonce;
@@ -31,7 +48,7 @@ contract ResourceRegistry is Owned {
     event AvailabilityUpdated(bytes32 indexed resourceId, bool available);
     event PricingUpdated(bytes32 indexed resourceId, uint256 newPrice);
     event UptimeUpdated(bytes32 indexed resourceId, uint256 totalUptime);
-    event ResourceReputationUpdated(bytes32 indexed resourceId, uint256 reputation);
+    event ProviderReputationUpdated(address indexed provider, uint256 reputation);
     event WiringSet(address marketplace, address reputationSystem);
 
     constructor(address initialOwner) Owned(initialOwner) {}
@@ -62,7 +79,7 @@ contract ResourceRegistry is Owned {
         require(pricePerHour > 0, "ZeroPrice");
         resourceId = keccak256(abi.encode(msg.sender, registrationNonce[msg.sender]));
         registrationNonce[msg.sender] += 1;
-        GPUResource storage r = _resources[resourceId];
+        Resource storage r = _resources[resourceId];
         r.provider = msg.sender;
         r.gpuModel = gpuModel;
         r.vcpu = vcpu;
@@ -95,19 +112,18 @@ contract ResourceRegistry is Owned {
         emit UptimeUpdated(resourceId, _resources[resourceId].totalUptime);
     }
 
-    /// @notice Mirror a provider's score onto each of its resources.
+    /// @notice Mirror a provider's score (read back on each of its resources). O(1) in gas.
     function updateReputation(address provider, uint256 newReputation) external {
         require(msg.sender == reputationSystem, "NotReputationSystem");
         require(newReputation <= 1000, "BadScore");
-        bytes32[] storage ids = _providerResources[provider];
-        for (uint256 i = 0; i < ids.length; i++) {
-            _resources[ids[i]].reputation = newReputation;
-            emit ResourceReputationUpdated(ids[i], newReputation);
-        }
+        providerReputation[provider] = newReputation;
+        emit ProviderReputationUpdated(provider, newReputation);
     }
 
-    function getResource(bytes32 resourceId) external view returns (GPUResource memory) {
-        return _resources[resourceId];
+    function getResource(bytes32 resourceId) external view returns (GPUResource memory g) {
+        Resource storage r = _resources[resourceId];
+        g = GPUResource(r.provider, r.gpuModel, r.vcpu, r.memoryGB, r.storageGB, r.pricePerHour,
+                        r.available, r.totalUptime, providerReputation[r.provider], r.registeredAt);
     }
 
     function getProviderResources(address provider) external view returns (bytes32[] memory) {

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import logging
 import threading
+from datetime import UTC, datetime
 from typing import Any
 
+from eth_abi import encode
+from eth_utils import keccak
 from web3 import Web3
 
 from hcp.chain.client import ChainClient
@@ -24,16 +27,19 @@ from hcp.errors import (
     EscrowStateError,
     IdempotencyConflictError,
     InsufficientFundsError,
+    InsufficientStakeError,
+    StakeUnbondingError,
     ValidationError,
 )
 from hcp.marketplace.amounts import MAX_TOKEN, check_amount
-from hcp.marketplace.escrow_backend import BPS, Settlement, split_payment
+from hcp.marketplace.escrow_backend import BPS, Settlement, Slash, StakeState, split_payment
 from hcp.marketplace.sql_ledger import check_account_name
 
 log = logging.getLogger(__name__)
 
 NONE, LOCKED, RELEASED, REFUNDED = 0, 1, 2, 3
 BY_RELEASE, BY_REFUND, BY_SPLIT = 1, 2, 3  # PaymentEscrow.settledBy
+OP_STAKE, OP_UNSTAKE, OP_WITHDRAW = 1, 2, 3  # PaymentEscrow.stakeOps kinds
 GAS_FUNDING_WEI = 10**18          # given to a custodial account when it first needs to send
 GAS_LOW_WATER_WEI = 10**17
 RAW_PREFIX = "raw:"  # accounts() names an unlabelled holder "raw:0x..."
@@ -46,6 +52,12 @@ def _typed(exc: ChainRevertError, job_id: str | None = None) -> Exception:
     ctx = {"job_id": job_id} if job_id else {}
     if exc.reason in _FUNDS:
         return InsufficientFundsError(exc.detail, **ctx)
+    if exc.reason == "ExceedsStake":
+        return InsufficientStakeError(exc.detail, **ctx)
+    if exc.reason in ("NothingUnbonding", "StakeUnbonding"):
+        return StakeUnbondingError(exc.detail, **ctx)
+    if exc.reason == "NotProvidersJob":
+        return ValidationError("a slash names a job of the slashed provider", **ctx)
     if exc.reason in _STATE:
         return EscrowStateError(exc.detail, **ctx)
     if exc.reason == "IdempotencyConflict":
@@ -103,6 +115,14 @@ class ChainEscrowBackend:
     def locked_for(self, job_id: str) -> int:
         return self.client.call(self.c.escrow.functions.lockedFor(job_key(job_id)))
 
+    def staked_total(self) -> int:
+        return self.client.call(self.c.escrow.functions.totalStaked())
+
+    def stake_of(self, provider: str) -> StakeState:
+        bonded, unbonding, release = self.client.call(self.c.escrow.functions.stakeOf(self._address(provider)))
+        return StakeState(provider, bonded, unbonding,
+                          datetime.fromtimestamp(release, UTC) if release else None)
+
     def escrow_record(self, job_id: str) -> dict[str, Any]:
         r = self.client.call(self.c.escrow.functions.getEscrow(job_key(job_id)))
         names = ("user", "provider", "locked", "remaining", "paid_provider", "paid_platform", "refunded",
@@ -158,12 +178,7 @@ class ChainEscrowBackend:
         signer = self.sender(renter)
         self.ensure_account(provider)
         self.ensure_account(self.platform_account)  # the fee's recipient is listed by name
-        if signer.address not in self._approved:
-            allowance = self.client.call(self.c.token.functions.allowance(signer.address,
-                                                                         self.c.marketplace.address))
-            if allowance < amount:
-                self._send(self.c.token.functions.approve(self.c.marketplace.address, MAX_TOKEN), signer)
-            self._approved.add(signer.address)
+        self._approve(signer, amount)
         self._send(self.c.marketplace.functions.openEscrow(key, prov_addr, amount), signer, job_id)
 
     def partial_release(self, job_id: str, amount: int, op_id: str) -> Settlement:
@@ -221,6 +236,82 @@ class ChainEscrowBackend:
         self._send(self.c.marketplace.functions.splitEscrow(job_key(job_id), provider_bps), self.operator,
                    job_id)
         return self._settlement(job_id)
+
+    # -- stake -----------------------------------------------------------------------------
+    # The provider signs its own stake operations (custodial key); an oracle (the operator)
+    # slashes. Each reads the op's record first, so a replay sends nothing.
+    def stake(self, provider: str, amount: int, op_id: str) -> StakeState:
+        check_account_name(provider)
+        check_amount(amount)
+        signer = self.sender(provider)
+        okey = op_key(_key(op_id, "op_id"))
+        if self._stake_op_done(signer.address, okey, OP_STAKE, amount, op_id):
+            return self.stake_of(provider)
+        if self.balance_of(provider) < amount:
+            raise InsufficientFundsError(f"{provider} cannot stake {amount}", account=provider)
+        self._approve(signer, amount)
+        self._send(self.c.marketplace.functions.stake(amount, okey), signer)
+        return self.stake_of(provider)
+
+    def request_unstake(self, provider: str, amount: int, op_id: str) -> StakeState:
+        check_account_name(provider)
+        check_amount(amount)
+        signer = self.sender(provider)
+        okey = op_key(_key(op_id, "op_id"))
+        if not self._stake_op_done(signer.address, okey, OP_UNSTAKE, amount, op_id):
+            self._send(self.c.marketplace.functions.requestUnstake(amount, okey), signer)
+        return self.stake_of(provider)
+
+    def withdraw_stake(self, provider: str, op_id: str) -> int:
+        check_account_name(provider)
+        signer = self.sender(provider)
+        okey = op_key(_key(op_id, "op_id"))
+        kind, amount = self.client.call(self.c.escrow.functions.stakeOps(signer.address, okey))
+        if kind == 0:
+            self._send(self.c.marketplace.functions.withdrawStake(okey), signer)
+            kind, amount = self.client.call(self.c.escrow.functions.stakeOps(signer.address, okey))
+        if kind != OP_WITHDRAW:
+            raise IdempotencyConflictError(f"op {op_id} was used for another stake operation", op_id=op_id)
+        return amount
+
+    def slash(self, provider: str, amount: int, op_id: str, job_id: str | None = None,
+              reason: str = "penalty") -> Slash:
+        check_account_name(provider)
+        check_amount(amount)
+        okey = op_key(_key(op_id, "op_id"))
+        jkey = job_key(_key(job_id, "job_id")) if job_id is not None else b"\x00" * 32
+        prov = self._address(provider)
+        self.ensure_account(self.platform_account)  # a beneficiary is listed by name
+        terms, taken, to = self.client.call(self.c.escrow.functions.slashOps(okey))
+        if terms == b"\x00" * 32:
+            self._send(self.c.marketplace.functions.slashStake(prov, amount, jkey, okey, reason),
+                       self.operator, job_id)
+            terms, taken, to = self.client.call(self.c.escrow.functions.slashOps(okey))
+        elif terms != keccak(encode(["address", "uint256", "bytes32"], [prov, amount, jkey])):
+            raise IdempotencyConflictError(f"op {op_id} slashed on other terms", op_id=op_id)
+        return Slash(provider, taken, self._name_of(to), job_id)
+
+    def _stake_op_done(self, address: str, okey: bytes, kind: int, amount: int, op_id: str) -> bool:
+        seen_kind, seen_amount = self.client.call(self.c.escrow.functions.stakeOps(address, okey))
+        if seen_kind == 0:
+            return False
+        if (seen_kind, seen_amount) != (kind, amount):
+            raise IdempotencyConflictError(f"op {op_id} was used with other terms", op_id=op_id)
+        return True
+
+    def _name_of(self, address: str) -> str:
+        if Web3.to_checksum_address(address) == Web3.to_checksum_address(self.c.deployment.platform):
+            return self.platform_account
+        label = self.client.call(self.c.token.functions.accountLabel(address))
+        return label or f"{RAW_PREFIX}{Web3.to_checksum_address(address)}"
+
+    def _approve(self, signer: Signer, amount: int) -> None:
+        if signer.address in self._approved:
+            return
+        allowance = self.client.call(self.c.token.functions.allowance(signer.address, self.c.marketplace.address))
+        if allowance < amount:
+            self._send(self.c.token.functions.approve(self.c.marketplace.address, MAX_TOKEN), signer)
+        self._approved.add(signer.address)
 
     # -- accounts --------------------------------------------------------------------------
     def address_of(self, account: str) -> str:

@@ -18,7 +18,13 @@ from eth_utils import keccak
 from hcp.chain.escrow_backend import ChainEscrowBackend
 from hcp.chain.escrow_backend import _typed as escrow_typed
 from hcp.chain.ids import job_key
-from hcp.errors import ChainRevertError, JobTransitionError, NotFoundError, ValidationError
+from hcp.errors import (
+    ChainRevertError,
+    InsufficientStakeError,
+    JobTransitionError,
+    NotFoundError,
+    ValidationError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +115,13 @@ class ChainMarketplace:
                                                           uptime_permille, response_permille)
         self._send_operator(fn)
 
+    def set_min_stake(self, amount: int) -> None:
+        """The bonded stake a provider needs for new jobs (owner: the operator)."""
+        self._send_operator(self.c.marketplace.functions.setMinStake(amount))
+
+    def min_stake(self) -> int:
+        return self.client.call(self.c.marketplace.functions.minStake())
+
     # -- jobs ------------------------------------------------------------------------------
     def create_job(self, job_id: str, renter: str, resource_id: str, image_cid: str,
                    estimated_seconds: int) -> ChainJob:
@@ -188,6 +201,8 @@ def _typed(exc: ChainRevertError, job_id: str | None) -> Exception:
     ctx = {"job_id": job_id} if job_id else {}
     if exc.reason == "BadJobState":
         return JobTransitionError(exc.detail, **ctx)
+    if exc.reason == "InsufficientStake":
+        return InsufficientStakeError("the provider's bonded stake is below the minimum", **ctx)
     if exc.reason in ("BadImageCID", "ZeroDuration", "ZeroCost", "ZeroPrice", "BadModel", "SelfRental"):
         return ValidationError(exc.detail, reason=exc.reason, **ctx)
     return escrow_typed(exc, job_id)

@@ -5,14 +5,20 @@ on-chain ``PaymentEscrow`` contract (``hcp.chain``). Every amount is an integer 
 token's smallest unit (18 decimals). Every operation is idempotent, keyed by ``job_id``
 (and ``op_id`` for mints), so a retry after a crash never moves money twice.
 
+Providers also stake tokens (to list offers): ``stake`` bonds free balance, ``request_unstake``
+moves part of the bond to unbonding for ``UNBONDING_SECONDS`` (still slashable), then
+``withdraw_stake`` pays it back; ``slash`` takes stake (bonded first) and gives it to the harmed
+renter of a named job, or to the platform account when no job is named.
+
 Invariant on both backends, after every operation:
-    total_supply() == sum(balance_of(a) for every account) + escrowed_total()
+    total_supply() == sum(balance_of(a) for every account) + escrowed_total() + staked_total()
 """
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 TOKEN_DECIMALS = 18
@@ -20,6 +26,7 @@ ONE_TOKEN = 10**TOKEN_DECIMALS
 PLATFORM_FEE_BPS = 200  # 2% to the platform, 98% to the provider
 BPS = 10_000
 SECONDS_PER_HOUR = 3600
+UNBONDING_SECONDS = 7 * 86400  # PaymentEscrow.UNBONDING_PERIOD
 
 
 def cost_for(price_per_hour: int, duration_seconds: int) -> int:
@@ -54,6 +61,30 @@ class Settlement:
     remaining_locked: int
 
 
+@dataclass(frozen=True)
+class StakeState:
+    """One provider's stake (smallest units). ``release_at``: when ``unbonding`` may be withdrawn."""
+
+    provider: str
+    bonded: int
+    unbonding: int
+    release_at: datetime | None
+
+    @property
+    def total(self) -> int:
+        return self.bonded + self.unbonding
+
+
+@dataclass(frozen=True)
+class Slash:
+    """What one slash took (at most the provider's whole stake) and who received it."""
+
+    provider: str
+    amount: int
+    beneficiary: str
+    job_id: str | None
+
+
 class EscrowBackend(Protocol):
     """Implemented by ``hcp.marketplace.sql_ledger.SqlEscrowBackend`` and
     ``hcp.chain.escrow_backend.ChainEscrowBackend``."""
@@ -65,6 +96,8 @@ class EscrowBackend(Protocol):
     def accounts(self) -> list[str]: ...
     def escrowed_total(self) -> int: ...
     def locked_for(self, job_id: str) -> int: ...
+    def staked_total(self) -> int: ...
+    def stake_of(self, provider: str) -> StakeState: ...
 
     def mint(self, account: str, amount: int, op_id: str) -> None:
         """Create tokens (faucet / purchase). Idempotent by ``op_id``."""
@@ -87,3 +120,17 @@ class EscrowBackend(Protocol):
     def split(self, job_id: str, provider_bps: int) -> Settlement:
         """Settle a dispute: ``provider_bps``/10000 of what is locked is paid (98/2), the rest refunded.
         Inconclusive disputes use 5000."""
+
+    def stake(self, provider: str, amount: int, op_id: str) -> StakeState:
+        """Bond ``amount`` of the provider's free balance. Idempotent by (provider, ``op_id``)."""
+
+    def request_unstake(self, provider: str, amount: int, op_id: str) -> StakeState:
+        """Move ``amount`` of the bond to unbonding; the wait restarts for all that is unbonding."""
+
+    def withdraw_stake(self, provider: str, op_id: str) -> int:
+        """Pay back everything unbonding once its wait is over; the amount paid."""
+
+    def slash(self, provider: str, amount: int, op_id: str, job_id: str | None = None) -> Slash:
+        """Take up to ``amount`` of the stake (bonded first, then unbonding): to the renter of
+        ``job_id`` (an escrow of this provider) or, without one, to the platform account.
+        Idempotent by ``op_id``."""

@@ -1,6 +1,6 @@
 """Tables of the marketplace: offers, jobs, disputes, reputation, the double-entry ledger, wallet nonces.
 
-The schema itself is owned by migration ``0005_marketplace``.
+The schema itself is owned by migrations ``0005_marketplace`` and ``0011_stake``.
 """
 
 from __future__ import annotations
@@ -190,6 +190,17 @@ class LedgerEscrow(Base):
     paid: Mapped[int] = mapped_column(TokenAmount)  # provider + platform so far
     refunded: Mapped[int] = mapped_column(TokenAmount)
     state: Mapped[str] = mapped_column(String(16))
+
+
+class LedgerStake(Base):
+    """One provider's stake; its account ``stake:<provider>`` holds bonded + unbonding
+    (migration ``0011_stake``)."""
+
+    __tablename__ = "ledger_stakes"
+    provider: Mapped[str] = mapped_column(String(160), primary_key=True)
+    bonded: Mapped[int] = mapped_column(TokenAmount)
+    unbonding: Mapped[int] = mapped_column(TokenAmount)
+    release_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
 
 class WalletNonce(Base):

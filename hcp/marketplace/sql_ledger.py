@@ -3,8 +3,9 @@
 Every operation is one database transaction that writes one ``ledger_transactions`` row
 (whose ``op_key`` is UNIQUE: the idempotency key) and the entries it moves. An entry moves
 ``amount`` from ``debit`` to ``credit``, so each transaction sums to zero by construction.
-Accounts: users (any name), ``escrow:<job_id>`` (money locked for one job) and ``@issuance``
-(whose stored balance is the total ever minted, i.e. minus its book balance).
+Accounts: users (any name), ``escrow:<job_id>`` (money locked for one job), ``stake:<provider>``
+(a provider's bonded + unbonding stake, split in ``ledger_stakes``) and ``@issuance`` (whose
+stored balance is the total ever minted, i.e. minus its book balance).
 
 A retried operation finds its own transaction row and returns the recorded result without
 moving anything; a crash before commit leaves nothing behind.
@@ -16,6 +17,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import asdict
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, select
@@ -33,45 +35,42 @@ from hcp.errors import (
 )
 from hcp.marketplace import models as m
 from hcp.marketplace.amounts import MAX_TOKEN, check_amount
-from hcp.marketplace.escrow_backend import BPS, EscrowState, Settlement, split_payment
+from hcp.marketplace.escrow_backend import (
+    BPS,
+    UNBONDING_SECONDS,
+    EscrowState,
+    Settlement,
+    split_payment,
+)
+from hcp.marketplace.ledger_names import (  # noqa: F401  (check_account_name: re-exported)
+    ESCROW_PREFIX,
+    ISSUANCE,
+    STAKE_PREFIX,
+    _check_key,
+    _escrow_account,
+    _stake_account,
+    check_account_name,
+)
+from hcp.marketplace.sql_stake import StakeBook
 
 log = logging.getLogger(__name__)
-
-ISSUANCE = "@issuance"
-ESCROW_PREFIX = "escrow:"
-MAX_NAME = 128
 
 Move = tuple[str, str, int]  # (debit, credit, amount)
 FaultHook = Callable[[str], None]
 
 
-def _escrow_account(job_id: str) -> str:
-    return f"{ESCROW_PREFIX}{job_id}"
-
-
-def check_account_name(name: str) -> str:
-    if not isinstance(name, str) or not name or len(name) > MAX_NAME:
-        raise ValidationError("an account is a non-empty name of at most 128 characters", account=name)
-    if name.startswith(("@", ESCROW_PREFIX)):
-        raise ValidationError("account names starting with '@' or 'escrow:' are reserved", account=name)
-    return name
-
-
-def _check_key(value: Any, what: str) -> str:
-    if not isinstance(value, str) or not value or len(value) > 64:
-        raise ValidationError(f"{what} must be a non-empty string of at most 64 characters")
-    return value
-
-
-class SqlEscrowBackend:
+class SqlEscrowBackend(StakeBook):
     """The embedded escrow ledger. ``fault`` (tests only) is called inside each transaction just
     before commit, with the operation kind; raising there simulates a crash mid-transaction."""
 
     def __init__(self, engine: Engine, platform_account: str = "platform",
-                 fault: FaultHook | None = None) -> None:
+                 fault: FaultHook | None = None, clock: Callable[[], datetime] = utcnow,
+                 unbonding_seconds: int = UNBONDING_SECONDS) -> None:
         self.engine = engine
         self.platform_account = check_account_name(platform_account)
         self.fault = fault
+        self.clock = clock
+        self.unbonding = timedelta(seconds=unbonding_seconds)
         self._session = sessionmaker(engine, expire_on_commit=False)
         # One writer per process: SQLite cannot upgrade a read transaction to a write once another
         # connection wrote, and PostgreSQL row locks make this lock redundant but harmless.
@@ -126,6 +125,9 @@ class SqlEscrowBackend:
                     raise AssertionError(f"escrow {esc.job_id} row disagrees with its account")
                 if esc.locked != esc.remaining + esc.paid + esc.refunded:
                     raise AssertionError(f"escrow {esc.job_id} does not add up")
+            for st in s.scalars(select(m.LedgerStake)):
+                if derived.get(_stake_account(st.provider), 0) != st.bonded + st.unbonding:
+                    raise AssertionError(f"stake of {st.provider} disagrees with its account")
 
     # -- writes ---------------------------------------------------------------------------
     def mint(self, account: str, amount: int, op_id: str) -> None:

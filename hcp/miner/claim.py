@@ -14,7 +14,7 @@ from typing import Any
 from hcp.clock import utcnow
 from hcp.errors import ValidationError
 from hcp.miner.keys import MinerKey
-from hcp.notary.canonical import canonical_json
+from hcp.notary.canonical import jcs_bytes
 from hcp.notary.reference_task import hyperparameters_json, sha256_hash
 
 WASM_NAME = "train.wasm"
@@ -56,7 +56,7 @@ def timestamp_now(now: datetime | None = None) -> str:
 @dataclass(frozen=True)
 class SignedClaim:
     payload: dict[str, Any]
-    payload_json: str  # exactly the canonical bytes that were signed, as text
+    payload_json: str  # exactly the JCS bytes that were signed, as text
     signature: str  # hex
     artifact: bytes
 
@@ -80,12 +80,13 @@ def build_payload(miner_id: str, task_id: str, claimed_score: float, artifact: b
 
 
 def sign_claim(key: MinerKey, payload: dict[str, Any], artifact: bytes) -> SignedClaim:
-    """Sign the canonical JSON of ``payload``; the payload is sent as those same bytes."""
+    """Sign the RFC 8785 (JCS) bytes of ``payload``; the payload is sent as those same bytes,
+    which a notary (or a miner in another language) reproduces exactly."""
     if payload.get("miner_id") != key.miner_id:
         raise ValidationError("payload miner_id is not this key's miner",
                               miner_id=payload.get("miner_id"))
     if payload.get("artifact_hash") != artifact_hash(artifact):
         raise ValidationError("payload artifact_hash does not match the artifact")
-    message = canonical_json(payload)
+    message = jcs_bytes(payload)
     return SignedClaim(dict(payload), message.decode("utf-8"), key.sign(message), artifact)
 

@@ -41,7 +41,7 @@ from hcp.errors import (
     VerificationFailedError,
 )
 from hcp.notary.artifact import safe_extract
-from hcp.notary.canonical import canonical_json
+from hcp.notary.canonical import signed_forms
 from hcp.notary.economics import Penalty, penalty_for
 from hcp.notary.ledger import ClaimDraft, ClaimRecord, NotaryLedger, TaskRecord
 from hcp.notary.metrics import NotaryMetrics, NullNotaryMetrics
@@ -209,11 +209,19 @@ class NotaryPipeline:
         if key is None:
             raise fail
         try:
-            # libsodium refuses non-canonical S (malleability) and small-order keys.
-            VerifyKey(key).verify(canonical_json(payload.raw), signature)
-        except (BadSignatureError, NaclValueError, ValueError, TypeError):
+            verifier = VerifyKey(key)
+        except (NaclValueError, ValueError, TypeError):
             raise fail from None
-        return signature.hex()
+        # RFC 8785 (JCS) first — what miners sign now, in any language — then the legacy
+        # json.dumps form of earlier clients; most payloads have one form only.
+        for message in signed_forms(payload.raw):
+            try:
+                # libsodium refuses non-canonical S (malleability) and small-order keys.
+                verifier.verify(message, signature)
+            except (BadSignatureError, NaclValueError, ValueError, TypeError):
+                continue
+            return signature.hex()
+        raise fail
 
     def _task(self, payload: ClaimPayload, now: datetime) -> TaskRecord:
         if abs(now - payload.timestamp) > timedelta(seconds=self.policy.nonce_ttl_seconds):

@@ -26,7 +26,8 @@ from .conftest import SEED
 
 def books_balance(stack: ChainStack) -> None:
     e = stack.escrow
-    assert e.total_supply() == sum(e.balance_of(a) for a in e.accounts()) + e.escrowed_total()
+    assert e.total_supply() == (sum(e.balance_of(a) for a in e.accounts()) + e.escrowed_total()
+                                + e.staked_total())
 
 
 def test_deployment_file_is_reused(anvil_settings: Settings, anvil_stack: ChainStack) -> None:

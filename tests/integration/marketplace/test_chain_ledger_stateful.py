@@ -1,6 +1,7 @@
 """The same random operation sequences as the SQL ledger's, on the chain ledger
 (``hcp.chain.ChainEscrowBackend`` over py-evm in process): after every step the token's total
-supply equals every holder's balance plus what PaymentEscrow holds, and equals the model.
+supply equals every holder's balance plus what PaymentEscrow holds (locked and staked),
+and equals the model.
 
 Chain calls cost far more than SQL ones, so the default is a few sequences; raise
 HCP_CHAIN_LEDGER_EXAMPLES for a soak.
@@ -48,6 +49,12 @@ class ChainHarness:
 
     def faulty(self) -> None:
         return None  # reverted transactions are exercised by the refusal rules
+
+    def advance(self, seconds: int) -> None:
+        # The next block carries the later time (py-evm); mine it so "now" has moved.
+        now = self.stack.client.get_block("latest")["timestamp"]
+        self.stack.client.set_next_block_timestamp(now + seconds)
+        self.stack.client.mine()
 
     def close(self) -> None:
         pass

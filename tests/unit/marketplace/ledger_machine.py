@@ -3,8 +3,10 @@
 Reused for the SQL ledger (here) and the chain ledger (when ``hcp.chain`` is importable).
 A harness supplies the backend and how to "crash" it: ``restart()`` rebuilds the backend from
 the same database or chain (an actor killed between steps), ``faulty()`` returns a backend
-whose next write fails inside its transaction (``None`` when the backend cannot inject).
-After every step: total supply == Σ balances + escrowed, and every number equals the model.
+whose next write fails inside its transaction (``None`` when the backend cannot inject), and
+``advance(seconds)`` moves the backend's clock forward (the SQL ledger's clock, the chain's
+block time). After every step: total supply == Σ balances + escrowed + staked, and every
+number (balances, escrows, each provider's bonded and unbonding stake) equals the model.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from hcp.errors import HcpError
-from hcp.marketplace.escrow_backend import BPS, EscrowBackend, split_payment
+from hcp.marketplace.escrow_backend import BPS, UNBONDING_SECONDS, EscrowBackend, split_payment
 
 
 class Harness(Protocol):
@@ -25,6 +27,7 @@ class Harness(Protocol):
     def backend(self) -> EscrowBackend: ...
     def restart(self) -> EscrowBackend: ...
     def faulty(self) -> EscrowBackend | None: ...
+    def advance(self, seconds: int) -> None: ...
     def close(self) -> None: ...
 
 
@@ -43,10 +46,21 @@ class ModelEscrow:
 
 
 @dataclass
+class ModelStake:
+    bonded: int = 0
+    unbonding: int = 0
+    matured: bool = False  # the unbonding period has passed since the last unstake request
+
+
+@dataclass
 class Model:
     supply: int = 0
     balances: dict[str, int] = field(default_factory=dict)
     escrows: dict[str, ModelEscrow] = field(default_factory=dict)
+    stakes: dict[str, ModelStake] = field(default_factory=dict)
+
+    def stake(self, a: str) -> ModelStake:
+        return self.stakes.setdefault(a, ModelStake())
 
     def bal(self, a: str) -> int:
         return self.balances.get(a, 0)
@@ -76,6 +90,11 @@ def make_machine(harness_factory: Any, use_faults: bool = True) -> type[RuleBase
             self.m = Model(supply=self.b.total_supply(),
                            balances={a: self.b.balance_of(a) for a in self.b.accounts()})
             self.base_escrowed = self.b.escrowed_total()
+            stakes = {a: self.b.stake_of(a) for a in self.h.accounts}
+            if any(st.unbonding for st in stakes.values()):
+                self.h.advance(UNBONDING_SECONDS + 1)  # left by an earlier sequence: matured now
+            self.m.stakes = {a: ModelStake(st.bonded, st.unbonding, True) for a, st in stakes.items()}
+            self.base_staked = self.b.staked_total() - sum(st.total for st in stakes.values())
             self.prefix = getattr(self.h, "job_prefix", "")
             self.n = 0
             self.last: tuple[str, tuple[Any, ...]] | None = None
@@ -177,6 +196,75 @@ def make_machine(harness_factory: Any, use_faults: bool = True) -> type[RuleBase
             self.m.pay(esc, pay, esc.remaining - pay, self.platform)
             esc.settled, esc.settled_by = True, "split"
 
+        # -- stake ---------------------------------------------------------------------
+        @rule(who=st.integers(0, 2), amount=AMOUNTS)
+        def stake(self, who: int, amount: int) -> None:
+            p = self.h.accounts[who]
+            if amount > self.m.bal(p):
+                self._refused(lambda: self.b.stake(p, amount, self._key()))
+                return
+            state = self._call("stake", p, amount, self._key())
+            self.m.add(p, -amount)
+            self.m.stake(p).bonded += amount
+            assert (state.bonded, state.unbonding) == (self.m.stake(p).bonded, self.m.stake(p).unbonding)
+
+        @rule(who=st.integers(0, 2), frac=st.integers(0, BPS), over=st.booleans())
+        def request_unstake(self, who: int, frac: int, over: bool) -> None:
+            p = self.h.accounts[who]
+            ms = self.m.stake(p)
+            if over:
+                self._refused(lambda: self.b.request_unstake(p, ms.bonded + 1, self._key()))
+                return
+            amount = ms.bonded * frac // BPS
+            if amount == 0:
+                return
+            state = self._call("request_unstake", p, amount, self._key())
+            ms.bonded -= amount
+            ms.unbonding += amount
+            ms.matured = False
+            assert state.release_at is not None and (state.bonded, state.unbonding) == (ms.bonded, ms.unbonding)
+
+        @rule(who=st.integers(0, 2))
+        def withdraw_stake(self, who: int) -> None:
+            p = self.h.accounts[who]
+            ms = self.m.stake(p)
+            if ms.unbonding == 0 or not ms.matured:
+                self._refused(lambda: self.b.withdraw_stake(p, self._key()))
+                return
+            assert self._call("withdraw_stake", p, self._key()) == ms.unbonding
+            self.m.add(p, ms.unbonding)
+            ms.unbonding = 0
+
+        @rule()
+        def unbonding_period_passes(self) -> None:
+            self.h.advance(UNBONDING_SECONDS + 1)
+            for ms in self.m.stakes.values():
+                ms.matured = True
+
+        @rule(who=st.integers(0, 2), amount=AMOUNTS, data=st.data(), to_job=st.booleans())
+        def slash(self, who: int, amount: int, data: st.DataObject, to_job: bool) -> None:
+            p = self.h.accounts[who]
+            jobs = sorted(j for j, e in self.m.escrows.items() if e.provider == p)
+            job = data.draw(st.sampled_from(jobs)) if to_job and jobs else None
+            beneficiary = self.m.escrows[job].renter if job else self.platform
+            result = self._call("slash", p, amount, self._key(), job)
+            ms = self.m.stake(p)
+            from_bonded = min(amount, ms.bonded)
+            taken = from_bonded + min(amount - from_bonded, ms.unbonding)
+            ms.unbonding -= taken - from_bonded
+            ms.bonded -= from_bonded
+            self.m.add(beneficiary, taken)
+            assert (result.amount, result.beneficiary) == (taken, beneficiary)
+
+        @precondition(lambda self: bool(self.m.escrows))
+        @rule(who=st.integers(0, 2), data=st.data())
+        def slash_naming_another_providers_job_refused(self, who: int, data: st.DataObject) -> None:
+            p = self.h.accounts[who]
+            others = sorted(j for j, e in self.m.escrows.items() if e.provider != p)
+            if others:
+                job = data.draw(st.sampled_from(others))
+                self._refused(lambda: self.b.slash(p, 1, self._key(), job))
+
         @precondition(lambda self: any(e.settled for e in self.m.escrows.values()))
         @rule(data=st.data())
         def settle_settled_refused(self, data: st.DataObject) -> None:
@@ -199,7 +287,7 @@ def make_machine(harness_factory: Any, use_faults: bool = True) -> type[RuleBase
         def crash_and_restart(self) -> None:
             self.b = self.h.restart()
 
-        @rule(amount=AMOUNTS, which=st.sampled_from(["mint", "lock", "refund"]))
+        @rule(amount=AMOUNTS, which=st.sampled_from(["mint", "lock", "refund", "stake", "slash"]))
         def failing_transaction(self, amount: int, which: str) -> None:
             if not use_faults:
                 return
@@ -214,6 +302,10 @@ def make_machine(harness_factory: Any, use_faults: bool = True) -> type[RuleBase
                     fb.lock(f"{self.prefix}faulty{self.n}", a, b, self.m.bal(a))
                 elif which == "refund" and self._open():
                     fb.refund(self._open()[0])
+                elif which == "stake" and self.m.bal(a) > 0:
+                    fb.stake(a, self.m.bal(a), self._key())
+                elif which == "slash":
+                    fb.slash(a, amount, self._key())
                 else:
                     return
             except InjectedFault:
@@ -238,8 +330,13 @@ def make_machine(harness_factory: Any, use_faults: bool = True) -> type[RuleBase
             accounts = self.b.accounts()
             balances = {a: self.b.balance_of(a) for a in accounts}
             escrowed = self.b.escrowed_total()
-            assert supply == sum(balances.values()) + escrowed
+            staked = self.b.staked_total()
+            assert supply == sum(balances.values()) + escrowed + staked
             assert supply == self.m.supply
+            assert staked == self.base_staked + sum(s.bonded + s.unbonding for s in self.m.stakes.values())
+            for a, ms in self.m.stakes.items():
+                state = self.b.stake_of(a)
+                assert (state.bonded, state.unbonding) == (ms.bonded, ms.unbonding), a
             for a in set(balances) | set(self.m.balances):
                 assert balances.get(a, 0) == self.m.bal(a), a
             assert escrowed == self.base_escrowed + sum(e.remaining for e in self.m.escrows.values())

@@ -8,12 +8,14 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
 from sqlalchemy import Engine, text
 
+from hcp.clock import utcnow
 from hcp.marketplace.sql_ledger import SqlEscrowBackend
 from hcp.store.db import connect, migrate
 from tests.conftest import fresh_postgres_database
@@ -27,6 +29,19 @@ SQL_EXAMPLES = int(os.environ.get("HCP_LEDGER_EXAMPLES", "60"))
 
 def _raise(kind: str) -> None:
     raise InjectedFault(kind)
+
+
+class _Clock:
+    """The ledger's clock, moved forward by the machine (the unbonding period passes)."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return utcnow() + self.offset
+
+    def advance(self, seconds: int) -> None:
+        self.offset += timedelta(seconds=seconds)
 
 
 class SqliteHarness:
@@ -43,6 +58,7 @@ class SqliteHarness:
         self.path = workdir / f"{uuid.uuid4().hex}.db"
         shutil.copy(SqliteHarness.template, self.path)
         self.accounts = ACCOUNTS
+        self.clock = _Clock()
         self._engines: list[Engine] = []
 
     def _engine(self) -> Engine:
@@ -51,7 +67,7 @@ class SqliteHarness:
         return eng
 
     def backend(self) -> SqlEscrowBackend:
-        return SqlEscrowBackend(self._engine())
+        return SqlEscrowBackend(self._engine(), clock=self.clock)
 
     def restart(self) -> SqlEscrowBackend:
         # The old process is gone: drop its engine and build everything again from the file.
@@ -61,7 +77,10 @@ class SqliteHarness:
         return self.backend()
 
     def faulty(self) -> SqlEscrowBackend:
-        return SqlEscrowBackend(self._engine(), fault=_raise)
+        return SqlEscrowBackend(self._engine(), fault=_raise, clock=self.clock)
+
+    def advance(self, seconds: int) -> None:
+        self.clock.advance(seconds)
 
     def close(self) -> None:
         for eng in self._engines:
@@ -96,13 +115,14 @@ class PostgresHarness:
     def __init__(self, url: str) -> None:
         self.url = url
         self.accounts = ACCOUNTS
+        self.clock = _Clock()
         self._engine = connect(url)
         with self._engine.begin() as c:
             c.execute(text("TRUNCATE ledger_entries, ledger_transactions, ledger_escrows, "
-                           "ledger_accounts CASCADE"))
+                           "ledger_stakes, ledger_accounts CASCADE"))
 
     def backend(self) -> SqlEscrowBackend:
-        return SqlEscrowBackend(self._engine)
+        return SqlEscrowBackend(self._engine, clock=self.clock)
 
     def restart(self) -> SqlEscrowBackend:
         self._engine.dispose()
@@ -110,7 +130,10 @@ class PostgresHarness:
         return self.backend()
 
     def faulty(self) -> SqlEscrowBackend:
-        return SqlEscrowBackend(self._engine, fault=_raise)
+        return SqlEscrowBackend(self._engine, fault=_raise, clock=self.clock)
+
+    def advance(self, seconds: int) -> None:
+        self.clock.advance(seconds)
 
     def close(self) -> None:
         self._engine.dispose()

@@ -19,7 +19,7 @@ from hcp.errors import ValidationError
 from hcp.miner.claim import artifact_hash, build_artifact, build_payload, sign_claim
 from hcp.miner.keys import MinerKey
 from hcp.notary.artifact import safe_extract
-from hcp.notary.canonical import canonical_json
+from hcp.notary.canonical import jcs_bytes
 from hcp.notary.payload import parse_payload
 
 KEY = MinerKey.generate()
@@ -63,14 +63,14 @@ def test_signed_payload_is_what_the_notary_parses_and_verifies() -> None:
     parsed = parse_payload(claim.payload_json, 4096)
     assert parsed.miner_id == KEY.miner_id and parsed.claimed_score == 0.982301
     # The notary re-canonicalizes the parsed payload: it must be the exact signed bytes.
-    assert canonical_json(parsed.raw) == claim.payload_json.encode()
-    _verify(canonical_json(parsed.raw).decode(), claim.signature, KEY.public_key_hex)
+    assert jcs_bytes(parsed.raw) == claim.payload_json.encode()
+    _verify(jcs_bytes(parsed.raw).decode(), claim.signature, KEY.public_key_hex)
 
 
 def test_signature_does_not_cover_a_different_payload() -> None:
     artifact = build_artifact(WASM, PARAMS)
     claim = sign_claim(KEY, build_payload(KEY.miner_id, "t1", 0.9, artifact), artifact)
-    inflated = canonical_json({**claim.payload, "claimed_score": 0.99}).decode()
+    inflated = jcs_bytes({**claim.payload, "claimed_score": 0.99}).decode()
     with pytest.raises(nacl.exceptions.BadSignatureError):
         _verify(inflated, claim.signature, KEY.public_key_hex)
     with pytest.raises(nacl.exceptions.BadSignatureError):
@@ -100,5 +100,5 @@ def test_any_claim_round_trips_through_the_notary_parser(score: float, task: str
     claim = sign_claim(KEY, build_payload(KEY.miner_id, task, score, artifact), artifact)
     parsed = parse_payload(claim.payload_json, 4096)
     assert (parsed.task_id, parsed.claimed_score, parsed.nonce) == (task, score, claim.nonce)
-    assert canonical_json(parsed.raw) == claim.payload_json.encode()
+    assert jcs_bytes(parsed.raw) == claim.payload_json.encode()
     _verify(claim.payload_json, claim.signature, KEY.public_key_hex)

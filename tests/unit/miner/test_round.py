@@ -13,7 +13,7 @@ from hcp.miner.client import NotaryClient
 from hcp.miner.keys import MinerKey
 from hcp.miner.round import RoundConfig, run_round
 from hcp.notary import reference_task as rt
-from hcp.notary.canonical import canonical_json
+from hcp.notary.canonical import jcs_bytes
 from hcp.notary.payload import parse_payload
 from hcp.notary.sandbox.wasm import WasmtimeSandbox
 
@@ -61,7 +61,7 @@ def test_round_submits_the_locally_scored_claim() -> None:
     parsed = parse_payload(payload_json, 4096)
     assert parsed.claimed_score == report.local_score == report.search["best_score"]
     assert parsed.artifact_hash == report.artifact_hash and parsed.nonce == report.nonce
-    assert canonical_json(parsed.raw) == payload_json
+    assert jcs_bytes(parsed.raw) == payload_json
     assert json.loads(json.dumps(report.to_dict()))["verified"] is True
     # The bundled reference data was used: no dataset download.
     assert not any(r.url.path.startswith("/api/v1/datasets") for r in fake.requests)

@@ -22,7 +22,7 @@ from nacl.signing import SigningKey
 
 from hcp.auth.tokens import Role, TokenService
 from hcp.config import Settings
-from hcp.notary.canonical import canonical_json
+from hcp.notary.canonical import jcs_bytes, legacy_bytes
 from hcp.notary.ledger import TaskRecord
 from hcp.notary.metrics import PrometheusNotaryMetrics
 from hcp.notary.pool import LocalSandboxPool
@@ -77,12 +77,15 @@ class Miner:
         p.update(overrides)
         return p
 
-    def sign(self, payload: dict[str, Any]) -> str:
-        return self.key.sign(canonical_json(payload)).signature.hex()
+    def sign(self, payload: dict[str, Any], canonical: str = "jcs") -> str:
+        """Sign as the miner SDK does (RFC 8785), or as clients before it did (``legacy``)."""
+        message = jcs_bytes(payload) if canonical == "jcs" else legacy_bytes(payload)
+        return self.key.sign(message).signature.hex()
 
-    def form(self, artifact: bytes, score: float, **overrides: Any) -> tuple[dict, dict]:
+    def form(self, artifact: bytes, score: float, canonical: str = "jcs",
+             **overrides: Any) -> tuple[dict, dict]:
         payload = self.payload(artifact, score, **overrides)
-        data = {"payload": json.dumps(payload), "signature": self.sign(payload)}
+        data = {"payload": json.dumps(payload), "signature": self.sign(payload, canonical)}
         files = {"artifact": ("artifact.tar.gz", artifact, "application/gzip")}
         return data, files
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from hcp.notary.canonical import canonical_json
+from hcp.notary.canonical import jcs_bytes, legacy_bytes
 from serve_apps.notary.app import create_app
 from tests.unit.notary import wat_modules as wat
 from tests.unit.notary.support import (
@@ -184,10 +184,44 @@ def test_non_canonical_malleable_signature_is_rejected(notary: Notary) -> None:
 def test_payload_serialization_does_not_matter_only_canonical_form(notary: Notary) -> None:
     payload = notary.miner.payload(GOOD, 0.9731)
     text = json.dumps(payload, indent=3)  # not canonical on the wire; signature is over canonical
-    assert text.encode() != canonical_json(payload)
+    assert text.encode() not in (jcs_bytes(payload), legacy_bytes(payload))
     r = notary.post({"payload": text, "signature": notary.miner.sign(payload)},
                     {"artifact": ("a.tar.gz", GOOD)})
     assert r.status_code == 202, r.text
+
+
+def test_jcs_and_legacy_signatures_both_verify(notary: Notary) -> None:
+    """A score of 1.0 is ``1`` in RFC 8785 and ``1.0`` in the legacy form: the two signed byte
+    strings differ, and a signature over either verifies."""
+    art = make_artifact(wat.score_wasm("1.0"))
+    probe = notary.miner.payload(art, 1.0)
+    assert jcs_bytes(probe) != legacy_bytes(probe)
+    for canonical in ("jcs", "legacy"):
+        r = notary.post(*notary.miner.form(art, 1.0, canonical=canonical))
+        assert r.status_code == 202, (canonical, r.text)
+        assert r.json()["status"] == "verified"
+
+
+def test_a_foreign_miners_jcs_text_verifies(notary: Notary) -> None:
+    """A miner in another language sends its JCS bytes as the payload (``1e-7``, which Python's
+    json.dumps writes ``1e-07``): the signature verifies — the claim then fails on its score,
+    a 422, not on its signature, a 403."""
+    art = make_artifact(wat.score_wasm("1e-7"))
+    payload = notary.miner.payload(art, 1e-7)
+    wire = jcs_bytes(payload)
+    assert b'"claimed_score":1e-7' in wire and b"1e-07" in legacy_bytes(payload)
+    sig = notary.miner.key.sign(wire).signature.hex()
+    r = notary.post({"payload": wire.decode(), "signature": sig}, {"artifact": ("a.tar.gz", art)})
+    assert r.status_code == 422, r.text
+    assert r.json()["details"].startswith("Score below threshold")
+
+
+def test_a_signature_over_neither_canonical_form_is_refused(notary: Notary) -> None:
+    payload = notary.miner.payload(GOOD, 0.9731)
+    text = json.dumps(payload, indent=1)
+    sig = notary.miner.key.sign(text.encode()).signature.hex()  # over the wire text itself
+    r = notary.post({"payload": text, "signature": sig}, {"artifact": ("a.tar.gz", GOOD)})
+    assert r.status_code == 403 and r.json()["error"] == "authentication_failed"
 
 
 def test_replay_is_403_with_nonce(notary: Notary) -> None:
