@@ -4,11 +4,16 @@ A thin shell over an ``EscrowBackend`` (SQL by default, the chain when configure
 operation is idempotent by job id / op id and all state lives in the ledger (database or
 chain), so a restarted actor simply rebuilds its backend and a retried call moves money at
 most once; that is why its options allow Ray to retry tasks.
+
+The ledger's operations are listed once (``LEDGER_OPS``): the actor exposes each as a method
+that forwards to its backend, and ``RemoteEscrow`` (an ``EscrowBackend`` for any process)
+forwards each to the actor.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,22 +24,30 @@ from actors.options import escrow_actor_name, escrow_actor_options
 from hcp.config import Settings
 from hcp.errors import DeviceUnavailableError, ServiceUnavailableError
 from hcp.marketplace.backends import build_escrow_backend
-from hcp.marketplace.escrow_backend import EscrowBackend, Settlement
+from hcp.marketplace.escrow_backend import EscrowBackend
 
 log = logging.getLogger(__name__)
+
+# Every operation of ``EscrowBackend``: reads, money moves, stake.
+LEDGER_OPS = ("total_supply", "balance_of", "accounts", "escrowed_total", "locked_for",
+              "staked_total", "stake_of", "mint", "transfer", "lock", "partial_release",
+              "release", "refund", "split", "stake", "request_unstake", "withdraw_stake",
+              "slash")
 
 
 @dataclass(frozen=True)
 class Books:
-    """The ledger read in one call: conservation says supply == sum(balances) + escrowed."""
+    """The ledger read in one call: conservation says
+    supply == sum(balances) + escrowed + staked."""
 
     total_supply: int
     balances: dict[str, int]
     escrowed: int
+    staked: int = 0
 
     @property
     def residual(self) -> int:
-        return self.total_supply - sum(self.balances.values()) - self.escrowed
+        return self.total_supply - sum(self.balances.values()) - self.escrowed - self.staked
 
 
 class _EscrowLedger:
@@ -49,49 +62,30 @@ class _EscrowLedger:
     def backend_kind(self) -> str:
         return type(self._backend).__name__
 
-    def total_supply(self) -> int:
-        return self._backend.total_supply()
-
-    def balance_of(self, account: str) -> int:
-        return self._backend.balance_of(account)
-
-    def accounts(self) -> list[str]:
-        return self._backend.accounts()
-
-    def escrowed_total(self) -> int:
-        return self._backend.escrowed_total()
-
-    def locked_for(self, job_id: str) -> int:
-        return self._backend.locked_for(job_id)
-
     def books(self) -> Books:
-        """Supply, every balance and the escrowed total read together (for invariant checks)."""
-        accounts = self._backend.accounts()
-        return Books(self._backend.total_supply(),
-                     {a: self._backend.balance_of(a) for a in accounts},
-                     self._backend.escrowed_total())
+        """Supply, every balance, the escrowed and staked totals read together."""
+        b = self._backend
+        accounts = b.accounts()
+        return Books(b.total_supply(), {a: b.balance_of(a) for a in accounts},
+                     b.escrowed_total(), b.staked_total())
 
-    def mint(self, account: str, amount: int, op_id: str) -> None:
-        self._backend.mint(account, amount, op_id)
+    def pid(self) -> int:
+        import os
 
-    def transfer(self, sender: str, recipient: str, amount: int, op_id: str) -> None:
-        self._backend.transfer(sender, recipient, amount, op_id)
+        return os.getpid()
 
-    def lock(self, job_id: str, renter: str, provider: str, amount: int) -> None:
-        self._backend.lock(job_id, renter, provider, amount)
 
-    def partial_release(self, job_id: str, amount: int, op_id: str) -> Settlement:
-        return self._backend.partial_release(job_id, amount, op_id)
+def _to_backend(name: str) -> Callable[..., Any]:
+    def op(self: _EscrowLedger, *args: Any, **kwargs: Any) -> Any:
+        return getattr(self._backend, name)(*args, **kwargs)
 
-    def release(self, job_id: str, actual_cost: int) -> Settlement:
-        return self._backend.release(job_id, actual_cost)
+    op.__name__ = name
+    op.__doc__ = f"``EscrowBackend.{name}`` on the ledger this actor owns."
+    return op
 
-    def refund(self, job_id: str) -> Settlement:
-        return self._backend.refund(job_id)
 
-    def split(self, job_id: str, provider_bps: int) -> Settlement:
-        return self._backend.split(job_id, provider_bps)
-
+for _name in LEDGER_OPS:
+    setattr(_EscrowLedger, _name, _to_backend(_name))
 
 EscrowLedgerActor = ray.remote(_EscrowLedger)
 
@@ -134,10 +128,11 @@ class RemoteEscrow:
                 raise ServiceUnavailableError("the escrow ledger is not running") from None
         return self._h
 
-    def _call(self, method: str, *args: Any) -> Any:
+    def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         h = self._handle()
         try:
-            return get(getattr(h, method).remote(*args), "the escrow ledger", self._timeout)
+            return get(getattr(h, method).remote(*args, **kwargs), "the escrow ledger",
+                       self._timeout)
         except DeviceUnavailableError as exc:
             if self._settings is not None:
                 self._h = None  # look it up again: it may have been restarted under the name
@@ -149,38 +144,18 @@ class RemoteEscrow:
             self._platform = str(self._call("platform"))
         return self._platform
 
-    def total_supply(self) -> int:
-        return int(self._call("total_supply"))
+    def books(self) -> Books:
+        return self._call("books")  # type: ignore[no-any-return]
 
-    def balance_of(self, account: str) -> int:
-        return int(self._call("balance_of", account))
 
-    def accounts(self) -> list[str]:
-        return list(self._call("accounts"))
+def _to_actor(name: str) -> Callable[..., Any]:
+    def op(self: RemoteEscrow, *args: Any, **kwargs: Any) -> Any:
+        return self._call(name, *args, **kwargs)
 
-    def escrowed_total(self) -> int:
-        return int(self._call("escrowed_total"))
+    op.__name__ = name
+    op.__doc__ = f"``EscrowBackend.{name}`` through the ledger actor."
+    return op
 
-    def locked_for(self, job_id: str) -> int:
-        return int(self._call("locked_for", job_id))
 
-    def mint(self, account: str, amount: int, op_id: str) -> None:
-        self._call("mint", account, amount, op_id)
-
-    def transfer(self, sender: str, recipient: str, amount: int, op_id: str) -> None:
-        self._call("transfer", sender, recipient, amount, op_id)
-
-    def lock(self, job_id: str, renter: str, provider: str, amount: int) -> None:
-        self._call("lock", job_id, renter, provider, amount)
-
-    def partial_release(self, job_id: str, amount: int, op_id: str) -> Settlement:
-        return self._call("partial_release", job_id, amount, op_id)  # type: ignore[no-any-return]
-
-    def release(self, job_id: str, actual_cost: int) -> Settlement:
-        return self._call("release", job_id, actual_cost)  # type: ignore[no-any-return]
-
-    def refund(self, job_id: str) -> Settlement:
-        return self._call("refund", job_id)  # type: ignore[no-any-return]
-
-    def split(self, job_id: str, provider_bps: int) -> Settlement:
-        return self._call("split", job_id, provider_bps)  # type: ignore[no-any-return]
+for _name in LEDGER_OPS:
+    setattr(RemoteEscrow, _name, _to_actor(_name))

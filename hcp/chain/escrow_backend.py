@@ -83,13 +83,6 @@ class ChainEscrowBackend:
         self._approved: set[str] = set()
         self._guard = threading.Lock()
 
-    @classmethod
-    def from_settings(cls, settings: Any) -> ChainEscrowBackend:
-        """The backend of ``HCP_MARKETPLACE_ESCROW_BACKEND=chain`` (see hcp.chain.stack)."""
-        from hcp.chain.stack import open_chain
-
-        return open_chain(settings, platform_account=settings.marketplace.platform_account).escrow
-
     # -- reads -----------------------------------------------------------------------------
     def total_supply(self) -> int:
         return self.client.call(self.c.token.functions.totalSupply())

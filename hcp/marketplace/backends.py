@@ -23,10 +23,10 @@ def build_escrow_backend(settings: Settings, engine: Engine | None = None) -> Es
         return SqlEscrowBackend(engine, platform_account=settings.marketplace.platform_account)
     if kind == "chain":
         try:
-            chain = importlib.import_module("hcp.chain.escrow_backend")
-            factory = chain.ChainEscrowBackend.from_settings
-        except (ImportError, AttributeError) as exc:
+            stack = importlib.import_module("hcp.chain.stack")
+        except ImportError as exc:
             raise ConfigError(f"the chain escrow backend is not available: {exc}") from exc
-        backend: EscrowBackend = factory(settings)
+        backend: EscrowBackend = stack.open_chain(
+            settings, platform_account=settings.marketplace.platform_account).escrow
         return backend
     raise ConfigError(f"unknown marketplace escrow backend {kind!r} (use 'sql' or 'chain')")

@@ -51,6 +51,7 @@ from hcp.marketplace.ledger_names import (  # noqa: F401  (check_account_name: r
     _stake_account,
     check_account_name,
 )
+from hcp.marketplace.ledger_tx import ReadTx as _ReadTx
 from hcp.marketplace.sql_stake import StakeBook
 
 log = logging.getLogger(__name__)
@@ -339,21 +340,6 @@ class SqlEscrowBackend(StakeBook):
 
     def _read(self) -> _ReadTx:
         return _ReadTx(self._session)
-
-
-class _ReadTx:
-    def __init__(self, factory: sessionmaker[Session]) -> None:
-        self._factory = factory
-
-    def __enter__(self) -> Session:
-        self._s = self._factory()
-        return self._s
-
-    def __exit__(self, et, ev, tb) -> bool:  # type: ignore[no-untyped-def]
-        self._s.close()
-        if isinstance(ev, SQLAlchemyError):
-            raise StoreError(f"ledger read failed: {ev}") from ev
-        return False
 
 
 def settlement_dict(s: Settlement) -> dict[str, Any]:

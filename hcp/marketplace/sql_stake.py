@@ -23,7 +23,7 @@ from hcp.marketplace.escrow_backend import Slash, StakeState
 from hcp.marketplace.ledger_names import _check_key, _stake_account, check_account_name
 
 if TYPE_CHECKING:
-    from hcp.marketplace.sql_ledger import _ReadTx
+    from hcp.marketplace.ledger_tx import ReadTx as _ReadTx
 
 
 class StakeBook:

@@ -195,7 +195,7 @@ def router(settings: Settings, limits: RequestLimits | None = None,
         esc = svc.escrow
         accounts = esc.accounts()
         return {"total_supply": str(esc.total_supply()), "escrowed": str(esc.escrowed_total()),
-                "platform_account": esc.platform_account,
+                "staked": str(esc.staked_total()), "platform_account": esc.platform_account,
                 "balances": {a: str(esc.balance_of(a)) for a in accounts}}
 
     @r.post("/ledger/mint", status_code=201)
