@@ -33,6 +33,7 @@ from hcp.images.directory import Entry, make_tree
 from hcp.images.exporter import BlockGetter, cat, list_directory, resolve_path
 from hcp.images.importer import FileImporter
 from hcp.images.params import ImportParams
+from hcp.notary.canonical import legacy_bytes
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,9 @@ _MAX_MEMBERS = 10_000
 
 
 def canonical_json(obj: Any) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    """The OCI documents' bytes: sorted keys, compact (the platform's legacy canonical form,
+    kept for these so that an image's CID never changes)."""
+    return legacy_bytes(obj)
 
 
 class Session(Protocol):

@@ -1,7 +1,7 @@
 """The bytes the oracle signs: canonical JSON of plain values, with a domain prefix.
 
 Every oracle message (heartbeat, challenge, answer, report, evidence) is signed as
-``b"hcp-oracle/<domain>/v1\\n" + canonical_json(body)``. Bodies hold only strings, booleans,
+``b"hcp-oracle/<domain>/v1\\n" + jcs_bytes(body)``. Bodies hold only strings, booleans,
 null, lists, objects with ASCII keys and integers within JavaScript's safe range (times are
 integer milliseconds since the epoch, bytes are lowercase hex): for such values the notary's
 canonical JSON and RFC 8785 (JCS) give the same bytes, so an agent in another language can
@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hcp.errors import ValidationError
-from hcp.notary.canonical import canonical_json
+from hcp.notary.canonical import jcs_bytes
 
 MAX_SAFE_INT = (1 << 53) - 1
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -45,11 +45,11 @@ def check_plain(value: Any, depth: int = 0) -> None:
 
 
 def canonical(body: dict[str, Any], check: bool = True) -> bytes:
-    # TODO(JCS): switch to the JCS serializer once hcp.notary.canonical provides it; for the
-    # plain values check_plain admits, today's bytes already equal RFC 8785's.
+    # RFC 8785 (JCS), the platform's one canonicalisation (hcp.notary.canonical): a validator
+    # or agent in another language reproduces these bytes.
     if check:
         check_plain(body)
-    return canonical_json(body)
+    return jcs_bytes(body)
 
 
 def signing_bytes(domain: str, body: dict[str, Any], check: bool = True) -> bytes:
