@@ -17,7 +17,7 @@ import ray
 
 from actors.options import notary_runner_options
 from hcp.config import Settings
-from hcp.errors import SandboxBusyError
+from hcp.errors import PlatformStartError, SandboxBusyError
 from hcp.logging_setup import configure_logging
 from hcp.notary.pool import SandboxJob, Slots, make_sandbox, run_job
 from hcp.notary.sandbox.base import SandboxLimits, SandboxResult
@@ -40,12 +40,38 @@ class SandboxRunnerActor:
 
 
 def start_sandbox_pool(settings: Settings, size: int | None = None) -> list[Any]:
-    """Start (or find, by name) the runner actors and wait until each answers."""
-    n = size or settings.notary.sandbox_workers
-    handles = [SandboxRunnerActor.options(**notary_runner_options(i, settings)).remote(settings)
+    """Start (or find, by name) the runner actors and wait until each answers.
+
+    A runner reserves a whole CPU. On a cluster with fewer free CPUs than the pool asks for,
+    a pool that waited for all of them would never start (and with it the platform), so the
+    pool shrinks to what fits, down to one runner on whatever CPU share is left; the notary's
+    admission queue absorbs the difference.
+    """
+    n, cpus = _pool_shape(size or settings.notary.sandbox_workers,
+                          float(ray.available_resources().get("CPU", 0.0)))
+    handles = [SandboxRunnerActor.options(**notary_runner_options(i, settings, cpus)).remote(settings)
                for i in range(n)]
-    ray.get([h.ping.remote() for h in handles])
+    ready, pending = ray.wait([h.ping.remote() for h in handles], num_returns=n,
+                              timeout=settings.ray.start_timeout_seconds)
+    if pending:
+        raise PlatformStartError(f"{len(pending)} of {n} notary sandbox runners did not start "
+                                 f"within {settings.ray.start_timeout_seconds:g} s")
+    ray.get(ready)
     return handles
+
+
+def _pool_shape(wanted: int, free_cpus: float) -> tuple[int, float]:
+    """How many runners, with what CPU each, fit in ``free_cpus``."""
+    if free_cpus >= wanted:
+        return wanted, 1.0
+    if free_cpus >= 1:
+        n = int(free_cpus)
+        log.warning("notary: %d sandbox runners asked for, %.2f CPUs free: starting %d",
+                    wanted, free_cpus, n)
+        return n, 1.0
+    share = round(max(free_cpus, 0.0), 4)
+    log.warning("notary: %.2f CPUs free: one sandbox runner on a %.2f CPU share", free_cpus, share)
+    return 1, share
 
 
 class RaySandboxPool:

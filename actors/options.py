@@ -137,8 +137,9 @@ def notary_runner_name(index: int) -> str:
     return ActorName.NOTARY_SANDBOX.of(index)
 
 
-def notary_runner_options(index: int, settings: Settings) -> dict[str, Any]:
-    """One sandbox runner: a whole CPU for one verification at a time (runs are CPU-bound)."""
+def notary_runner_options(index: int, settings: Settings, cpus: float = 1.0) -> dict[str, Any]:
+    """One sandbox runner: a whole CPU for one verification at a time (runs are CPU-bound),
+    or the share ``start_sandbox_pool`` found free on a cluster smaller than the pool."""
     return {
         "name": notary_runner_name(index),
         "namespace": settings.ray.namespace,
@@ -148,7 +149,7 @@ def notary_runner_options(index: int, settings: Settings) -> dict[str, Any]:
         # runner crash is safe.
         "max_task_retries": 1,
         "max_concurrency": 1,
-        "num_cpus": 1,
+        "num_cpus": cpus,
     }
 
 

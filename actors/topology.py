@@ -112,6 +112,9 @@ def _token_path(settings: Settings) -> Path:
     return path
 
 
+_LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
 def cluster_env(settings: Settings) -> dict[str, str]:
     """Environment of a local cluster's processes (they inherit the driver's)."""
     from serve_apps.ratelimit import trusted_proxy_env
@@ -122,7 +125,7 @@ def cluster_env(settings: Settings) -> dict[str, str]:
            "RAY_AUTH_TOKEN_PATH": str(_token_path(settings)),
            # uvicorn in Serve's proxy believes X-Forwarded-For only from the configured proxies.
            **trusted_proxy_env(settings.api.trusted_proxies)}
-    if settings.ray.node_ip in ("127.0.0.1", "localhost", "::1"):
+    if settings.ray.node_ip in _LOOPBACK:
         # Ray on Linux turns a loopback node address into the machine's own; this keeps
         # loopback, so its unauthenticated metrics exporter is not reachable from the network
         # (its gRPC ports need the cluster's token).
@@ -143,11 +146,7 @@ def start_cluster(settings: Settings, *, log_to_driver: bool = True, record: boo
     env = cluster_env(settings)
     os.environ.update(env)
     if env.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER") == "0":
-        # Ray read that variable when it was imported (before this call): its processes
-        # started from here get it from the environment, this one from its constant.
-        from ray._private import ray_constants
-
-        ray_constants.ENABLE_RAY_CLUSTER = False
+        _keep_loopback()
     kwargs.update(include_dashboard=False, _node_ip_address=settings.ray.node_ip)
     if settings.ray.temp_dir:
         kwargs["_temp_dir"] = str(settings.ray.temp_dir)
@@ -157,6 +156,34 @@ def start_cluster(settings: Settings, *, log_to_driver: bool = True, record: boo
         ClusterRecord(ray.get_runtime_context().gcs_address, settings.ray.namespace, os.getpid(),
                       datetime.now(UTC).isoformat(),
                       token_path=os.environ["RAY_AUTH_TOKEN_PATH"]).save(settings)
+
+
+def _keep_loopback() -> None:
+    """Make this process's Ray keep loopback addresses as they are.
+
+    Ray on Linux replaces a loopback address with the machine's own (for its node and for a
+    cluster it joins). ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` turns that off, but Ray reads
+    it once, at import: processes started from here get it from the environment, this one
+    from the constant.
+    """
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    from ray._private import ray_constants
+
+    ray_constants.ENABLE_RAY_CLUSTER = False
+
+
+def _use_token(path: str) -> None:
+    """Token auth with the token at ``path`` for this process's Ray client.
+
+    Ray turns token auth on by itself only for a cluster it finds on its own, never for an
+    explicit address, and reads RAY_AUTH_MODE into its config at import: set both, then have
+    its config read the environment again (what Ray's own token setup does).
+    """
+    os.environ["RAY_AUTH_TOKEN_PATH"] = path
+    os.environ["RAY_AUTH_MODE"] = "token"
+    from ray._raylet import Config
+
+    Config.initialize("")
 
 
 def join_cluster(settings: Settings) -> ClusterRecord | None:
@@ -175,8 +202,9 @@ def join_cluster(settings: Settings) -> ClusterRecord | None:
         raise NoClusterError(f"no hcp platform is running for {settings.home} "
                              "(start one with `hcp run`)")
     if rec.token_path:
-        # A token at this path switches Ray's client to token auth for this cluster.
-        os.environ["RAY_AUTH_TOKEN_PATH"] = rec.token_path
+        _use_token(rec.token_path)
+    if rec.gcs_address.rsplit(":", 1)[0] in _LOOPBACK:
+        _keep_loopback()  # else Ray dials the machine's own address, where nothing listens
     try:
         ray.init(address=rec.gcs_address, namespace=rec.namespace, log_to_driver=False,
                  logging_level=logging.WARNING)

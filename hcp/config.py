@@ -38,6 +38,10 @@ class RaySettings(BaseModel):
         description="Address a local cluster's services bind (loopback: Ray's ports, metrics "
         "exporter included, are not reachable from the network).")
     actor_max_restarts: int = -1
+    start_timeout_seconds: float = Field(
+        default=300.0, gt=0,
+        description="How long a launch waits for actors to answer before it fails (a cluster "
+        "without room for them would otherwise wait for ever).")
 
 
 class FleetSettings(BaseModel):

@@ -216,6 +216,14 @@ class ServiceUnavailableError(HcpError):
     public_detail = "a backing service is unavailable; retry later"
 
 
+class PlatformStartError(HcpError):
+    """A part of the platform did not come up at launch (no room on the cluster, a crash)."""
+
+    code = "platform_start_failed"
+    http_status = 503
+    public_detail = "the platform did not start"
+
+
 # --- optimizer and market (issue 3) ---
 
 

@@ -18,7 +18,7 @@ import typer
 from hcp.errors import HcpError
 from hcp.fleet.modes import GpuMode
 from hcp.fleet.spec import load_fleet_spec
-from hcp_cli.common import console, fail, load_settings, say
+from hcp_cli.common import console, fail, load_settings, mute_dead_outputs, say
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,7 @@ def run(
     except HcpError as exc:
         say(f"[red]error[/] {exc.code}: {exc.detail}")
     finally:
+        mute_dead_outputs()
         say("stopping: final checkpoint and shutdown...")
         if platform is not None:
             topology.shutdown(platform)

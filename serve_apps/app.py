@@ -77,16 +77,24 @@ def services_from_settings(settings: Settings) -> ApiServices:
 
 
 def platform_routers(settings: Settings) -> list[Any]:
-    """The notary's and the marketplace's routers as the platform mounts them: the notary's
-    sandboxes on the runner actors, the marketplace's money through the escrow-ledger actor
-    (the one owner of the books; found by name, on first use)."""
+    """The routers of the other areas as the platform mounts them: the notary's sandboxes on
+    the runner actors; the marketplace's money through the escrow-ledger actor (the one owner
+    of the books; found by name, on first use); the image node (Kubo RPC, trustless gateway
+    and the image API) providers' agents pull from; the instances renters and agents use."""
     from functools import partial
 
     from actors.escrow import RemoteEscrow
     from actors.notary import NamedSandboxPool
+    from hcp.agent.store import SqlRunStore
+    from hcp.clock import SystemClock
+    from hcp.images.store.embedded import EmbeddedStore
     from hcp.marketplace.service import MarketplaceService
     from hcp.marketplace.wallet import WalletLogin
     from hcp.notary.service import build_service
+    from serve_apps.images.routes import build_deps as images_deps
+    from serve_apps.images.routes import router as images_router
+    from serve_apps.instances.routes import InstancesDeps
+    from serve_apps.instances.routes import router as instances_router
     from serve_apps.marketplace.routes import MarketplaceDeps
     from serve_apps.marketplace.routes import router as marketplace_router
     from serve_apps.notary.routes import router as notary_router
@@ -96,8 +104,12 @@ def platform_routers(settings: Settings) -> list[Any]:
     notary = build_service(settings, engine, pool=NamedSandboxPool(settings))
     market = MarketplaceService(engine, RemoteEscrow(settings), settings)
     deps = MarketplaceDeps(market, WalletLogin(engine, tokens, settings), tokens, engine)
+    images = images_deps(settings, store=EmbeddedStore.from_settings(settings, engine), tokens=tokens)
+    instances = InstancesDeps(market, SqlRunStore(engine), tokens, SystemClock())
     return [partial(notary_router, settings, service=notary, tokens=tokens),
-            partial(marketplace_router, settings, deps=deps)]
+            partial(marketplace_router, settings, deps=deps),
+            partial(images_router, settings, deps=images),
+            partial(instances_router, settings, deps=instances)]
 
 
 @serve.deployment(**api_ingress_options())

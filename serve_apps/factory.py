@@ -24,7 +24,8 @@ log = logging.getLogger(__name__)
 
 API_VERSION = "1.0.0"
 # Routers of other areas, mounted when their module is present: (module, factory function).
-OTHER_APPS = (("serve_apps.notary.routes", "router"), ("serve_apps.marketplace.routes", "router"))
+OTHER_APPS = (("serve_apps.notary.routes", "router"), ("serve_apps.marketplace.routes", "router"),
+              ("serve_apps.images.routes", "router"), ("serve_apps.instances.routes", "router"))
 
 
 def build_app(
@@ -73,7 +74,9 @@ def request_limits(services: ApiServices, settings: Settings) -> RequestLimits:
 
 
 def other_app_routers(settings: Settings) -> list[Callable[[RequestLimits], APIRouter]]:
-    """Notary and marketplace routers, if those areas are installed; a broken one is skipped.
+    """Notary, marketplace, image and instance routers, each from its own settings-built
+    dependencies (a single box, the tests); the platform's ingress mounts them over its actors
+    (``serve_apps.app.platform_routers``). A missing one is skipped.
 
     Each is a factory of the app's ``RequestLimits``, so their routes share its limiter."""
     routers = []

@@ -66,7 +66,8 @@ def gateway_router(store: EmbeddedStore) -> APIRouter:
         root = parse_cid(cid)
         return resolve_path(root, path, store.get_block) if path.strip("/") else root
 
-    @r.api_route("/ipfs/{cid}", methods=["GET", "HEAD"], summary="Trustless gateway")
+    @r.get("/ipfs/{cid}", summary="Trustless gateway")
+    @r.head("/ipfs/{cid}", include_in_schema=False)  # one documented operation, not two with one id
     @r.api_route("/ipfs/{cid}/{path:path}", methods=["GET", "HEAD"], include_in_schema=False)
     def ipfs(
         request: Request,

@@ -34,6 +34,7 @@ from serve_apps.errors import ERROR_SCHEMA
 from serve_apps.images.gateway import gateway_router
 from serve_apps.images.kubo_rpc import kubo_router
 from serve_apps.images.multipart import read_parts
+from serve_apps.ratelimit import RequestLimits, rate_guard
 
 PREFIX = "/api/v1/images"
 NDJSON = "application/x-ndjson"
@@ -78,9 +79,12 @@ class _Progress:
         return data
 
 
-def router(settings: Settings, store: EmbeddedStore | None = None,
-           deps: ImagesDeps | None = None) -> APIRouter:
-    """Everything hcp's image node serves, on one router for the platform's ingress."""
+def router(settings: Settings, limits: RequestLimits | None = None, deps: ImagesDeps | None = None,
+           store: EmbeddedStore | None = None) -> APIRouter:
+    """Everything hcp's image node serves, on one router for the platform's ingress.
+
+    ``limits``: the ingress's one limiter counts the image API's calls; the Kubo RPC verbs and
+    the block gateway an agent pulls an image through (thousands of block reads) stay out."""
     d = deps or build_deps(settings, store)
     svc, tokens = d.service, d.tokens
     anyone = principal_dependency(tokens)
@@ -92,7 +96,8 @@ def router(settings: Settings, store: EmbeddedStore | None = None,
     limit = settings.images.upload_max_bytes
 
     r = APIRouter()
-    api = APIRouter(prefix=PREFIX, tags=["images"], responses=_RESPONSES)
+    api = APIRouter(prefix=PREFIX, tags=["images"], responses=_RESPONSES,
+                    dependencies=[] if limits is None else [Depends(rate_guard(tokens, limits))])
 
     @api.post("/upload", status_code=201, summary="Upload a `docker save` archive (multipart "
               "field `image`); `Accept: application/x-ndjson` streams import progress")

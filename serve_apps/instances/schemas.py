@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
 
 from hcp.agent.messages import (
     InstanceSpec,
@@ -16,7 +16,7 @@ from hcp.agent.messages import (
     Reason,
     RunRecord,
 )
-from hcp.fields import SafeStr, StrictCount, StrictFloat, StrictPositive
+from hcp.fields import AwareDatetime, SafeStr, StrictCount, StrictFloat, StrictPositive
 from hcp.marketplace.jobs import JobStatus
 from hcp.marketplace.offers import OfferView
 from hcp.marketplace.views import JobView
@@ -77,7 +77,7 @@ class LogLinesIn(_Body):
 
 class SampleIn(_Body):
     seq: StrictCount
-    at: datetime
+    at: AwareDatetime
     cpu_pct: StrictFloat = Field(ge=0)
     mem_bytes: StrictCount
     mem_limit_bytes: StrictCount
@@ -95,17 +95,17 @@ class RunIn(_Body):
     provider: SafeStr = Field(max_length=128)
     gpu_id: SafeStr = Field(max_length=64)
     phase: Phase
-    updated_at: datetime
+    updated_at: AwareDatetime
     container_id: SafeStr | None = Field(default=None, max_length=80)
     image_id: SafeStr | None = Field(default=None, max_length=80)
     reason: Reason | None = None
     detail: SafeStr | None = Field(default=None, max_length=1000)
-    exit_code: int | None = Field(default=None, ge=-(2**31), lt=2**31)
+    exit_code: StrictInt | None = Field(default=None, ge=-(2**31), lt=2**31)
     oom_killed: StrictBool = False
     simulated_gpu: StrictBool = False
     network: NetworkMode = NetworkMode.NONE
-    container_started_at: datetime | None = None
-    container_finished_at: datetime | None = None
+    container_started_at: AwareDatetime | None = None
+    container_finished_at: AwareDatetime | None = None
     usage_seconds: StrictCount | None = None
 
     def record(self) -> RunRecord:

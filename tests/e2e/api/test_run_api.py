@@ -72,6 +72,8 @@ def test_token_refuses_an_unknown_role(env: dict[str, str]) -> None:
 
 
 def test_run_serves_the_api_with_tokens_from_hcp_token(env: dict[str, str]) -> None:
+    # No secret in the environment: `hcp run` creates HCP_HOME/jwt.secret, `hcp token` reads it.
+    env.pop("HCP_JWT_SECRET")
     log_path = Path(env["HCP_HOME"]).parent / "run.log"
     base = f"http://127.0.0.1:{env['HCP_API_PORT']}"
     with open(log_path, "w") as log:
@@ -125,6 +127,14 @@ def test_run_serves_the_api_with_tokens_from_hcp_token(env: dict[str, str]) -> N
             httpx.get(f"{base}/openapi.json", timeout=30).json()["info"]["title"]
             == "hcp platform API"
         )
+        # The rental half is served by the same ingress: the image node providers' agents pull
+        # from (Kubo RPC for an operator, the trustless gateway for anyone) and the instances.
+        prov = {"Authorization": f"Bearer {_token(env, 'provider', 'prov')}"}
+        assert httpx.post(f"{base}/api/v0/version", headers=prov, timeout=30).json()["Version"]
+        assert httpx.get(f"{base}/api/v1/images", headers=alice, timeout=30).status_code == 200
+        gpus = httpx.get(f"{base}/api/v1/gpus", headers=alice, timeout=30)
+        assert gpus.status_code == 200 and "items" in gpus.json(), gpus.text
+        assert httpx.get(f"{base}/api/v1/agent/jobs", headers=prov, timeout=30).status_code == 200
 
         # SIGKILL of one GPU actor: the platform stays up, the API shows it as unavailable
         # while Ray restarts it, then it is back in its committed mode.

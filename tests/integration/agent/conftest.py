@@ -31,6 +31,7 @@ from hcp.agent.tinyimage import build_tiny_image
 from hcp.auth.tokens import Role, TokenService
 from hcp.config import Settings
 from hcp.marketplace.escrow_backend import ONE_TOKEN
+from hcp.store.db import engine_for, migrate
 from serve_apps.instances.app import PlatformDeps, build_deps, create_app
 from tests.conftest import fresh_postgres_database
 from tests.integration.images.node_server import serve
@@ -162,6 +163,7 @@ def platform(tmp_path: Path, docker_client: docker.DockerClient,
                             api_ws_heartbeat_seconds=0.5, api_rate_limit=100_000,
                             agent=AgentSettings(poll_seconds=0.2, metrics_interval_seconds=0.5,
                                                 stop_grace_seconds=1, ws_poll_seconds=0.05))
+        migrate(engine_for(url))  # what the platform's launch does before any service starts
         deps = build_deps(settings)
         deps.marketplace.service.escrow.mint(RENTER, 10_000 * ONE_TOKEN, "fund-alice")
         with serve(create_app(settings, deps)) as base, httpx.Client(base_url=base, timeout=30) as http:

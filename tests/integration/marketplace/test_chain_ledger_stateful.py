@@ -27,12 +27,15 @@ STEPS = int(os.environ.get("HCP_CHAIN_LEDGER_STEPS", "10"))
 
 
 class ChainHarness:
-    """One deployed chain for the whole test; each sequence uses its own job and op ids."""
+    """One deployed chain for the whole test; each sequence uses its own accounts, job and op ids."""
 
     def __init__(self, stack: ChainStack) -> None:
         self.stack = stack
-        self.accounts = ["alice", "bob", "carol"]
+        # Accounts of this sequence alone: which operations the rules see refused (a lock over
+        # a balance) must not depend on what earlier sequences left on the shared chain, or
+        # Hypothesis cannot replay a sequence it found.
         self.job_prefix = uuid.uuid4().hex[:8] + "-"
+        self.accounts = [f"{name}-{self.job_prefix[:-1]}" for name in ("alice", "bob", "carol")]
 
     def _fresh(self) -> ChainEscrowBackend:
         # Keys rebuilt from the seed and books read back from the chain: nothing carried over.

@@ -97,3 +97,12 @@ def test_runner_restarts_after_a_crash(runners: list) -> None:
             time.sleep(0.25)
     else:
         pytest.fail("runner did not come back")
+
+
+def test_the_pool_shrinks_to_the_cpus_the_cluster_has_free() -> None:
+    from actors.notary import _pool_shape
+
+    assert _pool_shape(2, 8.0) == (2, 1.0)
+    assert _pool_shape(4, 2.5) == (2, 1.0)
+    # fewer than one CPU free: one runner on that share, so the platform still starts
+    assert _pool_shape(2, 0.5) == (1, 0.5)

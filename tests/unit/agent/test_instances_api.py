@@ -143,6 +143,25 @@ def test_the_agent_ports_round_trip_over_http(api: Api) -> None:
     assert market.job("nope") is None
 
 
+@pytest.mark.parametrize("field,value", [
+    ("updated_at", "2026-12-01T00:00:00"),               # no timezone
+    ("updated_at", "0001-01-01T00:00:00+14:00"),         # outside what a datetime can hold in UTC
+    ("container_started_at", "9999-12-31T23:59:59-14:00"),
+    ("exit_code", "1"), ("exit_code", True), ("exit_code", 2**40),
+])
+def test_a_providers_bad_run_report_is_a_422(api: Api, field: str, value: object) -> None:
+    job = _create(api)["id"]
+    body = {"job_id": job, "agent_id": "node-9", "provider": "prov", "gpu_id": "gpu-0",
+            "phase": "RUNNING", "updated_at": "2026-12-01T00:00:00+00:00", field: value}
+    r = api.client.put(f"/api/v1/agent/runs/{job}", json=body, headers=api.h("prov", Role.PROVIDER))
+    assert r.status_code == 422 and r.json()["error"] == "validation_error", r.text
+    bad_sample = {"samples": [{"seq": 0, "at": value if field != "exit_code" else "2026-12-01T00:00:00",
+                               "cpu_pct": 1.0, "mem_bytes": 1, "mem_limit_bytes": 2, "pids": 1, "gpu": {}}]}
+    r = api.client.post(f"/api/v1/agent/runs/{job}/metrics", json=bad_sample,
+                        headers=api.h("prov", Role.PROVIDER))
+    assert r.status_code == 422 and r.json()["error"] == "validation_error", r.text
+
+
 def test_socket_messages_are_bounded() -> None:
     lines = [{"seq": i, "stream": "stdout", "ts_ns": 1, "text": "x" * 1000} for i in range(100)]
     msgs = pack(lines, "lines", 8192)

@@ -1,10 +1,12 @@
-"""The platform ingress mounts the notary's and the marketplace's routers beside its own."""
+"""The platform ingress mounts the notary's, marketplace's, image node's and instances'
+routers beside its own."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from fastapi import FastAPI
 
 from hcp.config import Settings
 from hcp.ratelimit import LeasedRateLimiter, MemoryRateLimiter
@@ -19,8 +21,15 @@ def test_notary_and_marketplace_routers_build_and_mount(tmp_path: Path,
     migrate(engine_for(settings.resolved_database_url))  # as the platform's launch does first
     limits = RequestLimits(LeasedRateLimiter(MemoryRateLimiter(), blocking_io=False), 100, 60, 10)
     routers = [make(limits) for make in other_app_routers(settings)]
-    # A router that failed to build is logged and skipped; here both must build.
+    # A router that failed to build is logged and skipped; here every one must build.
     assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text
-    paths = {getattr(route, "path", "") for router in routers for route in router.routes}
+    app = FastAPI()
+    for router in routers:
+        app.include_router(router)
+    paths = set(app.openapi()["paths"])
     assert "/api/v1/task" in paths and "/api/v1/submit" in paths
     assert any(p.startswith("/api/v1/marketplace/") for p in paths)
+    # the image node agents pull from (Kubo RPC verbs, trustless gateway, image API)
+    assert "/api/v0/block/get" in paths and any(p.startswith("/ipfs/") for p in paths)
+    assert any(p.startswith("/api/v1/images") for p in paths)
+    assert {"/api/v1/instances", "/api/v1/agent/jobs"} <= paths
