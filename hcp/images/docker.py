@@ -33,6 +33,7 @@ from hcp.images.directory import Entry, make_tree
 from hcp.images.exporter import BlockGetter, cat, list_directory, resolve_path
 from hcp.images.importer import FileImporter
 from hcp.images.params import ImportParams
+from hcp.jsonsafe import nesting_depth
 from hcp.notary.canonical import legacy_bytes
 
 log = logging.getLogger(__name__)
@@ -125,12 +126,19 @@ def _import_member(stream: BinaryIO, size: int, session: Session, params: Import
                    bytes(small) if small is not None else None)
 
 
+_MAX_JSON_DEPTH = 64  # OCI and Docker documents nest a few levels
+
+
 def _json(member: _Member | None, what: str) -> Any:
     if member is None or member.small is None:
         raise InvalidImageError(f"image archive has no readable {what}")
+    # The archive is the uploader's: bound its nesting before json.loads recurses (a deep
+    # document overflows the C stack where a dependency raised the recursion limit).
+    if nesting_depth(member.small, stop_at=_MAX_JSON_DEPTH) > _MAX_JSON_DEPTH:
+        raise InvalidImageError(f"image archive's {what} nests deeper than {_MAX_JSON_DEPTH} levels")
     try:
         return json.loads(member.small)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise InvalidImageError(f"image archive's {what} is not JSON") from exc
 
 

@@ -14,6 +14,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     ForeignKey,
+    Index,
     Integer,
     Numeric,
     String,
@@ -65,6 +66,13 @@ _ID = BigInteger().with_variant(Integer, "sqlite")
 
 class Offer(Base):
     __tablename__ = "mk_offers"
+    # Keyset pages of the common searches, as migration 0005 built them: (filters..., sort, id).
+    __table_args__ = (
+        Index("ix_mk_offers_price", "available", "price_per_hour", "id"),
+        Index("ix_mk_offers_model_price", "available", "gpu_model", "price_per_hour", "id"),
+        Index("ix_mk_offers_reputation", "available", "reputation", "id"),
+        Index("ix_mk_offers_location", "location"),
+    )
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     provider: Mapped[str] = mapped_column(String(128), index=True)
     gpu_model: Mapped[str] = mapped_column(String(64))
@@ -210,5 +218,5 @@ class WalletNonce(Base):
     role: Mapped[str] = mapped_column(String(16))
     message: Mapped[str] = mapped_column(String(2000))
     issued_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     used_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)

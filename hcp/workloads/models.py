@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Integer, String
+from sqlalchemy import JSON, BigInteger, Boolean, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hcp.store.models import Base, UtcDateTime
@@ -13,10 +13,16 @@ from hcp.store.models import Base, UtcDateTime
 
 class WorkloadRow(Base):
     __tablename__ = "workloads"
+    # As migrations 0003 and 0008 built them: an owner's page in admission order, and one
+    # submission per (owner, Idempotency-Key) (NULL keys are distinct on both backends).
+    __table_args__ = (
+        Index("ix_workloads_owner_seq", "owner", "seq"),
+        Index("uq_workloads_owner_idempotency_key", "owner", "idempotency_key", unique=True),
+    )
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     # Admission order: FIFO inside a priority after a restart, and the pagination cursor.
     seq: Mapped[int] = mapped_column(BigInteger, unique=True)
-    owner: Mapped[str] = mapped_column(String(128), index=True)
+    owner: Mapped[str] = mapped_column(String(128))
     name: Mapped[str | None] = mapped_column(String(200), nullable=True)
     type: Mapped[str] = mapped_column(String(16))
     priority: Mapped[int] = mapped_column(Integer)

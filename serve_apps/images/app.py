@@ -10,14 +10,14 @@ import argparse
 from fastapi import FastAPI
 
 from hcp.config import Settings, get_settings
-from serve_apps.errors import install_error_handlers
+from serve_apps.edge import new_app
 from serve_apps.images.routes import ImagesDeps, router
 
 
 def create_app(settings: Settings | None = None, deps: ImagesDeps | None = None) -> FastAPI:
     settings = settings or get_settings()
-    app = FastAPI(title="hcp image node", version="1")
-    install_error_handlers(app)
+    # Hardened like every app of the platform (bounded JSON, recursion pin, offline docs).
+    app = new_app(settings, title="hcp image node", version="1")
     app.include_router(router(settings, deps=deps))
     return app
 

@@ -69,6 +69,15 @@ def test_bad_archives_are_typed_refusals(store: EmbeddedStore) -> None:
     config, layers = image_parts()
     with pytest.raises(InvalidImageError, match="diff_id"):
         svc.push_archive(io.BytesIO(classic_archive(config, [layers[1], layers[0]], ["x:1"])), "u")
+    # A manifest nested 100,000 deep: a typed refusal, not a recursion that kills the process.
+    deep = io.BytesIO()
+    with tarfile.open(fileobj=deep, mode="w") as tar:
+        body = b"[" * 100_000
+        info = tarfile.TarInfo("manifest.json")
+        info.size = len(body)
+        tar.addfile(info, io.BytesIO(body))
+    with pytest.raises(InvalidImageError, match="nests deeper"):
+        svc.push_archive(io.BytesIO(deep.getvalue()), "u")
 
 
 def test_upload_list_get_pin_api(tmp_path: Path, store: EmbeddedStore) -> None:

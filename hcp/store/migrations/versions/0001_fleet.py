@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from hcp.store.migrations.append_only import allow_rewrites, forbid_rewrites
-from hcp.store.models import UtcDateTime
+from hcp.store.migrations.frozen_types import UtcDateTime
 
 revision = "0001_fleet"
 down_revision = None

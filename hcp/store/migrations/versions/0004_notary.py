@@ -8,7 +8,7 @@ Create Date: 2026-11-23
 import sqlalchemy as sa
 from alembic import op
 
-from hcp.store.models import UtcDateTime
+from hcp.store.migrations.frozen_types import UtcDateTime
 
 revision = "0004_notary"
 down_revision = "0001_fleet"

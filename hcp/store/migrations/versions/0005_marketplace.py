@@ -8,8 +8,7 @@ Create Date: 2026-11-23
 import sqlalchemy as sa
 from alembic import op
 
-from hcp.marketplace.models import TokenAmount
-from hcp.store.models import UtcDateTime
+from hcp.store.migrations.frozen_types import TokenAmount, UtcDateTime
 
 revision = "0005_marketplace"
 down_revision = "0001_fleet"
