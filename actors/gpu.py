@@ -13,34 +13,33 @@ from hcp.fleet.spec import GpuSpec
 from hcp.fleet.status import GpuStatus, SwitchResult
 from hcp.fleet.worker import WorkerStatus
 from hcp.logging_setup import configure_logging
+from hcp.observability.fleet import record_device, record_switch
 from hcp.store import FleetRepository, engine_for
 
 log = logging.getLogger(__name__)
 
 
 class _GpuMetrics:
-    """Prometheus-style gauges exported through Ray's metrics agent."""
+    """The catalogue's device and switch metrics (hcp.observability), exported through Ray's
+    metrics agent on this node."""
 
-    def __init__(self, device_id: str, facility: str) -> None:
-        from ray.util.metrics import Gauge
+    def __init__(self, spec: GpuSpec) -> None:
+        from actors.metrics_sink import RaySink
 
-        keys = ("device", "facility")
-        self._tags = {"device": device_id, "facility": facility}
-        self._gauges = {
-            "hashrate_hs": Gauge("hcp_gpu_hashrate_hs", "SHA-256d hashes per second", tag_keys=keys),
-            "power_w": Gauge("hcp_gpu_power_w", "GPU power draw (NVML or simulated)", tag_keys=keys),
-            "temperature_c": Gauge("hcp_gpu_temperature_c", "GPU temperature", tag_keys=keys),
-            "utilization": Gauge("hcp_gpu_utilization", "busy fraction of the active context", tag_keys=keys),
-            "mode": Gauge("hcp_gpu_mode", "0 IDLE, 1 MINING, 2 INFERENCE, 3 CURTAILED", tag_keys=keys),
-        }
+        self._sink = RaySink()
+        self._spec = spec
+        self._shares: int | None = None
 
     def export(self, st: WorkerStatus) -> None:
-        codes = {"IDLE": 0, "MINING": 1, "INFERENCE": 2, "CURTAILED": 3}
-        values = {"hashrate_hs": st.hashrate_hs, "power_w": st.telemetry.power_w,
-                  "temperature_c": st.telemetry.temperature_c, "utilization": st.utilization,
-                  "mode": codes[st.mode.value]}
-        for k, v in values.items():
-            self._gauges[k].set(float(v), tags=self._tags)
+        record_device(self._sink, st, facility=self._spec.facility, kind="gpu",
+                      model=self._spec.model, shares_before=self._shares)
+        self._shares = st.shares_found
+
+    def switched(self, result: SwitchResult) -> None:
+        try:
+            record_switch(self._sink, result.report, kind="gpu")
+        except Exception:  # metrics must never fail a committed switch
+            log.exception("%s: switch metrics failed", self._spec.id)
 
 
 @ray.remote
@@ -56,12 +55,14 @@ class GpuActor:
         )
         self._device = GpuDevice(worker, FleetRepository(engine_for(settings.resolved_database_url)), spec.facility)
         self._device.start(restarted=ctx.was_current_actor_reconstructed)
-        self._metrics = _GpuMetrics(spec.id, spec.facility)
+        self._metrics = _GpuMetrics(spec)
         self._device.start_checkpointing(settings.fleet.checkpoint_seconds, on_status=self._metrics.export)
 
     def switch(self, target: str, reason: str = "", correlation_id: str | None = None
                ) -> SwitchResult:
-        return self._device.switch(target, reason, correlation_id)
+        result = self._device.switch(target, reason, correlation_id)
+        self._metrics.switched(result)
+        return result
 
     def status(self) -> GpuStatus:
         return self._device.status()

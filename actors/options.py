@@ -20,7 +20,7 @@ class ActorName(str, Enum):
     INDEXER = "chain-indexer"
     NOTARY_SANDBOX = "notary-sandbox"  # notary-sandbox:<index>
     AGENT = "agent"  # agent:<node>
-    IMAGE_STORE = "image-store"  # image-store:<node>
+    IMAGE_CACHE = "image-cache"  # the platform node's image cache (hcp.images.cache)
     VALIDATOR = "validator"  # validator:<index>
 
     def of(self, key: object) -> str:
@@ -168,6 +168,20 @@ def indexer_actor_options(settings: Settings) -> dict[str, Any]:
         "max_task_retries": 1,
         # status() answers while a poll is running; polls themselves are serialized inside.
         "max_concurrency": 4,
+        "num_cpus": 0,
+    }
+
+
+def image_cache_options(settings: Settings) -> dict[str, Any]:
+    """The platform node's image cache: restarted on failure (its own pins are recorded in
+    the store); a period is idempotent, so a retried call is harmless."""
+    return {
+        "name": ActorName.IMAGE_CACHE.value,
+        "namespace": settings.ray.namespace,
+        "get_if_exists": True,
+        "max_restarts": settings.ray.actor_max_restarts,
+        "max_task_retries": 1,
+        "max_concurrency": 2,  # status() answers while a period runs
         "num_cpus": 0,
     }
 

@@ -225,6 +225,7 @@ class Platform:
     optimizer: Any = None
     escrow: Any = None
     indexer: Any = None
+    image_cache: Any = None
     sandboxes: list[Any] = field(default_factory=list)
     api_url: str | None = None
 
@@ -257,6 +258,10 @@ def launch(settings: Settings, spec: FleetSpec, *, start_mode: GpuMode | None = 
             fleet.switch(gid, start_mode, "platform start")
     p.escrow = launch_escrow_ledger(settings)
     _settle_owed_escrow(settings, p.escrow)
+    if api:
+        from actors.images import launch_image_cache
+
+        p.image_cache = launch_image_cache(settings)  # the image node the API serves
     if notary:
         from actors.notary import start_sandbox_pool
 
@@ -271,6 +276,7 @@ def launch(settings: Settings, spec: FleetSpec, *, start_mode: GpuMode | None = 
 
         s = settings if feed is None else settings.with_(optimizer_feed=feed)
         p.optimizer = launch_optimizer(spec, s, fleet.gpus, fleet.facilities)
+    publish_metrics_targets(settings)
     if api:
         from serve_apps.app import deploy
 
@@ -279,6 +285,22 @@ def launch(settings: Settings, spec: FleetSpec, *, start_mode: GpuMode | None = 
         if rec is not None and rec.pid == os.getpid():
             ClusterRecord(**{**rec.__dict__, "api_url": p.api_url}).save(settings)
     return p
+
+
+def publish_metrics_targets(settings: Settings) -> bool:
+    """Write where every live node's Ray metrics agent listens as a Prometheus file-sd list
+    (``hcp ops prometheus`` reads the folder). Ray writes such a list only when its dashboard
+    runs, and the platform runs without it; nodes join and leave, so ``hcp run`` calls this
+    again on every refresh (the file is rewritten only when the list changed)."""
+    from hcp.observability.discovery import ray_targets, write_targets
+    from hcp.observability.stack import targets_dir
+
+    try:
+        return write_targets(targets_dir(settings) / "ray.json", ray_targets(ray.nodes()))
+    except OSError:  # a read-only or full disk must not stop the platform: say so and go on
+        log.warning("could not write the Prometheus targets under %s", targets_dir(settings),
+                    exc_info=True)
+        return False
 
 
 def _settle_owed_escrow(settings: Settings, escrow: Any) -> None:
@@ -320,7 +342,7 @@ def shutdown(p: Platform) -> None:
         from actors.optimizer import stop_optimizer
 
         stop_optimizer(p.optimizer)
-    for h in [p.router, p.indexer, p.escrow, *p.sandboxes]:
+    for h in [p.router, p.indexer, p.image_cache, p.escrow, *p.sandboxes]:
         if h is not None:
             try:
                 ray.kill(h, no_restart=True)

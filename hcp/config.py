@@ -240,8 +240,9 @@ class MarketplaceSettings(BaseModel):
         default=3600, gt=0, description="Accept latency that scores 0 on the reputation's response term."
     )
     dispute_penalty: int = Field(
-        default=100, ge=0, le=1000, description="Reputation points taken for a provider-fault dispute."
-    )
+        default=50, ge=0, le=1000,
+        description="Reputation points taken for a provider-fault dispute (the rental design's 50, "
+        "as the chain's Marketplace.DISPUTE_LOST_PENALTY: one table on both ledgers).")
 
 
 # The flat names of before the sections: (section, field). Keyword arguments and

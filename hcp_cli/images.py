@@ -120,8 +120,8 @@ def list_images(as_json: Annotated[bool, _JSON] = False) -> None:
 @images_app.command()
 def serve(host: str = "127.0.0.1", port: int = 5001) -> None:
     """Serve this node's Kubo RPC subset, trustless gateway and image API (uvicorn)."""
-    import uvicorn
-
+    from serve_apps.edge import serve_standalone
     from serve_apps.images.app import create_app
 
-    uvicorn.run(create_app(_settings()), host=host, port=port)
+    settings = _settings()
+    serve_standalone(create_app(settings), settings, host, port)

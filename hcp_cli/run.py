@@ -91,6 +91,7 @@ def run(
 
 
 def _show(platform: Any, live: bool, refresh: float, duration: float, stop: dict[str, bool]) -> None:
+    from actors import topology
     from hcp_cli.optimizer import log_decisions, recent_decisions, with_decisions
     from hcp_cli.views import fleet_view, snapshot
 
@@ -103,11 +104,13 @@ def _show(platform: Any, live: bool, refresh: float, duration: float, stop: dict
                   refresh_per_second=4) as view:
             while time.monotonic() < t_end and not stop["now"]:
                 time.sleep(refresh)
+                topology.publish_metrics_targets(platform.settings)
                 view.update(with_decisions(fleet_view(snapshot(platform.fleet)), opt))
         return
     seen: set[str] = set()
     while time.monotonic() < t_end and not stop["now"]:
         time.sleep(refresh)
+        topology.publish_metrics_targets(platform.settings)
         for r in snapshot(platform.fleet):
             modes = ", ".join(f"{g['device_id']}={g['mode']}@{g['hashrate_hs']:.0f}H/s"
                               + ("" if g["availability"] == "up" else " (unavailable)")

@@ -119,7 +119,11 @@ class ApiIngress:
         s = Settings(**settings)
         configure_logging(s.log_level)
         services = services_from_settings(s)
-        self._app = build_app(services, TokenService.from_settings(s), s, platform_routers(s))
+        from actors.metrics_sink import RaySink
+
+        # Ray's metrics agent on each node exports what the replicas record (file-sd: topology).
+        self._app = build_app(services, TokenService.from_settings(s), s, platform_routers(s),
+                              metrics=RaySink())
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         return self._app

@@ -28,6 +28,7 @@ from fastapi import FastAPI
 from hcp.errors import BadRequestError, BodyTooLargeError, HcpError
 from hcp.jsonsafe import JsonLimits, is_safe_text
 from hcp.jsonsafe import loads as safe_loads
+from serve_apps.correlation import CorrelationIdMiddleware
 from serve_apps.errors import error_response, install_error_handlers
 
 log = logging.getLogger(__name__)
@@ -181,6 +182,8 @@ def new_app(settings: Any, *, title: str, version: str, description: str = "") -
                   redoc_url=None)
     harden(app, limits_from_settings(settings))
     mount_docs(app)
+    # Outermost: the request's correlation id is set before anything logs, and echoed.
+    app.add_middleware(CorrelationIdMiddleware)
     return app
 
 
@@ -210,3 +213,23 @@ def limits_from_settings(settings: Any) -> EdgeLimits:
 
 
 __all__ = ["EdgeGuard", "EdgeLimits", "harden", "limits_from_settings", "pin_recursion_limit"]
+
+
+def server_config(app: Any, settings: Any, host: str, port: int) -> Any:
+    """uvicorn's config for an app served on its own (not behind Serve's proxy).
+
+    uvicorn believes ``X-Forwarded-For`` from loopback by default, so any local process could
+    pick its own rate key; here it is believed only from ``HCP_API__TRUSTED_PROXIES`` (none:
+    the peer address is the client).
+    """
+    import uvicorn
+
+    trusted = list(settings.api.trusted_proxies)
+    return uvicorn.Config(app, host=host, port=port, proxy_headers=bool(trusted),
+                          forwarded_allow_ips=",".join(trusted) if trusted else None)
+
+
+def serve_standalone(app: Any, settings: Any, host: str, port: int) -> None:
+    import uvicorn
+
+    uvicorn.Server(server_config(app, settings, host, port)).run()

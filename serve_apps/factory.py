@@ -11,8 +11,10 @@ from fastapi import APIRouter, FastAPI  # noqa: F401 (FastAPI: the return type)
 
 from hcp.auth.tokens import TokenService
 from hcp.config import Settings
+from hcp.observability.sink import MetricsSink
 from serve_apps.deps import client_dependency
 from serve_apps.edge import new_app
+from serve_apps.http_metrics import HttpMetricsMiddleware
 from serve_apps.live import LiveHub, live_router
 from serve_apps.openai_api import openai_router
 from serve_apps.ratelimit import RequestLimits
@@ -33,6 +35,7 @@ def build_app(
     tokens: TokenService,
     settings: Settings,
     extra_routers: Iterable[Callable[[RequestLimits], APIRouter]] = (),
+    metrics: MetricsSink | None = None,
 ) -> FastAPI:
     app = new_app(
         settings,
@@ -63,6 +66,9 @@ def build_app(
             app.include_router(make_router(limits))
         except Exception:  # another area's failure must not take the platform API down
             log.exception("could not mount %s", getattr(make_router, "func", make_router))
+    if metrics is not None:
+        # Every route of every mounted area, by route template (bounded series).
+        app.add_middleware(HttpMetricsMiddleware, sink=metrics)
     return app
 
 

@@ -10,7 +10,7 @@ import argparse
 from fastapi import FastAPI
 
 from hcp.config import Settings, get_settings
-from serve_apps.edge import new_app
+from serve_apps.edge import new_app, serve_standalone
 from serve_apps.images.routes import ImagesDeps, router
 
 
@@ -27,9 +27,7 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5001)
     args = parser.parse_args()
-    import uvicorn
-
-    uvicorn.run(create_app(), host=args.host, port=args.port)
+    serve_standalone(create_app(), get_settings(), args.host, args.port)
 
 
 if __name__ == "__main__":

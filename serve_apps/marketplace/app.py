@@ -7,7 +7,7 @@ import argparse
 from fastapi import FastAPI
 
 from hcp.config import Settings, get_settings
-from serve_apps.edge import new_app
+from serve_apps.edge import new_app, serve_standalone
 from serve_apps.marketplace.routes import MarketplaceDeps, router
 
 
@@ -27,9 +27,7 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
     args = parser.parse_args()
-    import uvicorn
-
-    uvicorn.run(create_app(), host=args.host, port=args.port)
+    serve_standalone(create_app(), get_settings(), args.host, args.port)
 
 
 if __name__ == "__main__":

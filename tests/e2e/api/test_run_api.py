@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -102,6 +103,9 @@ def test_run_serves_the_api_with_tokens_from_hcp_token(env: dict[str, str]) -> N
         listening = subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True,
                                    text=True).stdout.split()
         assert listening and listening[3] == f"127.0.0.1:{port}", listening
+        # ... and it is where the platform tells Prometheus to scrape (file-sd, hcp ops prometheus).
+        targets = json.loads((home / "ops/prometheus/targets/ray.json").read_text())
+        assert targets[0]["targets"] == [f"127.0.0.1:{port}"], targets
 
         admin = {"Authorization": f"Bearer {_token(env, 'admin', 'ops')}"}
         alice = {"Authorization": f"Bearer {_token(env, 'customer', 'alice')}"}
@@ -154,6 +158,17 @@ def test_run_serves_the_api_with_tokens_from_hcp_token(env: dict[str, str]) -> N
             time.sleep(0.5)
         time.sleep(6)  # a few refreshes of `hcp run`'s own view after the restart
         assert run.poll() is None, log_path.read_text()[-3000:]
+
+        # The API's requests reach Ray's metrics agent by route template (what Prometheus scrapes).
+        assert httpx.get(f"{base}/api/v1/resources", headers=admin, timeout=30).headers["x-request-id"]
+        deadline = time.monotonic() + 90
+        wanted = ('route="/api/v1/resources"', 'device="lab-gpu-0"')  # the API's and the GPU actors'
+        while not all(w in (exported := httpx.get(f"http://127.0.0.1:{port}/metrics",
+                                                  timeout=30).text) for w in wanted):
+            assert time.monotonic() < deadline, [x for x in exported.splitlines()
+                                                 if "http_" in x or "hcp_device" in x][:5]
+            time.sleep(2)
+        assert "http_requests_total" in exported and "hcp_device_power_watts" in exported
     finally:
         run.send_signal(signal.SIGINT)
         try:

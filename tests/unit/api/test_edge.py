@@ -3,16 +3,20 @@ typed refusals that name no server detail, and the API docs served without a CDN
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
+from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 
 from hcp.auth.tokens import Role
+from hcp.config import Settings
 from hcp.errors import StoreError
 from hcp.jsonsafe import JsonLimits, loads, nesting_depth
-from serve_apps.edge import RECURSION_LIMIT
+from serve_apps.edge import RECURSION_LIMIT, server_config
 from tests.unit.api.support import Harness, make_harness
 
 DEEP = b"[" * 100_000
@@ -116,3 +120,26 @@ def test_docs_are_served_from_the_package(client: TestClient) -> None:
     js = client.get("/docs/assets/swagger-ui-bundle.js")
     assert js.status_code == 200 and len(js.content) > 100_000
     assert client.get("/docs/assets/swagger-ui.css").status_code == 200
+
+
+@pytest.mark.parametrize("trusted,expected", [([], "127.0.0.1"), (["127.0.0.1"], "203.0.113.9")])
+def test_a_standalone_server_believes_forwarded_for_only_from_trusted_proxies(
+        tmp_path: Path, trusted: list[str], expected: str) -> None:
+    app = FastAPI()
+
+    @app.get("/who")
+    def who(request: Request) -> dict[str, str]:
+        return {"client": request.client.host if request.client else ""}
+
+    settings = Settings(home=tmp_path, api_trusted_proxies=trusted)
+    config = server_config(app, settings, "127.0.0.1", 0)
+    config.load()  # what uvicorn serves: the app behind its proxy-header middleware (or not)
+
+    async def ask() -> str:
+        transport = httpx.ASGITransport(app=config.loaded_app, client=("127.0.0.1", 5555))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            r = await client.get("/who", headers={"X-Forwarded-For": "203.0.113.9"})
+            assert r.status_code == 200, r.text
+            return str(r.json()["client"])
+
+    assert asyncio.run(ask()) == expected

@@ -62,3 +62,14 @@ def test_dispute_outcomes_map_to_split_bps() -> None:
     assert DisputeOutcome.PROVIDER_FAULT.provider_bps == 0
     assert DisputeOutcome.USER_FAULT.provider_bps == 10_000
     assert DisputeOutcome.INCONCLUSIVE.provider_bps == 5_000
+
+
+def test_one_dispute_penalty_on_both_ledgers() -> None:
+    import re
+    from pathlib import Path
+
+    from hcp.config import Settings
+
+    source = (Path(__file__).parents[3] / "contracts/src/Marketplace.sol").read_text()
+    on_chain = int(re.search(r"DISPUTE_LOST_PENALTY = (\d+);", source).group(1))  # type: ignore[union-attr]
+    assert Settings().marketplace.dispute_penalty == on_chain == 50

@@ -103,8 +103,8 @@ def test_dispute_outcomes(service: MarketplaceService, ledger: SqlEscrowBackend,
     assert ledger.escrowed_total() == 0
     rep = service.reputation(PROVIDER.subject)
     if outcome is DisputeOutcome.PROVIDER_FAULT:
-        # one job, not completed (-300), disputed (-100), penalised (-100)
-        assert rep.penalty == 100 and rep.score == 1000 - 300 - 100 - 100
+        # one job, not completed (-300), disputed (-100), penalised (-50, as on chain)
+        assert rep.penalty == 50 and rep.score == 1000 - 300 - 100 - 50
     elif outcome is DisputeOutcome.USER_FAULT:
         assert rep.score == 1000
     with pytest.raises(JobTransitionError):
