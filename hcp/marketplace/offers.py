@@ -16,6 +16,8 @@ from sqlalchemy.orm import Session
 from hcp.errors import ValidationError
 from hcp.marketplace import models as m
 from hcp.marketplace.amounts import MAX_TOKEN
+from hcp.oracle.escalation import ProviderState
+from hcp.oracle.models import OrcStanding
 
 MAX_PAGE = 200
 
@@ -153,10 +155,21 @@ def decode_cursor(sort: SortOrder, cursor: str) -> tuple[Any, str]:
                               cursor=cursor[:80]) from exc
 
 
+def not_offerable_providers() -> Select[tuple[str]]:
+    """Providers the oracle's validators hold SUSPECT or DOWN (hcp.oracle.escalation): they
+    are not offered to new renters until a run of clean checks makes them HEALTHY again."""
+    return select(OrcStanding.provider_id).where(OrcStanding.state != ProviderState.HEALTHY.value)
+
+
+def provider_offerable(s: Session, provider: str) -> bool:
+    return s.scalar(not_offerable_providers().where(OrcStanding.provider_id == provider)) is None
+
+
 def build_query(q: SearchQuery) -> Select[tuple[m.Offer]]:
     stmt = select(m.Offer)
     if q.available_only:
-        stmt = stmt.where(m.Offer.available.is_(True))
+        stmt = stmt.where(m.Offer.available.is_(True),
+                          m.Offer.provider.not_in(not_offerable_providers()))
     if q.gpu_model:
         stmt = stmt.where(m.Offer.gpu_model == q.gpu_model)
     if q.min_price is not None:

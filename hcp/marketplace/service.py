@@ -37,7 +37,14 @@ from hcp.marketplace import models as m
 from hcp.marketplace.cid import validate_cid
 from hcp.marketplace.escrow_backend import EscrowBackend, Settlement, cost_for
 from hcp.marketplace.jobs import DisputeOutcome, JobStatus, check_transition
-from hcp.marketplace.offers import OfferSpec, OfferView, Page, SearchQuery, search
+from hcp.marketplace.offers import (
+    OfferSpec,
+    OfferView,
+    Page,
+    SearchQuery,
+    provider_offerable,
+    search,
+)
 from hcp.marketplace.reputation_book import ReputationBook
 from hcp.marketplace.sql_ledger import check_account_name
 from hcp.marketplace.views import JobView, ReputationView
@@ -117,6 +124,9 @@ class MarketplaceService:
                 raise OfferNotFoundError(f"no offer {offer_id}", offer_id=offer_id)
             if not offer.available:
                 raise OfferUnavailableError("the offer is not available", offer_id=offer_id)
+            if not provider_offerable(s, offer.provider):
+                raise OfferUnavailableError("the provider is under review by the oracle",
+                                            offer_id=offer_id)
             if offer.provider == renter.subject:
                 raise ValidationError("a provider cannot rent its own offer")
             max_cost = cost_for(offer.price_per_hour, estimated_seconds)
