@@ -11,14 +11,14 @@ from hcp.config import Settings
 from hcp.fleet.facility import Facility, FacilityReport
 from hcp.fleet.spec import FacilitySpec
 from hcp.fleet.status import GpuStatus, SwitchResult
-from hcp.logging_setup import configure_logging
+from hcp.logging_setup import configure_for
 from hcp.store import FleetRepository, engine_for
 
 
 @ray.remote
 class FacilityActor:
     def __init__(self, spec: FacilitySpec, settings: Settings, gpus: dict[str, Any]) -> None:
-        configure_logging(settings.log_level)
+        configure_for(settings)
         self._facility = Facility(spec, FleetRepository(engine_for(settings.resolved_database_url)))
         self._facility.load()
         self._fleet = FleetClient(dict(gpus))  # device id -> GpuActor handle

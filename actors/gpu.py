@@ -12,7 +12,7 @@ from hcp.fleet.device import GpuDevice
 from hcp.fleet.spec import GpuSpec
 from hcp.fleet.status import GpuStatus, SwitchResult
 from hcp.fleet.worker import WorkerStatus
-from hcp.logging_setup import configure_logging
+from hcp.logging_setup import configure_for
 from hcp.observability.fleet import record_device, record_switch
 from hcp.store import FleetRepository, engine_for
 
@@ -45,7 +45,7 @@ class _GpuMetrics:
 @ray.remote
 class GpuActor:
     def __init__(self, spec: GpuSpec, settings: Settings) -> None:
-        configure_logging(settings.log_level)
+        configure_for(settings)
         ctx = ray.get_runtime_context()
         gpu_ids = ctx.get_accelerator_ids().get("GPU", [])
         worker = build_gpu_worker(

@@ -16,7 +16,7 @@ from hcp.images.cache import CachePeriod, CacheStatus, ImageCache
 from hcp.images.catalog import ImageCatalog
 from hcp.images.store.embedded import EmbeddedStore
 from hcp.images.usage import MarketplaceJobUsage
-from hcp.logging_setup import configure_logging
+from hcp.logging_setup import configure_for
 from hcp.store.db import engine_for
 
 log = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 @ray.remote
 class ImageCacheActor:
     def __init__(self, settings: Settings, autostart: bool = True) -> None:
-        configure_logging(settings.log_level)
+        configure_for(settings)
         engine = engine_for(settings.resolved_database_url)  # migrated by the platform's launch
         clock = SystemClock()
         self._cache = ImageCache(EmbeddedStore.from_settings(settings, engine),

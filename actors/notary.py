@@ -18,7 +18,7 @@ import ray
 from actors.options import notary_runner_options
 from hcp.config import Settings
 from hcp.errors import PlatformStartError, SandboxBusyError
-from hcp.logging_setup import configure_logging
+from hcp.logging_setup import configure_for
 from hcp.notary.pool import SandboxJob, Slots, make_sandbox, run_job
 from hcp.notary.sandbox.base import SandboxLimits, SandboxResult
 
@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 @ray.remote
 class SandboxRunnerActor:
     def __init__(self, settings: Settings) -> None:
-        configure_logging(settings.log_level)
+        configure_for(settings)
         self._sandbox = make_sandbox(settings)
 
     def run(self, wasm: bytes, hyperparameters: bytes | None, dataset: bytes,

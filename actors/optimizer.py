@@ -22,7 +22,7 @@ from hcp.config import Settings
 from hcp.errors import HcpError, NotFoundError
 from hcp.fleet.spec import FleetSpec
 from hcp.fleet.status import SwitchResult
-from hcp.logging_setup import configure_logging
+from hcp.logging_setup import configure_for
 from hcp.market.source import PriceFeed
 from hcp.optimizer import OptimizerRepository, OptimizerService
 from hcp.optimizer.economics import FleetProfit
@@ -102,7 +102,7 @@ class OptimizerActor:
         from hcp.optimizer.feeds import live_policy_params, make_feed
         from hcp.policy import FleetPolicy
 
-        configure_logging(settings.log_level)
+        configure_for(settings)
         engine = engine_for(settings.resolved_database_url)
         params = live_policy_params(settings)
         self._repo = OptimizerRepository(engine)

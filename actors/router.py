@@ -24,7 +24,7 @@ from actors.options import router_actor_name, router_actor_options
 from hcp.clock import SystemClock
 from hcp.config import Settings
 from hcp.errors import HcpError, InvalidWorkloadError, RouterBusyError, RouterUnavailableError
-from hcp.logging_setup import configure_logging
+from hcp.logging_setup import configure_for
 from hcp.store import engine_for
 from hcp.workloads.metering import PriceTable
 from hcp.workloads.repository import WorkloadRepository
@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 @ray.remote
 class RouterActor:
     def __init__(self, settings: Settings, gpus: dict[str, Any]) -> None:
-        configure_logging(settings.log_level)
+        configure_for(settings)
         fleet = FleetClient(dict(gpus))
         self._repo = WorkloadRepository(engine_for(settings.resolved_database_url))
         inventory = {g.device_id: g for g in self._repo.gpu_inventory()}

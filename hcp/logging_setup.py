@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -25,7 +26,14 @@ class _CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 _QUIET = ("alembic", "ray", "filelock", "urllib3", "httpx", "httpcore")
 
 
-def configure_logging(level: str = "INFO") -> None:
+def configure_logging(level: str = "INFO", *, json: bool = False) -> None:
+    """Plain lines on stderr; ``json``: one JSON object per line with the correlation id
+    (``HCP_OPS__LOG_JSON``, for a log shipper)."""
+    if json:
+        from hcp.observability.logs import configure_json_logging
+
+        configure_json_logging(level)
+        return
     root = logging.getLogger()
     if not any(getattr(h, "_hcp", False) for h in root.handlers):
         handler = _CurrentStderrHandler()
@@ -35,3 +43,8 @@ def configure_logging(level: str = "INFO") -> None:
     root.setLevel(level.upper())
     for name in _QUIET:
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+
+
+def configure_for(settings: Any) -> None:
+    """Logging as a process of the platform is told to by its ``Settings``."""
+    configure_logging(settings.log_level, json=settings.ops.log_json)

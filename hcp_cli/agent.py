@@ -23,7 +23,7 @@ from rich.markup import escape
 
 from hcp.config import Settings, prepare_home
 from hcp.errors import HcpError, ValidationError
-from hcp.logging_setup import configure_logging
+from hcp.logging_setup import configure_for
 
 agent_app = typer.Typer(help="The provider agent: run renters' containers on this host's GPUs.",
                         no_args_is_help=True, add_completion=False)
@@ -65,7 +65,7 @@ def _settings(api: str | None, token: str | None, slot: list[str] | None, agent_
     update.setdefault("log_flush_seconds", max(s.agent.log_flush_seconds, 0.25))
     agent = type(s.agent).model_validate({**s.agent.model_dump(), **update})
     s = s.model_copy(update={"agent": agent})
-    configure_logging(s.log_level)
+    configure_for(s)
     prepare_home(s)
     return s
 

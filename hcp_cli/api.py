@@ -11,7 +11,7 @@ from rich.console import Console
 from hcp.auth.tokens import Role, TokenService
 from hcp.config import Settings
 from hcp.errors import HcpError
-from hcp.logging_setup import configure_logging
+from hcp.logging_setup import configure_for
 
 log = logging.getLogger(__name__)
 _err = Console(stderr=True)
@@ -26,7 +26,7 @@ def token_cmd(
 ) -> None:
     """Print a JWT bearer token for the platform API (HCP_JWT_SECRET or HCP_HOME/jwt.secret)."""
     settings = Settings()
-    configure_logging(settings.log_level)
+    configure_for(settings)
     try:
         token = TokenService.from_settings(settings).issue(subject.strip(), role, ttl)
     except HcpError as exc:

@@ -13,7 +13,7 @@ from rich.markup import escape
 
 from hcp.config import Settings, prepare_home
 from hcp.errors import HcpError
-from hcp.logging_setup import configure_logging
+from hcp.logging_setup import configure_for
 
 
 class _Console(Console):
@@ -38,7 +38,7 @@ def load_settings(spec: Path | None = None) -> Settings:
     s = Settings()
     if spec is not None:
         s = s.with_(fleet_spec=spec)
-    configure_logging(s.log_level)
+    configure_for(s)
     prepare_home(s)
     return s
 

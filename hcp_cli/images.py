@@ -13,7 +13,7 @@ from rich.table import Table
 
 from hcp.config import Settings
 from hcp.errors import HcpError
-from hcp.logging_setup import configure_logging
+from hcp.logging_setup import configure_for
 
 images_app = typer.Typer(help="Docker images by IPFS CID: push, pull, list, serve this node.",
                          no_args_is_help=True, add_completion=False)
@@ -33,7 +33,7 @@ def _service(settings: Settings):  # type: ignore[no-untyped-def]
 
 def _settings() -> Settings:
     s = Settings()
-    configure_logging(s.log_level)
+    configure_for(s)
     return s
 
 

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from hcp.config import Settings
 from hcp.errors import HcpError
-from hcp.logging_setup import configure_logging
+from hcp.logging_setup import configure_for
 
 miner_app = typer.Typer(help="Mine the notary's task: keys, registration, search and submit.",
                         no_args_is_help=True, add_completion=False)
@@ -26,7 +26,7 @@ _NOTARY_HELP = "Notary base URL, e.g. http://127.0.0.1:8000."
 
 def _settings() -> Settings:
     s = Settings()
-    configure_logging(s.log_level)
+    configure_for(s)
     return s
 
 

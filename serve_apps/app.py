@@ -17,7 +17,7 @@ from actors.options import API_APP_NAME, api_ingress_options
 from hcp.api.usage import SqlUsageLedger
 from hcp.auth.tokens import TokenService
 from hcp.config import Settings
-from hcp.logging_setup import configure_logging
+from hcp.logging_setup import configure_for
 from hcp.ratelimit import (
     LeasedRateLimiter,
     MemoryRateLimiter,
@@ -117,7 +117,7 @@ def platform_routers(settings: Settings) -> list[Any]:
 class ApiIngress:
     def __init__(self, settings: dict[str, Any]) -> None:
         s = Settings(**settings)
-        configure_logging(s.log_level)
+        configure_for(s)
         services = services_from_settings(s)
         from actors.metrics_sink import RaySink
 

@@ -118,7 +118,7 @@ def configure_json_logging(level: str = "INFO") -> None:
     Call it where ``hcp.logging_setup.configure_logging`` is called today when JSON logs are
     wanted (``HCP_OPS__LOG_JSON=true``); it is idempotent.
     """
-    configure_logging(level)
+    configure_logging(level)  # plain first: installs the handler this one reformats
     for handler in logging.getLogger().handlers:
         if getattr(handler, "_hcp", False):
             if not isinstance(handler.formatter, HcpJsonFormatter):
