@@ -80,3 +80,37 @@ def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
     engine = connect(migrated_sqlite_url(tmp_path, "store.db"))
     yield engine
     engine.dispose()
+
+
+# -- the suite leaves the checkout as it found it ---------------------------------------------
+_ROOT = Path(__file__).resolve().parents[1]
+_DIRTY_AT_START: set[str] | None = None
+
+
+def _dirty() -> set[str] | None:
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=_ROOT,
+                             capture_output=True, text=True, timeout=60, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None  # not a git checkout (an sdist): nothing to compare
+    return {line[3:] for line in out.splitlines() if line.strip()}
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    global _DIRTY_AT_START
+    if not hasattr(session.config, "workerinput"):  # the controller only, not xdist workers
+        _DIRTY_AT_START = _dirty()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A test that writes into the tree (a lock file rewritten, a build artefact, a database
+    file) fails the run: ``make test`` must leave ``git status`` as it was."""
+    if hasattr(session.config, "workerinput") or _DIRTY_AT_START is None:
+        return
+    now = _dirty()
+    added = sorted((now or set()) - _DIRTY_AT_START)
+    if added:
+        print(f"\nthe test run changed the checkout: {', '.join(added[:20])}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
