@@ -46,7 +46,7 @@ def _noop_app(payloads: dict[str, tuple[bytes, int]]) -> Any:
     from fastapi import FastAPI, Response
     from ray import serve
 
-    from serve_apps.app import MAX_ONGOING
+    from actors.options import API_MAX_ONGOING as MAX_ONGOING
 
     app = FastAPI()
 
@@ -86,7 +86,7 @@ def _model_twin_app(batch_size: int, batch_wait_s: float) -> Any:
 
     from ray import serve
 
-    from serve_apps.app import MAX_ONGOING
+    from actors.options import API_MAX_ONGOING as MAX_ONGOING
 
     @serve.deployment(
         name="model_twin", max_ongoing_requests=MAX_ONGOING, ray_actor_options={"num_cpus": 0}
