@@ -57,3 +57,39 @@ def test_the_migrations_build_what_the_models_describe(empty_database_url: str) 
     finally:
         engine.dispose()
     assert diff == []
+
+
+def test_two_launches_migrating_at_once_both_succeed(empty_database_url: str) -> None:
+    """Two processes of one platform start together: the migration lock serializes them, the
+    second finds the schema at its heads, and neither fails."""
+    import threading
+
+    from alembic.script import ScriptDirectory
+
+    from hcp.store.db import alembic_config
+
+    errors: list[BaseException] = []
+    engines = [connect(empty_database_url) for _ in range(2)]
+    barrier = threading.Barrier(2)
+
+    def launch(engine) -> None:  # type: ignore[no-untyped-def]
+        barrier.wait()
+        try:
+            migrate(engine)
+        except BaseException as exc:  # noqa: BLE001  (reported below)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=launch, args=(e,)) for e in engines]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    try:
+        assert errors == []
+        heads = set(ScriptDirectory.from_config(alembic_config(engines[0])).get_heads())
+        with engines[0].connect() as conn:
+            versions = {r[0] for r in conn.exec_driver_sql("SELECT version_num FROM alembic_version")}
+        assert versions == heads
+    finally:
+        for e in engines:
+            e.dispose()
