@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 # A block is at most this share of the limit, which bounds what unspent leases can cost a
 # client per replica and window (5%).
 _LEASE_DIVISOR = 20
+_MIN_PREFETCH = 4
 
 
 @dataclass
@@ -70,9 +71,12 @@ class LeasedRateLimiter:
             await self._refill(lease, key, limit, window_seconds, now)
         if lease.left > 0:
             lease.left -= 1
-            if not lease.exhausted and lease.left <= lease.size // 4 and lease.refill is None:
+            if (lease.size >= _MIN_PREFETCH and not lease.exhausted
+                    and lease.left <= lease.size // 4 and lease.refill is None):
                 # Lease the next block before this one runs out; errors surface on the next
-                # refill that a request waits for.
+                # refill that a request waits for. Not for blocks of a hit or two (small
+                # limits): a prefetch saves nothing there, and one cut off with its event loop
+                # after taking its hit would cost the client that hit.
                 fut = asyncio.ensure_future(self._refill(lease, key, limit, window_seconds, now))
                 fut.add_done_callback(_log_failure)
             return RateDecision(True, lease.shared_remaining + lease.left, 0)
