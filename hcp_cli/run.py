@@ -91,11 +91,11 @@ def run(
 
 
 def _show(platform: Any, live: bool, refresh: float, duration: float, stop: dict[str, bool]) -> None:
-    from actors import topology
     from hcp_cli.optimizer import log_decisions, recent_decisions, with_decisions
     from hcp_cli.views import fleet_view, snapshot
 
     t_end = time.monotonic() + duration if duration > 0 else float("inf")
+    targets = _Targets(platform.settings)
     opt = platform.optimizer
     if live and console.is_terminal:
         from rich.live import Live
@@ -104,13 +104,13 @@ def _show(platform: Any, live: bool, refresh: float, duration: float, stop: dict
                   refresh_per_second=4) as view:
             while time.monotonic() < t_end and not stop["now"]:
                 time.sleep(refresh)
-                topology.publish_metrics_targets(platform.settings)
+                targets.publish()
                 view.update(with_decisions(fleet_view(snapshot(platform.fleet)), opt))
         return
     seen: set[str] = set()
     while time.monotonic() < t_end and not stop["now"]:
         time.sleep(refresh)
-        topology.publish_metrics_targets(platform.settings)
+        targets.publish()
         for r in snapshot(platform.fleet):
             modes = ", ".join(f"{g['device_id']}={g['mode']}@{g['hashrate_hs']:.0f}H/s"
                               + ("" if g["availability"] == "up" else " (unavailable)")
@@ -119,3 +119,21 @@ def _show(platform: Any, live: bool, refresh: float, duration: float, stop: dict
                      r["capacity_w"], modes)
         if opt is not None:
             log_decisions(recent_decisions(opt, 20), seen)
+
+
+class _Targets:
+    """Republish the Prometheus target list now and then, not on every refresh: it asks the
+    GCS for every node (``ray.nodes()``), and nodes join or leave far less often."""
+
+    EVERY_S = 15.0
+
+    def __init__(self, settings: Any) -> None:
+        self._settings = settings
+        self._next = time.monotonic() + self.EVERY_S  # the launch has just published it
+
+    def publish(self) -> None:
+        from actors import topology
+
+        if time.monotonic() >= self._next:
+            self._next = time.monotonic() + self.EVERY_S
+            topology.publish_metrics_targets(self._settings)
