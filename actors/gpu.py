@@ -9,6 +9,8 @@ import ray
 from hcp.config import Settings
 from hcp.fleet.builder import build_gpu_worker
 from hcp.fleet.device import GpuDevice
+from hcp.fleet.holds import Hold
+from hcp.fleet.modes import GpuMode
 from hcp.fleet.spec import GpuSpec
 from hcp.fleet.status import GpuStatus, SwitchResult
 from hcp.fleet.worker import WorkerStatus
@@ -62,6 +64,18 @@ class GpuActor:
                ) -> SwitchResult:
         result = self._device.switch(target, reason, correlation_id)
         self._metrics.switched(result)
+        return result
+
+    def hold(self, hold: Hold, reason: str = "", replaces: Hold | None = None) -> SwitchResult:
+        result = self._device.hold(hold, reason, replaces)
+        self._metrics.switched(result)
+        return result
+
+    def release(self, hold: Hold, then: GpuMode | None = None, reason: str = ""
+                ) -> SwitchResult | None:
+        result = self._device.release(hold, then, reason)
+        if result is not None:
+            self._metrics.switched(result)
         return result
 
     def status(self) -> GpuStatus:

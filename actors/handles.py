@@ -21,6 +21,7 @@ from ray.exceptions import GetTimeoutError, RayActorError, RayError, RayTaskErro
 
 from hcp.errors import DeviceUnavailableError, HcpError, UnknownDeviceError
 from hcp.fleet.facility import FacilityReport
+from hcp.fleet.holds import Hold
 from hcp.fleet.modes import GpuMode
 from hcp.fleet.status import GpuStatus, SwitchResult
 
@@ -137,6 +138,16 @@ class FleetClient:
         return get(self.switch_ref(device_id, target, reason, correlation_id),
                    f"device {device_id}", self.switch_timeout_s)
 
+    def hold(self, device_id: str, hold: Hold, reason: str = "",
+             replaces: Hold | None = None) -> SwitchResult:
+        return get(self._gpu(device_id).hold.remote(hold, reason, replaces),
+                   f"GPU {device_id}", self.switch_timeout_s)
+
+    def release(self, device_id: str, hold: Hold, then: GpuMode | None = None,
+                reason: str = "") -> SwitchResult | None:
+        return get(self._gpu(device_id).release.remote(hold, then, reason),
+                   f"GPU {device_id}", self.switch_timeout_s)
+
     def facility_reports(self) -> list[FacilityReport]:
         return [get(h.report.remote(), f"facility {name}", self.status_timeout_s * 2)
                 for name, h in sorted(self.facilities.items())]
@@ -160,6 +171,16 @@ class FleetClient:
                       correlation_id: str | None = None) -> SwitchResult:
         return await wait(self.switch_ref(device_id, target, reason, correlation_id),
                           f"device {device_id}", self.switch_timeout_s)
+
+    async def ahold(self, device_id: str, hold: Hold, reason: str = "",
+                    replaces: Hold | None = None) -> SwitchResult:
+        return await wait(self._gpu(device_id).hold.remote(hold, reason, replaces),
+                          f"GPU {device_id}", self.switch_timeout_s)
+
+    async def arelease(self, device_id: str, hold: Hold, then: GpuMode | None = None,
+                       reason: str = "") -> SwitchResult | None:
+        return await wait(self._gpu(device_id).release.remote(hold, then, reason),
+                          f"GPU {device_id}", self.switch_timeout_s)
 
     async def afacility_reports(self) -> list[FacilityReport]:
         names = sorted(self.facilities)

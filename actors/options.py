@@ -186,6 +186,32 @@ def image_cache_options(settings: Settings) -> dict[str, Any]:
     }
 
 
+def agent_actor_name(agent_id: str) -> str:
+    return ActorName.AGENT.of(agent_id)
+
+
+def agent_actor_options(settings: Settings, agent_id: str) -> dict[str, Any]:
+    """The operator's provider agent on one node: restarted on failure (it reconciles its
+    containers by label against the job records, so a restart loses and pays nothing twice).
+    Pinned to the node it was started from: its containers run on that node's Docker Engine."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    import ray
+
+    return {
+        "name": agent_actor_name(agent_id),
+        "namespace": settings.ray.namespace,
+        "get_if_exists": True,
+        "max_restarts": settings.ray.actor_max_restarts,
+        # Calls are reads or idempotent by job (preempt of a job already stopped is a no-op).
+        "max_task_retries": 1,
+        "max_concurrency": 4,  # status() and preempt() answer while a step runs
+        "num_cpus": 0,
+        "scheduling_strategy": NodeAffinitySchedulingStrategy(
+            ray.get_runtime_context().get_node_id(), soft=False),
+    }
+
+
 # --- Serve deployments ---------------------------------------------------------------------
 # Serve's default of 5 in-flight requests per replica would queue a busy API behind itself;
 # the handlers are async and wait on actors, so one replica carries many at once.

@@ -123,12 +123,14 @@ class RouterActor:
     async def cancel(self, workload_id: str) -> Workload:
         w = self._core.cancel(workload_id, "cancelled by request")
         await self._commit()
+        await self._scheduler.give_back(w.device_id, w.id)  # its GPU is free when this returns
         self._wake_sched.set()
         return w
 
     async def complete(self, workload_id: str, ok: bool = True, detail: str = "") -> Workload:
         w = self._core.complete(workload_id, ok, detail)
         await self._commit()
+        await self._scheduler.give_back(w.device_id, w.id)
         self._wake_sched.set()
         return w
 

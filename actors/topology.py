@@ -226,6 +226,7 @@ class Platform:
     escrow: Any = None
     indexer: Any = None
     image_cache: Any = None
+    agent: Any = None  # this node's provider agent, when HCP_AGENT__SLOTS rent GPUs out
     sandboxes: list[Any] = field(default_factory=list)
     api_url: str | None = None
 
@@ -271,6 +272,10 @@ def launch(settings: Settings, spec: FleetSpec, *, start_mode: GpuMode | None = 
 
         p.indexer = launch_indexer(settings)
     p.router = launch_router(fleet, settings)
+    if settings.agent.slots:
+        from actors.agent import launch_agent
+
+        p.agent = launch_agent(settings, fleet)  # the rented GPUs' containers, on this node
     if optimizer:
         from actors.optimizer import launch_optimizer
 
@@ -324,6 +329,13 @@ def find(settings: Settings) -> Platform:
             setattr(p, attr, ray.get_actor(name.value, namespace=settings.ray.namespace))
         except ValueError:
             pass  # not part of this platform (or restarting)
+    if settings.agent.slots:
+        from actors.agent import find_agent
+
+        try:
+            p.agent = find_agent(settings)
+        except NotFoundError:
+            pass
     rec = ClusterRecord.load(settings)
     p.api_url = rec.api_url if rec else None
     return p
@@ -342,6 +354,10 @@ def shutdown(p: Platform) -> None:
         from actors.optimizer import stop_optimizer
 
         stop_optimizer(p.optimizer)
+    if p.agent is not None:
+        from actors.agent import stop_agent
+
+        stop_agent(p.agent)  # its containers keep running: the next agent adopts them
     for h in [p.router, p.indexer, p.image_cache, p.escrow, *p.sandboxes]:
         if h is not None:
             try:

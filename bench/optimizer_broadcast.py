@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,8 @@ class _FlipGpus:
     def __init__(self, gpus: list[tuple[str, str]]) -> None:
         self._gpus = gpus
 
-    def decide(self, tick: Any, current_modes: Mapping[str, str], now: datetime) -> list[Any]:
+    def decide(self, tick: Any, current_modes: Mapping[str, str], now: datetime,
+               fixed: Collection[str] = ()) -> list[Any]:
         from hcp.policy.decision import Decision, DecisionReason
 
         return [Decision(Decision.make_id(tick.at, g), g, fac, "gpu", current_modes[g], _FLIP[current_modes[g]],

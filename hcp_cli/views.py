@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Group
+from rich.markup import escape
 from rich.table import Table
 
-_MODE_STYLE = {"MINING": "yellow", "INFERENCE": "cyan", "IDLE": "white", "CURTAILED": "red"}
+_MODE_STYLE = {"MINING": "yellow", "INFERENCE": "cyan", "IDLE": "white", "CURTAILED": "red",
+               "RENTED": "magenta"}
 
 
 def _si(value: float, unit: str) -> str:
@@ -34,7 +36,9 @@ def gpu_table(gpus: list[dict[str, Any]]) -> Table:
                       "unavailable", str(g.get("generation", "")))
             continue
         t.add_row(
-            g["device_id"], g.get("facility", ""), f"[{_MODE_STYLE.get(mode, 'white')}]{mode}[/]",
+            g["device_id"], g.get("facility", ""),
+            f"[{_MODE_STYLE.get(mode, 'white')}]{mode}[/]"
+            + (f" ({escape(g['held_by'])})" if g.get("held_by") else ""),
             _si(g["hashrate_hs"], "H/s"), f"{g['hashes_done']:,}", str(g["shares_found"]),
             f"{tel['power_w']:.0f} W", f"{tel['temperature_c']:.0f} °C", f"{100 * g['utilization']:.0f}%",
             f"{tel['memory_used_mb'] / 1024:.1f}/{tel['memory_total_mb'] / 1024:.0f} GiB",

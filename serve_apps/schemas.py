@@ -105,6 +105,9 @@ class GpuResource(BaseModel):
     )
     detail: str = Field("", description="Why it is unavailable, when it is.")
     generation: int = Field(0, description="Committed mode changes so far.")
+    held_by: str | None = Field(
+        None, description="'job:<id>' while rented to a customer's container (RENTED), "
+        "'workload:<id>' while a platform workload runs on it; only its holder changes its mode.")
     hashes_done: int = 0
     shares_found: int = 0
     inference_requests: int = 0

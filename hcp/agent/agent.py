@@ -35,7 +35,14 @@ from hcp.agent.messages import (
     Slot,
 )
 from hcp.agent.metrics import MetricSampler, telemetry_for
-from hcp.agent.ports import ContainerPort, GpuLease, ImagePort, MarketplacePort, RunStore
+from hcp.agent.ports import (
+    CachePort,
+    ContainerPort,
+    GpuLease,
+    ImagePort,
+    MarketplacePort,
+    RunStore,
+)
 from hcp.agent.settings import AgentSettings
 from hcp.agent.spec import LABEL_GPU, LABEL_JOB, Identity
 from hcp.clock import Clock, SystemClock
@@ -72,7 +79,8 @@ class ProviderAgent:
                  containers: ContainerPort, images: ImagePort, runs: RunStore, gpus: GpuLease,
                  settings: AgentSettings, clock: Clock | None = None,
                  executor: Executor | None = None,
-                 telemetry: Callable[[Slot, bool], TelemetrySource] | None = None) -> None:
+                 telemetry: Callable[[Slot, bool], TelemetrySource] | None = None,
+                 cache: CachePort | None = None) -> None:
         self.identity = identity
         self.slots = {s.offer_id: s for s in slots}
         self.market, self.containers, self.images, self.runs, self.gpus = (
@@ -83,6 +91,7 @@ class ProviderAgent:
                                                         thread_name_prefix="hcp-launch")
         self._telemetry = telemetry or (lambda slot, simulated: telemetry_for(
             slot.gpu_model or "H100", None if simulated else slot.device_index))
+        self.cache = cache  # this node's image cache policy, run between steps
         self._runs: dict[str, Run] = {}
         self._offers: dict[str, OfferLimits] = {}
         self._lock = threading.RLock()
@@ -95,7 +104,20 @@ class ProviderAgent:
                 self.step()
             except HcpError as exc:
                 log.warning("agent step failed: %s: %s", exc.code, exc.detail)
+            self.cache_step()
             stop.wait(self.settings.poll_seconds)
+
+    def cache_step(self, force: bool = False) -> Any:
+        """Run the image cache's period when it is due (every 5 minutes by default): pin the
+        marketplace's most-run images here, let go of what no job ran for a month. A failed
+        period is logged and tried again when next due; it never stops the agent."""
+        if self.cache is None:
+            return None
+        try:
+            return self.cache.step(force)
+        except Exception:  # noqa: BLE001 -- the cache is an optimisation; jobs come first
+            log.exception("image cache period failed")
+            return None
 
     def step(self) -> StepReport:
         report = StepReport()

@@ -16,9 +16,12 @@ from hcp.agent.messages import Slot
 from hcp.agent.ports import GpuLease
 from hcp.agent.spec import Identity
 from hcp.agent.store import SqlRunStore
+from hcp.clock import SystemClock
 from hcp.config import Settings
 from hcp.errors import ConfigError
+from hcp.images.cache import CACHE_PINNER, ImageCache
 from hcp.images.catalog import ImageCatalog
+from hcp.images.policy import UsageSource
 from hcp.images.service import ImageService
 from hcp.images.store.embedded import EmbeddedStore
 from hcp.marketplace.service import MarketplaceService
@@ -48,16 +51,31 @@ def agent_images(settings: Settings, docker: DockerEngine, peers: list[str]) -> 
     return StoreImages(ImageService(store, ImageCatalog(engine)), docker.client, fetcher)
 
 
+def agent_cache(settings: Settings, images: StoreImages, source: UsageSource) -> ImageCache:
+    """The node's image cache policy over the agent's own store: every period it pins the
+    marketplace's most-run images (fetching their blocks from the peers, each verified) and
+    lets go of what it pinned that no job ran for a month. ``source`` is the job records'
+    popularity (the marketplace's tables in process, the platform's catalog over HTTP)."""
+    svc, fetcher = images.service, images.fetcher
+
+    def pull(cid: str) -> None:
+        svc.pull(cid, fetcher, pin=True, pinned_by=CACHE_PINNER)
+
+    return ImageCache(svc.store, None, source, SystemClock(), settings.images, pull=pull)
+
+
 def local_agent(settings: Settings, service: MarketplaceService, gpus: GpuLease,
                 docker: DockerEngine | None = None, **kw: Any) -> ProviderAgent:
     """The operator's agent on one node, in the process that holds ``service``."""
     from hcp.agent.local_market import LocalMarketplace
+    from hcp.images.usage import MarketplaceJobUsage
 
     docker = docker or DockerEngine.from_env(settings.agent)
+    images = agent_images(settings, docker, settings.images.peers)
+    kw.setdefault("cache", agent_cache(settings, images, MarketplaceJobUsage(service.engine)))
     return ProviderAgent(
         Identity(agent_id(settings), settings.agent.provider), slots(settings),
-        LocalMarketplace(service, settings.agent.provider), docker,
-        agent_images(settings, docker, settings.images.peers),
+        LocalMarketplace(service, settings.agent.provider), docker, images,
         SqlRunStore(service.engine), gpus, settings.agent, **kw)
 
 
@@ -72,13 +90,14 @@ def http_agent(settings: Settings, gpus: GpuLease | None = None,
         raise ConfigError("the agent daemon needs HCP_AGENT__API_URL and HCP_AGENT__TOKEN")
     if not a.slots:
         raise ConfigError("the agent daemon needs at least one slot (HCP_AGENT__SLOTS or --slot)")
-    market, runs, _client = connect(a.api_url, a.token.get_secret_value())
+    market, runs, usage = connect(a.api_url, a.token.get_secret_value())
     docker = docker or DockerEngine.from_env(a)
     peers = list(dict.fromkeys([*settings.images.peers, a.api_url]))
     subject = _provider_subject(a.token.get_secret_value())
+    images = agent_images(settings, docker, peers)
+    kw.setdefault("cache", agent_cache(settings, images, usage))
     return ProviderAgent(Identity(agent_id(settings), subject), slots(settings), market, docker,
-                         agent_images(settings, docker, peers), runs,
-                         gpus or LocalGpuLease(), a, **kw)
+                         images, runs, gpus or LocalGpuLease(), a, **kw)
 
 
 def _provider_subject(token: str) -> str:

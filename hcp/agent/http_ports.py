@@ -30,6 +30,7 @@ from hcp.client.calls import seg
 from hcp.client.marketplace import Job
 from hcp.client.transport import Call, Safety, SyncTransport
 from hcp.errors import InstanceNotFoundError, JobNotFoundError
+from hcp.images.policy import ImageUsage
 
 AGENT = "/api/v1/agent"
 _CHUNK_BYTES = 512 << 10  # well under the API's 1 MiB body limit
@@ -131,6 +132,21 @@ class HttpRunStore:
         return None if at is None else datetime.fromisoformat(at)
 
 
+class HttpImageUsage:
+    """``UsageSource`` over the platform's image catalog: how many jobs ran each image and
+    when last (the platform node keeps these counters in step with the job records)."""
+
+    def __init__(self, transport: SyncTransport, limit: int = 500) -> None:
+        self._t = transport
+        self._limit = limit
+
+    def image_usage(self) -> list[ImageUsage]:
+        body = self._t.run(Call("GET", "/api/v1/images", _json, params={"limit": self._limit}))
+        return [ImageUsage(i["cid"], int(i["uses"]),
+                           datetime.fromisoformat(i["last_used"]) if i.get("last_used") else None)
+                for i in body["items"] if int(i.get("uses") or 0) > 0]
+
+
 def _chunks(items: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     out: list[list[dict[str, Any]]] = [[]]
     size = 0
@@ -144,9 +160,10 @@ def _chunks(items: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     return [c for c in out if c]
 
 
-def connect(api_url: str, token: str, timeout: float = 30.0) -> tuple[HttpMarketplace, HttpRunStore, HcpClient]:
-    """The daemon's two HTTP ports, sharing one connection pool and one provider token."""
+def connect(api_url: str, token: str, timeout: float = 30.0
+            ) -> tuple[HttpMarketplace, HttpRunStore, HttpImageUsage]:
+    """The daemon's HTTP ports, sharing one connection pool and one provider token."""
     http = httpx.Client(base_url=api_url, timeout=timeout)
     client = HcpClient(api_url, token, http=http)
     transport = SyncTransport(http, token)
-    return HttpMarketplace(client, transport), HttpRunStore(transport), client
+    return HttpMarketplace(client, transport), HttpRunStore(transport), HttpImageUsage(transport)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from hcp.agent.messages import (
     ContainerSpec,
@@ -135,3 +135,10 @@ class GpuLease(Protocol):
 
     def holder(self, gpu_id: str) -> str | None:
         """The job holding the GPU in RENTED, if any (reconcile frees GPUs of ended jobs)."""
+
+
+class CachePort(Protocol):
+    """This node's image cache policy (``hcp.images.cache.ImageCache``): ``step`` runs a period
+    when one is due (or ``force``) and answers what it did, or None."""
+
+    def step(self, force: bool = False) -> Any: ...

@@ -67,6 +67,8 @@ class GpuResource(Result):
     availability: str = Field("up", description="'unavailable' while its actor restarts.")
     detail: str = ""
     generation: int = 0
+    held_by: str | None = Field(None, description="'job:<id>' (RENTED) or 'workload:<id>': "
+                                "only its holder changes the GPU's mode.")
     hashes_done: int = 0
     shares_found: int = 0
     inference_requests: int = 0

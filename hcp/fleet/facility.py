@@ -112,8 +112,8 @@ class Facility:
         target = GpuMode.parse(target)
         if asic_id not in self._asics:
             raise UnknownDeviceError(f"no ASIC {asic_id!r} in facility {self.spec.name!r}", device_id=asic_id)
-        if target is GpuMode.INFERENCE:
-            raise InvalidTransitionError(f"{asic_id} is a mining ASIC; it cannot run inference",
+        if target in (GpuMode.INFERENCE, GpuMode.RENTED):
+            raise InvalidTransitionError(f"{asic_id} is a mining ASIC; it runs no {target.value} work",
                                          device_id=asic_id, target=target.value)
         with self._lock:
             source = self._modes[asic_id]

@@ -15,6 +15,9 @@ class GpuMode(str, Enum):
     INFERENCE = "INFERENCE"
     IDLE = "IDLE"
     CURTAILED = "CURTAILED"  # powered down for demand response / power cap
+    # Handed to a customer's container (a marketplace job): entered and left only through a
+    # hold (hcp.fleet.holds), never by a plain switch.
+    RENTED = "RENTED"
 
     @classmethod
     def parse(cls, value: str | GpuMode) -> GpuMode:

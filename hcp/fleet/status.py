@@ -11,6 +11,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
+from hcp.fleet.holds import Hold
 from hcp.fleet.modes import GpuMode, SwitchPhases, SwitchReport
 from hcp.fleet.telemetry import TelemetrySample
 
@@ -44,6 +45,11 @@ class GpuStatus:
     inference_model: str = ""
     availability: Availability = Availability.UP
     detail: str = ""
+    held_by: str | None = None  # the job or workload holding the GPU (hcp.fleet.holds key)
+
+    @property
+    def holder(self) -> Hold | None:
+        return Hold.parse(self.held_by)
 
     @property
     def up(self) -> bool:
@@ -77,6 +83,7 @@ class GpuStatus:
             "telemetry": self.telemetry.to_dict() if self.telemetry is not None else None,
             "mining_backend": self.mining_backend, "inference_model": self.inference_model,
             "availability": self.availability.value, "detail": self.detail,
+            "held_by": self.held_by,
         }
 
 

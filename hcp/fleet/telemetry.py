@@ -246,6 +246,10 @@ class SimulatedTelemetry:
             load = (MINING_TDP_FRACTION * self.tdp_w - self.idle_w) / span
         elif mode is GpuMode.INFERENCE:
             load = INFERENCE_LOAD_FLOOR + (INFERENCE_LOAD_CEIL - INFERENCE_LOAD_FLOOR) * utilization
+        elif mode is GpuMode.RENTED:
+            # A renter's container is not ours to see without NVML: modelled as fully busy,
+            # the draw the facility cap must budget for.
+            load = INFERENCE_LOAD_CEIL
         else:  # IDLE
             load = 0.0
         return self.idle_w + span * min(1.0, max(0.0, load))
@@ -260,6 +264,8 @@ class SimulatedTelemetry:
             busy_pct = 100.0  # hashing saturates the device whatever the worker reports
         elif mode is GpuMode.INFERENCE:
             busy_pct = 100.0 * u
+        elif mode is GpuMode.RENTED:
+            busy_pct = 100.0
         else:
             busy_pct = 0.0
         with self._lock:

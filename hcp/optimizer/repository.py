@@ -37,9 +37,10 @@ class OptimizerRepository:
     # -- fleet state (owned by the fleet; read here in one query) ------------------------
     def device_modes(self) -> dict[str, DeviceMode]:
         q = select(m.DeviceState.device_id, m.DeviceState.kind, m.DeviceState.mode,
-                   m.DeviceState.generation, m.DeviceState.mode_since)
+                   m.DeviceState.generation, m.DeviceState.mode_since, m.DeviceState.held_by)
         with self._tx() as s:
-            return {r.device_id: DeviceMode(r.device_id, r.kind, r.mode, r.generation, r.mode_since)
+            return {r.device_id: DeviceMode(r.device_id, r.kind, r.mode, r.generation, r.mode_since,
+                                            r.held_by)
                     for r in s.execute(q)}
 
     def mode_changes_since(self, since: datetime) -> list[ModeChange]:

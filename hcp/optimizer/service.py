@@ -107,10 +107,15 @@ class OptimizerService:
         before = self._policy.state_dict()
         try:
             # Decision time is the tick's: a replayed series decides (and dwells) in market time.
-            decided = self._policy.decide(tick, {k: v.mode for k, v in modes.items()}, tick.at)
+            # Held GPUs (a customer's rental or workload) are fixed: the policy plans around
+            # them, and no decision is ever issued for one (the device would refuse it anyway).
+            held = {k for k, v in modes.items() if v.held_by}
+            decided = self._policy.decide(tick, {k: v.mode for k, v in modes.items()}, tick.at,
+                                          fixed=held)
             held_back = sorted({d.device_id for d in decided if d.device_id in unsettled})
             records = [self._issue(d, modes[d.device_id], now) for d in decided
-                       if d.device_id in modes and d.device_id not in unsettled]
+                       if d.device_id in modes and d.device_id not in unsettled
+                       and d.device_id not in held]
             step = StepRecord(
                 tick_at=tick.at, at=now, tick=tick_to_dict(tick), decisions=len(records),
                 period_start=self._last.at if self._last else None,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from enum import Enum
@@ -65,7 +65,11 @@ class FleetPort(Protocol):
 class PolicyLike(Protocol):
     """What the optimizer needs from a policy (``hcp.policy.FleetPolicy`` implements it)."""
 
-    def decide(self, tick: Any, current_modes: Mapping[str, str], now: datetime) -> list[Any]: ...
+    def decide(self, tick: Any, current_modes: Mapping[str, str], now: datetime,
+               fixed: Collection[str] = ()) -> list[Any]:
+        """Decisions for the devices whose mode should change; ``fixed`` devices (held by a
+        customer's job or workload) keep theirs."""
+        ...
 
     def state_dict(self) -> dict[str, Any]: ...
 
@@ -81,6 +85,7 @@ class DeviceMode:
     mode: str
     generation: int
     mode_since: datetime
+    held_by: str | None = None  # a job or workload holds it: the optimizer leaves it alone
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ from hcp.policy.profit import CURTAILED, FleetArrays
 
 
 def enforce_caps(
-    arrays: FleetArrays, desired: np.ndarray, profit: np.ndarray
+    arrays: FleetArrays, desired: np.ndarray, profit: np.ndarray,
+    fixed: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(modes after the cap, mask of devices curtailed by it).
 
@@ -16,6 +17,9 @@ def enforce_caps(
     order that maximizes profit under a power budget (fractional knapsack), until
     the next one would exceed the cap; the rest are curtailed (0 W). The order is
     a pure function of prices, so identical ticks give identical allocations.
+    ``fixed`` devices (held by a customer's job or workload) are admitted first and
+    never curtailed: the cap is met from the others (``held_over_cap`` says where it
+    cannot be).
     """
     n = arrays.n
     rows = np.arange(n)
@@ -25,6 +29,8 @@ def enforce_caps(
         return desired, np.zeros(n, dtype=bool)
     with np.errstate(divide="ignore", invalid="ignore"):
         density = np.where(draw > 0, profit[rows, desired] / draw, np.inf)
+    if fixed is not None:
+        density = np.where(fixed, np.inf, density)
     # Sort by facility, then density descending; lexsort is stable, so ties keep row order.
     order = np.lexsort((-density, arrays.fac))
     fac_sorted = arrays.fac[order]
@@ -44,5 +50,15 @@ def enforce_caps(
     blocked_sorted = (last_over > seg_start_idx) & (draw_sorted > 0)
     blocked = np.zeros(n, dtype=bool)
     blocked[order] = blocked_sorted
+    if fixed is not None:
+        blocked &= ~fixed
     final = np.where(blocked, CURTAILED, desired)
     return final, blocked & (desired != CURTAILED)
+
+
+def held_over_cap(arrays: FleetArrays, modes: np.ndarray, fixed: np.ndarray) -> np.ndarray:
+    """Facility indices whose fixed (held) devices alone draw more than the cap: there the cap
+    can only be met by preempting a customer, which the policy never does by itself."""
+    draw = np.where(fixed, arrays.grid_w[np.arange(arrays.n), modes], 0.0)
+    per_fac = np.bincount(arrays.fac, weights=draw, minlength=len(arrays.capacity_w))
+    return np.flatnonzero(per_fac > arrays.capacity_w + 1e-9)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -14,7 +14,7 @@ from hcp.economics.devices import DeviceEconomics, FacilityEconomics, from_fleet
 from hcp.errors import ValidationError
 from hcp.fleet.modes import GpuMode
 from hcp.market.tick import PriceTick
-from hcp.policy.cap import enforce_caps
+from hcp.policy.cap import enforce_caps, held_over_cap
 from hcp.policy.decision import Decision, DecisionReason
 from hcp.policy.params import PolicyParams
 from hcp.policy.profit import CURTAILED, IDLE, MINING, MODE_INDEX, MODES, FleetArrays
@@ -69,13 +69,16 @@ class FleetPolicy:
     # --- the typed interface -----------------------------------------------------
 
     def decide(
-        self, tick: PriceTick, current_modes: Mapping[str, str] | np.ndarray, now: datetime
+        self, tick: PriceTick, current_modes: Mapping[str, str] | np.ndarray, now: datetime,
+        fixed: Collection[str] = (),
     ) -> list[Decision]:
         """Only the devices whose mode should change now, each with its reason and expected gain.
 
         ``current_modes`` maps device id to mode; a caller that keeps the fleet's modes as
         an index array in ``device_ids`` order (see ``mode_indices``) may pass that
-        instead and skip converting 100,000 strings on every tick.
+        instead and skip converting 100,000 strings on every tick. ``fixed`` names the
+        devices a customer's job or workload holds: they keep their mode, and a facility
+        cap is met from the other devices.
         """
         if isinstance(current_modes, np.ndarray):
             if current_modes.shape != (self.arrays.n,):
@@ -83,8 +86,17 @@ class FleetPolicy:
             current = current_modes.astype(np.int64, copy=False)
         else:
             current = self.mode_indices(current_modes)
-        step = self.step(tick, current, now)
+        mask = self.fixed_mask(fixed) if fixed else None
+        step = self.step(tick, current, now, mask)
         return self.decisions(tick, current, step)
+
+    def fixed_mask(self, device_ids: Collection[str]) -> np.ndarray:
+        mask = np.zeros(self.arrays.n, dtype=bool)
+        for d in device_ids:
+            i = self._id_index.get(d)
+            if i is not None:
+                mask[i] = True
+        return mask
 
     def mode_indices(self, current_modes: Mapping[str, str]) -> np.ndarray:
         """Mode index per device; devices absent from the mapping are unknown (-1)."""
@@ -130,7 +142,8 @@ class FleetPolicy:
 
     # --- the vectorized core -----------------------------------------------------
 
-    def step(self, tick: PriceTick, current: np.ndarray, now: datetime) -> StepResult:
+    def step(self, tick: PriceTick, current: np.ndarray, now: datetime,
+             fixed: np.ndarray | None = None) -> StepResult:
         a, p = self.arrays, self.params
         rows = np.arange(a.n)
         profit, rev = a.profit(tick)
@@ -150,6 +163,9 @@ class FleetPolicy:
                          np.maximum(r_best, r_cur))
         wants = valid & (best != cur) & (gain > np.maximum(p.threshold_pct / 100.0 * ref,
                                                            p.min_gain_usd_per_hour))
+        if fixed is not None:
+            fixed = fixed & valid  # a held device in a mode the policy cannot price is not pinned
+            wants &= ~fixed
         # Dwell streaks: how long the same better mode has been ahead past the threshold.
         t = now.timestamp()
         restart = wants & (self._cand != best)
@@ -167,7 +183,11 @@ class FleetPolicy:
                 covers = np.where(known, f_covers, covers)
         switch = wants & held & covers
         desired = np.where(valid, np.where(switch, best, cur), best)
-        final, capped = enforce_caps(a, desired, profit)
+        final, capped = enforce_caps(a, desired, profit, fixed)
+        if fixed is not None:
+            for f in held_over_cap(a, final, fixed).tolist():
+                log.warning("facility %s: GPUs held by customers alone exceed its power cap; only "
+                            "an explicit preemption of a rental can meet it", a.fac_names[f])
         changed = final != current
         self._cand = np.where(changed, _NO_CANDIDATE, self._cand)
         base = np.where(valid, p_cur, 0.0)

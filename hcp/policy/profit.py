@@ -18,6 +18,9 @@ log = logging.getLogger(__name__)
 MODES: tuple[GpuMode, ...] = (GpuMode.MINING, GpuMode.INFERENCE, GpuMode.IDLE, GpuMode.CURTAILED)
 MINING, INFERENCE, IDLE, CURTAILED = range(4)
 MODE_INDEX: dict[str, int] = {m.value: i for i, m in enumerate(MODES)}
+# A RENTED GPU is held by a customer's job: the policy never moves it (it is "fixed"), and
+# for the facility's power budget it draws what a busy GPU draws in INFERENCE.
+MODE_INDEX[GpuMode.RENTED.value] = INFERENCE
 
 
 class FleetArrays:

@@ -93,6 +93,9 @@ class DeviceState(Base):
     mining_state: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     restarts: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # Who holds the device (hcp.fleet.holds, "job:<id>" or "workload:<id>"); only the holder
+    # may change its mode. Committed with the mode change that took or gave it back.
+    held_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
 
 
 class Event(Base):

@@ -38,6 +38,7 @@ class DeviceStateRecord:
     mining_state: dict[str, Any] | None
     restarts: int
     updated_at: datetime
+    held_by: str | None = None  # hcp.fleet.holds.Hold.key
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,18 @@ def event_record(e: Any) -> EventRecord:
         phases_ms={"pause": e.pause_ms, "save_state": e.save_state_ms,
                    "activate": e.activate_ms, "health_check": e.health_check_ms},
         reason=e.reason, payload=e.payload)
+
+
+class _Keep:
+    """Leave a column as it is (a default distinct from None)."""
+
+
+KEEP = _Keep()
+
+
+def _same_holder(holder: str | None) -> Any:
+    col = m.DeviceState.held_by
+    return col.is_(None) if holder is None else col == holder
 
 
 class FleetRepository:
@@ -115,7 +128,7 @@ class FleetRepository:
             device_id=row.device_id, kind=row.kind, mode=GpuMode(row.mode), mode_since=row.mode_since,
             generation=row.generation, hashes_done=row.hashes_done, shares_found=int(shares or 0),
             inference_requests=row.inference_requests, mining_state=row.mining_state,
-            restarts=row.restarts, updated_at=row.updated_at,
+            restarts=row.restarts, updated_at=row.updated_at, held_by=row.held_by,
         )
 
     def commit_mode_change(
@@ -126,16 +139,20 @@ class FleetRepository:
         mining_state: dict[str, Any] | None = None,
         hashes_done: int | None = None,
         correlation_id: str | None = None,
+        held_by: str | None | _Keep = KEEP,
     ) -> int:
         """Make a switch durable: state row and its event in one transaction.
 
         The compare-and-set on ``generation`` means a stale or repeated commit (say, a
         retried call after a restart) is refused instead of being applied twice.
-        Returns the new generation.
+        ``held_by`` (a hold's key, or None to clear it) is committed with the change; by
+        default the device's holder is left as it is. Returns the new generation.
         """
         new_gen = expected_generation + 1
         values: dict[str, Any] = {"mode": report.to_mode.value, "mode_since": report.at,
                                   "generation": new_gen, "updated_at": report.at}
+        if not isinstance(held_by, _Keep):
+            values["held_by"] = held_by
         if mining_state is not None:
             values["mining_state"] = mining_state
         if hashes_done is not None:
@@ -158,6 +175,21 @@ class FleetRepository:
                           health_check_ms=p.health_check_ms, reason=report.reason[:200] or None,
                           correlation_id=correlation_id))
         return new_gen
+
+    def set_holder(self, device_id: str, expected_generation: int, held_by: str | None,
+                   expected_holder: str | None) -> None:
+        """Take or give back a hold without a mode change (the device is already in the
+        holder's mode). Compare-and-set on generation and the current holder, so two
+        would-be holders cannot both win."""
+        with self._tx() as s:
+            res = s.execute(update(m.DeviceState)
+                            .where(m.DeviceState.device_id == device_id,
+                                   m.DeviceState.generation == expected_generation,
+                                   _same_holder(expected_holder))
+                            .values(held_by=held_by, updated_at=utcnow()))
+            if res.rowcount != 1:
+                raise ConflictError(f"device {device_id!r} changed while its hold was updated; "
+                                    "not applied", device_id=device_id)
 
     def checkpoint(self, device_id: str, mining_state: dict[str, Any] | None, hashes_done: int,
                    inference_requests: int) -> None:

@@ -28,6 +28,7 @@ from hcp.errors import (
     UnsatisfiableWorkloadError,
     WorkloadNotFoundError,
 )
+from hcp.fleet.modes import GpuMode
 from hcp.store.events import EventKind
 from hcp.workloads.metering import PriceTable, cost_micro_usd, run_ms
 from hcp.workloads.queue import PriorityQueues
@@ -45,7 +46,8 @@ from hcp.workloads.types import ACTIVE_STATES, Admission, Workload, WorkloadSpec
 
 log = logging.getLogger(__name__)
 S = WorkloadState
-_SERVING = ("INFERENCE", "IDLE")  # modes a GPU can take any workload in without preempting mining
+# Modes a GPU can take any workload in without preempting mining (RENTED never: a customer's).
+_SERVING = (GpuMode.INFERENCE, GpuMode.IDLE)
 _WAIT_NOTES = 100  # queued workloads behind a full pass whose wait reason is refreshed per pass
 
 
@@ -70,7 +72,8 @@ class WorkloadRouter:
         self.clock = clock or SystemClock()
         self.gpu_models: dict[str, str] = dict(gpu_models or {})  # device id -> model, for pricing
         # Every GPU the router may ever place on: work none of them can run is refused at once.
-        self.fleet = [GpuView(g.device_id, g.model, g.memory_gb, g.facility, "IDLE") for g in fleet]
+        self.fleet = [GpuView(g.device_id, g.model, g.memory_gb, g.facility, GpuMode.IDLE)
+                      for g in fleet]
         self.max_queued = max_queued
         self._new_id = new_id
         self.queues = PriorityQueues()
@@ -260,7 +263,9 @@ class WorkloadRouter:
         The snapshots are updated as placements are made so one GPU is never given twice.
         Queued work that fits nowhere stays queued without blocking the work behind it.
         """
-        views = {g.device_id: _with_busy(g, self.assigned.get(g.device_id)) for g in gpus}
+        # A GPU someone else holds (a rental, or a workload hold not yet given back) is busy.
+        views = {g.device_id: _with_busy(g, self.assigned.get(g.device_id) or g.held_by)
+                 for g in gpus}
         running = self.running()
         out: list[Placement] = []
         serving, for_real_time = _room(views, running)
@@ -279,7 +284,7 @@ class WorkloadRouter:
                 self._note_wait(w, views)
                 continue
             out.append(p)
-            views[p.device_id] = _with_busy(views[p.device_id], w.id, mode="INFERENCE")
+            views[p.device_id] = _with_busy(views[p.device_id], w.id, mode=GpuMode.INFERENCE)
             if p.victim_id:
                 running.pop(p.victim_id, None)
             serving, for_real_time = _room(views, running)
@@ -303,7 +308,7 @@ class WorkloadRouter:
         for g in gpus:
             wid = self.assigned.get(g.device_id)
             w = self.active.get(wid) if wid else None
-            if w is not None and w.state is S.RUNNING and g.mode != "INFERENCE":
+            if w is not None and w.state is S.RUNNING and g.mode is not GpuMode.INFERENCE:
                 self.requeue(w.id, f"GPU {g.device_id} left INFERENCE (now {g.mode})")
                 moved.append(w.id)
         return moved
@@ -520,13 +525,14 @@ def _spec_of(w: Workload | WorkloadSpec) -> tuple[Any, ...]:
 def _room(views: Mapping[str, GpuView], running: Mapping[str, Workload]) -> tuple[int, int]:
     """(free GPUs any workload may take, extra GPUs only real-time work may take)."""
     serving = sum(1 for g in views.values() if g.busy_with is None and g.mode in _SERVING)
-    mining = sum(1 for g in views.values() if g.busy_with is None and g.mode == "MINING")
-    victims = sum(1 for g in views.values() if g.busy_with in running and g.mode != "CURTAILED"
+    mining = sum(1 for g in views.values() if g.busy_with is None and g.mode is GpuMode.MINING)
+    victims = sum(1 for g in views.values() if g.busy_with in running
+                  and g.mode is not GpuMode.CURTAILED
                   and running[g.busy_with].interruptible and running[g.busy_with].priority < 10)
     return serving, mining + victims
 
 
-def _with_busy(g: GpuView, busy: str | None, mode: str | None = None) -> GpuView:
+def _with_busy(g: GpuView, busy: str | None, mode: GpuMode | None = None) -> GpuView:
     from dataclasses import replace
 
     return replace(g, busy_with=busy, mode=mode or g.mode)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from hcp.fleet.modes import GpuMode
 from hcp.workloads.metering import canonical_gpu_model
 from hcp.workloads.types import Workload
 
@@ -25,10 +26,15 @@ class GpuView:
     model: str
     memory_gb: float
     facility: str
-    mode: str  # GpuMode value: MINING / INFERENCE / IDLE / CURTAILED
+    mode: GpuMode
     temperature_c: float | None = None  # None: the GPU reported none (unknown, not cool)
     utilization: float = 0.0
-    busy_with: str | None = None  # id of the workload holding it
+    busy_with: str | None = None  # id of the workload the router placed on it
+    held_by: str | None = None  # the GPU's own hold (hcp.fleet.holds key): a job or a workload
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.mode, GpuMode):  # snapshots from the edge may spell it as text
+            object.__setattr__(self, "mode", GpuMode.parse(self.mode))
 
 
 class Action(str, Enum):
@@ -83,9 +89,9 @@ def why_waiting(workload: Workload, gpus: list[GpuView]) -> str:
     if not free:
         return f"waiting: every GPU that meets its requirements ({len(fitting)}) is busy"
     modes = {g.mode for g in free}
-    if modes <= {"CURTAILED"}:
+    if modes <= {GpuMode.CURTAILED}:
         return "waiting: the GPUs that meet its requirements are curtailed (facility power cap)"
-    if "MINING" in modes and not workload.real_time:
+    if GpuMode.MINING in modes and not workload.real_time:
         return ("waiting: the GPUs that meet its requirements are mining; only real-time work "
                 "(priority >= 8) preempts mining")
     return "waiting for a GPU that meets its requirements"
@@ -109,17 +115,18 @@ def choose(workload: Workload, gpus: list[GpuView], running: dict[str, Workload]
         return Placement(workload.id, g.device_id, action, score(req, g))
 
     free = [g for g in fitting if g.busy_with is None]
-    found = best([g for g in free if g.mode == "INFERENCE"], Action.USE) or best(
-        [g for g in free if g.mode == "IDLE"], Action.ACTIVATE)
+    found = best([g for g in free if g.mode is GpuMode.INFERENCE], Action.USE) or best(
+        [g for g in free if g.mode is GpuMode.IDLE], Action.ACTIVATE)
     if found or not workload.real_time:
         return found
-    found = best([g for g in free if g.mode == "MINING"], Action.PREEMPT_MINING)
+    found = best([g for g in free if g.mode is GpuMode.MINING], Action.PREEMPT_MINING)
     if found:
         return found
     victims = []
     for g in fitting:
         v = running.get(g.busy_with) if g.busy_with else None
-        if v is not None and v.interruptible and v.priority < workload.priority and g.mode != "CURTAILED":
+        if v is not None and v.interruptible and v.priority < workload.priority \
+                and g.mode is not GpuMode.CURTAILED:
             victims.append((v.priority, -score(req, g), g.device_id, v.id))
     if not victims:
         return None

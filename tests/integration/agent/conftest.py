@@ -106,19 +106,21 @@ class Platform:
         return self.call("GET", f"/api/v1/instances/{instance_id}", who)
 
     def agent(self, offer_id: str, agent_id: str | None = None,
-              peers: list[str] | None = None, docker_url: str | None = None) -> AgentThread:
-        """The operator's in-process agent (marketplace service, SQL run store) in a thread."""
+              peers: list[str] | None = None, docker_url: str | None = None,
+              gpu_id: str = "gpu-0", lease: Any = None) -> AgentThread:
+        """The operator's in-process agent (marketplace service, SQL run store) in a thread;
+        ``lease`` is the GPU's RENTED lease (a fleet GPU actor's hold; default: in memory)."""
         agent_id = agent_id or f"it-{uuid.uuid4().hex[:8]}"
         self.agent_ids.add(agent_id)
         home = self.home / agent_id
         s = self.settings.model_copy(update={"home": home})
         client = docker.DockerClient(base_url=docker_url, timeout=60) if docker_url else docker.from_env()
         dock = DockerEngine(client, s.agent)
-        a = ProviderAgent(Identity(agent_id, PROVIDER), [Slot(offer_id, "gpu-0", None, "H100")],
+        a = ProviderAgent(Identity(agent_id, PROVIDER), [Slot(offer_id, gpu_id, None, "H100")],
                           LocalMarketplace(self.deps.marketplace.service, PROVIDER), dock,
                           agent_images(s, dock, peers or [self.url]),
-                          SqlRunStore(self.deps.marketplace.service.engine), LocalGpuLease(),
-                          s.agent)
+                          SqlRunStore(self.deps.marketplace.service.engine),
+                          lease if lease is not None else LocalGpuLease(), s.agent)
         t = AgentThread(a)
         self.agents.append(t)
         return t.start()

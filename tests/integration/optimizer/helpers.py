@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -17,9 +17,12 @@ class FlipPolicy:
         self._devices = list(devices)  # (device_id, facility, kind)
         self.decided = 0
 
-    def decide(self, tick: Any, current_modes: Mapping[str, str], now: datetime) -> list[Decision]:
+    def decide(self, tick: Any, current_modes: Mapping[str, str], now: datetime,
+               fixed: Collection[str] = ()) -> list[Decision]:
         out = []
         for dev, fac, kind in self._devices:
+            if dev in fixed:
+                continue
             cur = current_modes[dev]
             out.append(Decision(Decision.make_id(tick.at, dev), dev, fac, kind, cur, _FLIP[kind][cur],
                                 DecisionReason.BETTER_PROFIT, 0.0, tick.at))

@@ -183,3 +183,39 @@ def test_the_container_is_locked_down_and_limited_by_the_offer(world: World) -> 
     assert spec.env["HCP_SIMULATED_GPU"] == "1" and spec.env["HCP_JOB_ID"] == job
     assert spec.labels["hcp.job_id"] == job and spec.labels["hcp.agent"] == "node-1"
     assert spec.labels["hcp.provider"] == PROVIDER.subject and spec.labels["hcp.simulated_gpu"] == "1"
+
+
+def test_the_image_cache_runs_between_steps_and_a_failed_period_never_stops_the_agent(
+        world: World) -> None:
+    import threading
+
+    class Cache:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def step(self, force: bool = False) -> object:
+            self.calls += 1
+            if self.calls == 1:
+                raise OSError("disk full")  # the first period fails
+            return "period"
+
+    cache = Cache()
+    agent = world.agent()
+    agent.cache = cache
+    job = world.job(60)
+    stop = threading.Event()
+    calls = []
+    real_step = agent.step
+
+    def step():  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) >= 3:
+            stop.set()
+        return real_step()
+
+    agent.step = step  # type: ignore[method-assign]
+    agent.settings = agent.settings.model_copy(update={"poll_seconds": 0.01})
+    agent.run(stop)
+    assert cache.calls == 3  # after every step, the failed period included
+    assert world.status(job) in ("ACCEPTED", "RUNNING")  # the jobs went on regardless
+    assert agent.cache_step(force=True) == "period"

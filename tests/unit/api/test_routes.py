@@ -162,7 +162,7 @@ def test_resources_are_filtered_by_facility_and_mode(harness: Harness, client: T
     res = client.get("/api/v1/resources", headers=hdr).json()
     assert {g["device_id"]: g["mode"] for g in res["gpus"]} == {"g0": "MINING", "g1": "INFERENCE"}
     assert res["asics"] == [{"id": "s21-0", "facility": "lab", "mode": "MINING"}]
-    assert set(res["modes"]) == {"MINING", "INFERENCE", "IDLE", "CURTAILED"}
+    assert set(res["modes"]) == {"MINING", "INFERENCE", "IDLE", "CURTAILED", "RENTED"}
     only = client.get("/api/v1/resources", params={"mode": "INFERENCE"}, headers=hdr).json()
     assert [g["device_id"] for g in only["gpus"]] == ["g1"] and only["asics"] == []
     assert (

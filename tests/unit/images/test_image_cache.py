@@ -70,3 +70,53 @@ def test_popular_images_are_pinned_and_listed_first_then_let_go(store: EmbeddedS
     assert period is not None
     assert [(d.action.value, d.cid) for d, _ in period.outcomes] == [("unpin", b)]
     assert not store.is_pinned(parse_cid(b)) and store.is_pinned(parse_cid(c))
+
+
+def test_a_provider_node_fetches_and_pins_the_platforms_most_run_images(
+        store: EmbeddedStore, clock: ManualClock, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The agent's cache: popularity from the platform's catalog over HTTP (kept in step with
+    the job records by the platform node), blocks fetched from the platform's gateway into the
+    provider's own store, every block verified, pinned as the cache's own."""
+    from hcp.agent.build import agent_cache
+    from hcp.agent.http_ports import HttpImageUsage
+    from hcp.agent.images import StoreImages
+    from hcp.auth.tokens import Role
+    from hcp.client.transport import SyncTransport
+    from hcp.config import Settings
+    from hcp.images.fetcher import GatewayFetcher
+    from tests.unit.images.conftest import make_store
+    from tests.unit.images.http_support import bearer, node
+
+    catalog = ImageCatalog(store.engine, clock)
+    svc = ImageService(store, catalog)
+    cids = []
+    for name in ("a", "b"):
+        config, layers = image_parts(name)
+        img, _ = svc.push_archive(io.BytesIO(classic_archive(config, layers, [f"{name}:1"])), "alice")
+        cids.append(str(img.cid))
+    a, b = cids
+    _jobs(store, clock, {b: 2, a: 1})
+    ImageCache(store, catalog, MarketplaceJobUsage(store.engine), clock, ImagesSettings()).step()
+
+    client, tokens = node(tmp_path / "platform", store)
+    token = tokens.issue("prov-1", Role.PROVIDER)
+    transport = SyncTransport(client, token)
+    usage = HttpImageUsage(transport)
+    assert [(u.cid, u.uses) for u in sorted(usage.image_usage(), key=lambda u: -u.uses)] == [
+        (b, 2), (a, 1)]
+
+    mine = make_store(tmp_path / "provider", clock=clock)
+    fetcher = GatewayFetcher([str(client.base_url)], client=client,
+                             headers=bearer(tokens, Role.PROVIDER, "prov-1"))
+    images = StoreImages(ImageService(mine, ImageCatalog(mine.engine, clock)), None, fetcher)
+    settings = Settings(home=tmp_path, images={"cache_top_n": 1})
+    cache = agent_cache(settings, images, usage)
+    cache.policy.clock = clock
+    assert not mine.has_block(parse_cid(b))
+    period = cache.step(force=True)
+    assert period is not None and [(d.action.value, d.cid, o) for d, o in period.outcomes] == [
+        ("pin", b, "done")]
+    assert {p.pinned_by for p in mine.pins()} == {CACHE_PINNER}
+    assert mine.is_pinned(parse_cid(b)) and not mine.is_pinned(parse_cid(a))
+    assert b"".join(ImageService(mine, ImageCatalog(mine.engine)).archive(b, [])) == \
+        b"".join(svc.archive(b, []))  # every block of b is here now

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -53,7 +53,8 @@ class ScriptedPolicy:
         self._facility = facility
         self.calls = 0
 
-    def decide(self, t: PriceTick, current_modes: Mapping[str, str], now: datetime) -> list[Decision]:
+    def decide(self, t: PriceTick, current_modes: Mapping[str, str], now: datetime,
+               fixed: Collection[str] = ()) -> list[Decision]:
         self.calls += 1
         want = self._script.get(t.at, {})
         return [Decision(Decision.make_id(t.at, dev), dev, self._facility,

@@ -266,3 +266,27 @@ def test_state_of_another_policy_does_not_stop_a_restart(env) -> None:  # type: 
                     FakeClock(T0 + S))
     assert svc2.recover().tick_at == T0
     assert svc2.step(T0 + S).decisions  # it runs, deciding with fresh streaks
+
+
+def test_a_gpu_held_by_a_customer_gets_no_decision_and_counts_against_the_cap(env) -> None:  # type: ignore[no-untyped-def]
+    from hcp.fleet.modes import GpuMode, SwitchPhases, SwitchReport
+
+    spec, fleet, repo = env
+    # g-h100 is rented out (its agent took the hold); the policy would otherwise move it.
+    st = fleet.device_state("g-h100")
+    fleet.commit_mode_change(SwitchReport("g-h100", st.mode, GpuMode.RENTED, SwitchPhases(0, 0, 0, 0),
+                                          0.0, T0, "rented to job j-1"), st.generation,
+                             facility="lab", held_by="job:j-1")
+    clock = FakeClock(T0)
+    port = StoreBackedPort(fleet)
+    policy = FleetPolicy.from_fleet_spec(spec, PolicyParams(dwell_s=0.0))
+    svc = _service(spec, fleet, repo, ScriptedFeed([tick(T0, power=100.0, h100=0.0)]), policy, port,
+                   clock)
+
+    r = svc.step(T0)
+
+    assert r.decisions and "g-h100" not in {d.device_id for d in r.decisions}
+    modes = _modes(fleet)
+    assert modes["g-h100"] == "RENTED" and fleet.device_state("g-h100").held_by == "job:j-1"
+    # The rented GPU's draw is budgeted: the rest of the site fits under the 10 kW cap with it.
+    assert _grid_w(spec, modes) <= 10_000 + 1e-6

@@ -216,3 +216,31 @@ def test_from_fleet_spec_builds_the_whole_fleet() -> None:
     out = pol.decide(tick(T0, 60.0), {}, T0)
     assert sorted({d.to_mode for d in out}) == ["INFERENCE", "MINING"]
     assert all(math.isfinite(d.expected_gain_usd_per_hour) for d in out)
+
+
+def test_held_devices_keep_their_mode_and_the_cap_is_met_from_the_others() -> None:
+    be = breakeven()
+    devices = [s21(0), s21(1), h100(0), h100(1)]
+    gpu_w = h100(0).active_w
+    # Room for both GPUs and one ASIC: the cap is met by curtailing an ASIC, never a rental.
+    pol = policy(devices, cap_w=3500 + 2 * gpu_w + 1)
+    modes = {"s21-0": "MINING", "s21-1": "MINING", "h100-0": "RENTED", "h100-1": "INFERENCE"}
+    out = pol.decide(tick(T0, be * 0.3), modes, T0, fixed={"h100-0", "h100-1"})
+    assert {d.device_id for d in out} == {"s21-1"} or {d.device_id for d in out} == {"s21-0"}
+    assert [(d.to_mode, d.reason) for d in out] == [("CURTAILED", DecisionReason.POWER_CAP)]
+    # Without the holds the same tick would move a GPU (mining pays nothing on an H100 here).
+    free = pol.decide(tick(T0, be * 0.3, gpu=0.0), modes | {"h100-0": "INFERENCE"}, T0)
+    assert any(d.device_id.startswith("h100") for d in free)
+    held = pol.decide(tick(T0, be * 0.3, gpu=0.0), modes, T0, fixed={"h100-0", "h100-1"})
+    assert not any(d.device_id.startswith("h100") for d in held)
+
+
+def test_held_gpus_over_the_cap_are_never_curtailed_by_the_policy(caplog: pytest.LogCaptureFixture
+                                                                   ) -> None:
+    devices = [h100(0), h100(1), s21(0)]
+    pol = policy(devices, cap_w=h100(0).active_w)  # room for one GPU only
+    modes = {"h100-0": "RENTED", "h100-1": "RENTED", "s21-0": "MINING"}
+    with caplog.at_level("WARNING"):
+        out = pol.decide(tick(T0, 10.0), modes, T0, fixed={"h100-0", "h100-1"})
+    assert [(d.device_id, d.to_mode) for d in out] == [("s21-0", "CURTAILED")]
+    assert "only an explicit preemption of a rental can meet it" in caplog.text

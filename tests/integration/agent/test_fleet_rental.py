@@ -1,0 +1,92 @@
+"""A rental on the operator's own fleet: the agent puts a real GPU actor in RENTED through its
+hold while the customer's container runs on the real Docker Engine, the optimizer's switch is
+refused (recorded as a failed decision, never a silent requeue), and the GPU goes back to
+mining when the job ends, the money split as for any rental."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import ray
+
+from actors.agent import FleetGpuLease
+from actors.gpu import GpuActor
+from actors.handles import FleetClient
+from actors.optimizer import RayFleetPort
+from actors.options import gpu_actor_options
+from hcp.config import Settings
+from hcp.errors import GpuBusyError
+from hcp.fleet.holds import Hold
+from hcp.fleet.modes import GpuMode
+from hcp.fleet.spec import parse_fleet_spec
+from hcp.optimizer.types import ApplyOrder
+from hcp.store import FleetRepository, engine_for
+from tests.integration.agent.conftest import Platform
+from tests.waiting import wait_until
+
+
+@pytest.fixture
+def fleet_gpu(ray_session: None, platform: Platform) -> Iterator[tuple[str, FleetClient, FleetRepository]]:
+    gpu_id = f"rent-{uuid.uuid4().hex[:6]}"
+    spec = parse_fleet_spec({"fleet": "rent", "facilities": [{
+        "name": "rent-lab", "location": "test", "capacity_mw": 1, "pue": 1.2,
+        "gpus": [{"id": gpu_id, "model": "H100"}]}]}, "rent")
+    settings = Settings(home=platform.home / "fleet", database_url=platform.settings.database_url,
+                        ray_namespace="hcp-test", checkpoint_seconds=0.5, mining_cpu_share=0.3,
+                        share_difficulty=1 / 65536)
+    repo = FleetRepository(engine_for(settings.resolved_database_url))
+    repo.sync_fleet(spec)
+    g = spec.gpus()[0]
+    opts = gpu_actor_options(g, settings) | {"name": f"gpu:{gpu_id}"}
+    handle = GpuActor.options(**opts).remote(g, settings)
+    ray.get(handle.status.remote(), timeout=120)
+    fleet = FleetClient({gpu_id: handle})
+    fleet.switch(gpu_id, GpuMode.MINING, "platform start")
+    yield gpu_id, fleet, repo
+    ray.kill(handle, no_restart=True)
+
+
+def _optimizer_order(gpu_id: str, to: str) -> ApplyOrder:
+    did = f"d-{uuid.uuid4().hex[:8]}"
+    return ApplyOrder(did, gpu_id, "rent-lab", "gpu", to, f"optimizer {did} BETTER_PROFIT")
+
+
+def test_a_rented_fleet_gpu_is_held_for_the_job_and_refuses_the_optimizer(
+        platform: Platform, fleet_gpu: tuple[str, FleetClient, FleetRepository],
+        tiny_archive: tuple[bytes, str]) -> None:
+    p = platform
+    gpu_id, fleet, repo = fleet_gpu
+    offer = p.offer()
+    cid = p.upload(tiny_archive[0])
+    p.agent(offer, gpu_id=gpu_id, lease=FleetGpuLease(fleet))
+    job = p.instance(offer, cid, 120, "echo up; sleep 4; echo done")["id"]
+
+    st = wait_until(lambda: (s := fleet.status(gpu_id)).mode is GpuMode.RENTED and s, timeout=60)
+    assert st.held_by == Hold.job(job).key and st.hashrate_hs == 0.0
+    assert repo.device_state(gpu_id).held_by == f"job:{job}"  # committed, survives a restart
+
+    # The optimizer wants the GPU mining again: the device refuses, the decision fails typed.
+    with pytest.raises(GpuBusyError):
+        fleet.switch(gpu_id, GpuMode.MINING, "operator")
+    [res] = RayFleetPort(fleet.gpus, {}).apply([_optimizer_order(gpu_id, "INFERENCE")], 10.0)
+    assert not res.ok and res.error is not None and res.error.startswith("gpu_busy")
+    assert wait_until(lambda: p.get(job)["state"] == "running", timeout=30)
+    assert fleet.status(gpu_id).mode is GpuMode.RENTED
+
+    def settled() -> dict[str, Any] | None:
+        inst = p.get(job)
+        c = inst["container"]
+        return inst if c is not None and c["phase"] in ("SETTLED", "FAILED") else None
+
+    done = wait_until(settled, timeout=60)
+    assert done["state"] == "completed" and done["container"]["exit_code"] == 0
+    back = wait_until(lambda: (s := fleet.status(gpu_id)).mode is GpuMode.MINING and s, timeout=30)
+    assert back.held_by is None and repo.device_state(gpu_id).held_by is None
+    changes = [(e.from_mode, e.to_mode) for e in reversed(repo.events(gpu_id, "mode_change"))]
+    assert changes == [("IDLE", "MINING"), ("MINING", "RENTED"), ("RENTED", "MINING")]
+    # Free again: the optimizer's next decision goes through.
+    [res] = RayFleetPort(fleet.gpus, {}).apply([_optimizer_order(gpu_id, "INFERENCE")], 10.0)
+    assert res.ok and fleet.status(gpu_id).mode is GpuMode.INFERENCE
