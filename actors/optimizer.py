@@ -17,9 +17,10 @@ from typing import Any
 import ray
 
 from actors.handles import FleetClient, as_hcp_error, get
-from actors.options import optimizer_actor_name, optimizer_actor_options
+from actors.options import ActorName, optimizer_actor_name, optimizer_actor_options
 from hcp.config import Settings
 from hcp.errors import HcpError, NotFoundError
+from hcp.fleet.holds import Hold, HoldKind
 from hcp.fleet.spec import FleetSpec
 from hcp.fleet.status import SwitchResult
 from hcp.logging_setup import configure_for
@@ -45,8 +46,32 @@ class RayFleetPort:
     """``FleetPort`` over the fleet's typed handles: all orders first, then one bounded wait."""
 
     def __init__(self, gpus: dict[str, Any], facilities: dict[str, Any],
-                 asic_facility: dict[str, str] | None = None) -> None:
+                 asic_facility: dict[str, str] | None = None, namespace: str | None = None,
+                 timeout_s: float = 30.0) -> None:
         self._fleet = FleetClient(dict(gpus), dict(facilities), dict(asic_facility or {}))
+        self._namespace = namespace
+        self._timeout_s = timeout_s
+
+    def preempt(self, device_id: str, holder: str, reason: str) -> bool:
+        """Stop the holder of ``device_id``: a job through the provider agent that runs it (paid
+        for the time it ran, the rest refunded), a workload through the router (requeued)."""
+        hold = Hold.parse(holder)
+        if hold is None or self._namespace is None:
+            return False
+        names = [a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
+                 if a.get("namespace") == self._namespace]
+        if hold.kind is HoldKind.JOB:
+            agents = [n for n in names if ActorName.split(n) is not None
+                      and ActorName.split(n)[0] is ActorName.AGENT]  # type: ignore[index]
+            for n in agents:
+                h = ray.get_actor(n, namespace=self._namespace)
+                if get(h.preempt.remote(device_id, reason), f"agent {n}", self._timeout_s):
+                    return True
+            return False
+        if ActorName.ROUTER.value not in names:
+            return False
+        router = ray.get_actor(ActorName.ROUTER.value, namespace=self._namespace)
+        return bool(get(router.preempt.remote(device_id, hold.id, reason), "router", self._timeout_s))
 
     def apply(self, orders: Sequence[ApplyOrder], timeout_s: float) -> list[ApplyResult]:
         t0 = time.perf_counter()
@@ -110,7 +135,7 @@ class OptimizerActor:
             feed=feed if feed is not None else make_feed(settings, spec),
             policy=policy if policy is not None else FleetPolicy.from_fleet_spec(spec, params),
             profit=FleetProfit.from_fleet_spec(spec, params),
-            port=RayFleetPort(gpus, facilities), repo=self._repo,
+            port=RayFleetPort(gpus, facilities, namespace=settings.ray.namespace), repo=self._repo,
             apply_timeout_s=settings.optimizer.apply_timeout_seconds)
         self._service.recover()
         self._interval = settings.optimizer.interval_seconds

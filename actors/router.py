@@ -134,6 +134,18 @@ class RouterActor:
         self._wake_sched.set()
         return w
 
+    async def preempt(self, device_id: str, workload_id: str, detail: str) -> bool:
+        """The optimizer's explicit preemption for a facility power cap: the workload holding
+        ``device_id`` goes back to the queue (its run so far metered) and its GPU is given
+        back. False when that workload no longer holds it."""
+        if self._core.assigned.get(device_id) != workload_id:
+            return False
+        w = self._core.requeue(workload_id, f"preempted: {detail}"[:200])
+        await self._commit()
+        await self._scheduler.give_back(device_id, w.id)
+        self._wake_sched.set()
+        return True
+
     async def usage(self, owner: str | None = None) -> UsageTotals:
         await self._commit()
         return await asyncio.to_thread(self._repo.usage, owner)

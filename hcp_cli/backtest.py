@@ -67,6 +67,9 @@ def backtest_cmd(
         "--dwell-hours", help="hcp policy: the advantage must hold this long.")] = 1.0,
     utilization: Annotated[float, typer.Option(
         "--utilization", help="Share of each hour an inference GPU is sold.")] = 0.6,
+    rental_occupancy: Annotated[float, typer.Option(
+        "--rental-occupancy", help="Share of each hour a GPU offered for rent is rented "
+                                   "(always_rent, hcp_rent).")] = 0.6,
     gpu_switch_seconds: Annotated[float, typer.Option(
         "--gpu-switch-seconds", help="Time a GPU switch earns nothing.")] = 60.0,
     asic_switch_seconds: Annotated[float, typer.Option(
@@ -90,7 +93,8 @@ def backtest_cmd(
         "--ray/--no-ray",
         help="Run the sweep as Ray tasks (joins RAY_ADDRESS / HCP_RAY_ADDRESS, else a local Ray).")] = True,
 ) -> None:
-    """Backtest always_mine, always_inference, greedy, hcp and the perfect-foresight optimum."""
+    """Backtest always_mine, always_inference, always_rent, greedy, hcp, hcp_rent and the
+    perfect-foresight optimum."""
     from hcp.backtest.engine import run_backtest
     from hcp.backtest.report import assumptions_text, table_rows
     from hcp.economics.devices import EconomicsParams, from_fleet_spec
@@ -101,7 +105,8 @@ def backtest_cmd(
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("hcp.market.quality").setLevel(logging.ERROR)  # printed with the result instead
     try:
-        economics = EconomicsParams(gpu_utilization=utilization, gpu_switch_seconds=gpu_switch_seconds,
+        economics = EconomicsParams(gpu_utilization=utilization, gpu_rental_occupancy=rental_occupancy,
+                                    gpu_switch_seconds=gpu_switch_seconds,
                                     asic_switch_seconds=asic_switch_seconds,
                                     gpu_hashrate_overrides=_hashrates(gpu_hashrate or []))
         params = PolicyParams(threshold_pct=threshold_pct, dwell_s=dwell_hours * 3600.0,

@@ -155,11 +155,12 @@ class ProviderAgent:
         """An explicit, recorded preemption: stop the job on ``gpu_id``; it is paid for the time
         it ran and the rest refunded (a launch in progress is refunded in full)."""
         with self._lock:
-            for run in self._runs.values():
+            self._collect(StepReport())  # a launch that just finished is a running job now
+            for run in list(self._runs.values()):
                 if run.slot.gpu_id != gpu_id:
                     continue
                 if run.launching is not None:
-                    run.abort = (Reason.PREEMPTED, detail)
+                    run.abort = (Reason.PREEMPTED, detail)  # _collect honours it if it got past
                     return True
                 run.stop = (Reason.PREEMPTED, detail)
                 if run.container_id:
@@ -168,12 +169,13 @@ class ProviderAgent:
                 return True
         return False
 
-    def close(self) -> None:
-        """Stop capturing (containers keep running; a new agent adopts them)."""
+    def close(self, wait: bool = False) -> None:
+        """Stop capturing (containers keep running; a new agent adopts them). ``wait``: also
+        wait for a launch in flight to finish (it is never cut off half-way)."""
         with self._lock:
             for run in self._runs.values():
                 self._detach(run)
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._executor.shutdown(wait=wait, cancel_futures=True)
 
     def active(self) -> dict[str, str]:
         """job id -> GPU id of the jobs this agent holds now."""
@@ -266,6 +268,14 @@ class ProviderAgent:
             except Exception as exc:  # a bug must not leave the job holding its GPU forever
                 log.exception("launch of job %s crashed", run.job.id)
                 self._fail(run, Reason.START_FAILED, f"agent error: {type(exc).__name__}", report)
+            else:
+                if run.abort is not None and run.stop is None:
+                    # A preemption asked for after the launch's last check: the job runs and is
+                    # billed, so it is stopped now and paid for the time it ran.
+                    run.stop = run.abort
+                    if run.container_id:
+                        self.containers.stop(run.container_id, self.settings.stop_grace_seconds)
+                    self._supervise(run, None, report)
 
     # -- supervising ------------------------------------------------------------------------
     def _supervise(self, run: Run, job: JobInfo | None, report: StepReport) -> None:

@@ -26,11 +26,13 @@ from hcp.market.replay import MarketHistory
 from hcp.policy.cap import enforce_caps
 from hcp.policy.fleet_policy import FleetPolicy
 from hcp.policy.params import PolicyParams
-from hcp.policy.profit import CURTAILED, IDLE, INFERENCE, MINING, FleetArrays
+from hcp.policy.profit import CURTAILED, IDLE, INFERENCE, MINING, MODES, RENTED, FleetArrays
 
 log = logging.getLogger(__name__)
 
-POLICIES = ("always_mine", "always_inference", "greedy", "hcp", "perfect_foresight")
+POLICIES = ("always_mine", "always_inference", "always_rent", "greedy", "hcp", "hcp_rent",
+            "perfect_foresight")
+_RENTING = frozenset({"always_rent", "hcp_rent"})
 
 
 @dataclass(frozen=True)
@@ -102,8 +104,10 @@ def run_backtest_devices(
 ) -> BacktestResult:
     fac_names = [f.name for f in facilities]
     ticks = [history.tick(i, fac_names) for i in range(len(history))]
-    arrays = FleetArrays(devices, facilities, params.gpu_may_power_down)
-    profit = np.empty((len(ticks), arrays.n, 4))
+    # The optimum may rent GPUs out when a renting policy is compared against it.
+    renting = bool(_RENTING & set(policies))
+    arrays = FleetArrays(devices, facilities, params.gpu_may_power_down, renting or params.gpu_may_rent)
+    profit = np.empty((len(ticks), arrays.n, len(MODES)))
     cost = np.empty_like(profit)
     for t, tick in enumerate(ticks):
         p, rev = arrays.profit(tick)
@@ -115,12 +119,15 @@ def run_backtest_devices(
             opt = perfect_foresight(arrays, profit, cost, start)
             outcomes[name] = PolicyOutcome(name, opt.profit_usd, opt.switches, opt.modes,
                                            opt.hourly_profit)
-        elif name in ("always_mine", "always_inference"):
-            want = _fixed(arrays, MINING if name == "always_mine" else INFERENCE)
+        elif name in ("always_mine", "always_inference", "always_rent"):
+            gpu_mode = {"always_mine": MINING, "always_inference": INFERENCE,
+                        "always_rent": RENTED}[name]
+            want = _fixed(arrays, gpu_mode)
             outcomes[name] = _account(name, arrays, profit, cost, start,
                                       lambda t, cur, w=want: enforce_caps(arrays, w, profit[t])[0])
-        elif name in ("greedy", "hcp"):
+        elif name in ("greedy", "hcp", "hcp_rent"):
             p = PolicyParams.greedy(params.economics) if name == "greedy" else params
+            p = p.with_(gpu_may_rent=name == "hcp_rent" or params.gpu_may_rent)
             policy = FleetPolicy(devices, facilities, p)
             outcomes[name] = _account(
                 name, arrays, profit, cost, start,
@@ -140,6 +147,16 @@ def run_backtest_devices(
         "initial_modes": "GPUs IDLE, ASICs CURTAILED",
         "switching_cost": "switch time x revenue rate of the mode switched into",
         "gpu_inference_power": "idle_w + utilization x (power_w - idle_w)",
+        "gpu_rental": {
+            "price": "the GPU price level per model of the gpu_prices file (2024 snapshots by "
+                     "default), the price a provider offers its GPU at",
+            "occupancy": params.economics.gpu_rental_occupancy,
+            "provider_share_pct": (10_000 - params.economics.rental_fee_bps) / 100,
+            "revenue": "price x occupancy x provider share, per GPU-hour offered",
+            "power": "idle_w + occupancy x (power_w - idle_w)",
+            "policies": "always_rent offers every GPU for rent; hcp_rent is the hcp policy with "
+                        "renting as a third GPU option",
+        },
     }
     return BacktestResult(
         outcomes=outcomes,

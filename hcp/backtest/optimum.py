@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hcp.errors import ValidationError
-from hcp.policy.profit import MODES, FleetArrays
+from hcp.policy.profit import CURTAILED, MODES, FleetArrays
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def perfect_foresight(
     cost_into: np.ndarray,
     initial: np.ndarray,
 ) -> OptimumResult:
-    """Best achievable plan. ``profit``/``cost_into``: (T, n, 4); ``initial``: mode per device."""
+    """Best achievable plan. ``profit``/``cost_into``: (T, n, modes); ``initial``: mode per device."""
     T, n = profit.shape[0], arrays.n
     modes_out = np.zeros((T, n), dtype=np.int64)
     hourly = np.zeros(T)
@@ -85,7 +85,8 @@ def _facility_dp(
 ) -> tuple[np.ndarray, np.ndarray, int]:
     groups = _groups(arrays, members)
     # Modes each group may take: what the policy may choose, plus curtailment (the cap's lever).
-    allowed = [np.flatnonzero(arrays.candidate[g[0]] | (np.arange(len(MODES)) == 3)) for g in groups]
+    allowed = [np.flatnonzero(arrays.candidate[g[0]] | (np.arange(len(MODES)) == CURTAILED))
+               for g in groups]
     per_group = [_compositions(len(g), len(m)) for g, m in zip(groups, allowed, strict=True)]
     n_states = int(np.prod([len(c) for c in per_group]))
     if n_states > MAX_STATES * 50:
@@ -111,7 +112,7 @@ def _facility_dp(
     for g, rows in enumerate(groups):
         np.add.at(start[g], initial[rows], 1)
     flat = counts.reshape(S, -1)
-    moved_in = np.maximum(flat[None, :, :] - flat[:, None, :], 0)  # (from, to, G*4)
+    moved_in = np.maximum(flat[None, :, :] - flat[:, None, :], 0)  # (from, to, G*modes)
     T = profit.shape[0]
     state_profit = np.einsum("sk,tk->ts", flat, profit[:, reps, :].reshape(T, -1).clip(-1e12))
     group_cost = cost_into[:, reps, :].reshape(T, -1)

@@ -9,7 +9,8 @@ import numpy as np
 from hcp.backtest.engine import BacktestResult
 from hcp.policy.profit import MODES
 
-_COLORS = ("#f2a900", "#3b82f6", "#d1d5db", "#111827")  # mining, inference, idle, curtailed
+# mining, inference, idle, curtailed, rented
+_COLORS = ("#f2a900", "#3b82f6", "#d1d5db", "#111827", "#a855f7")
 
 
 def plot_backtest(result: BacktestResult, path: str | Path,

@@ -35,10 +35,20 @@ class EconomicsParams:
     gpu_hashrate_overrides: Mapping[str, float] = field(default_factory=dict)  # model -> H/s
     gpu_switch_seconds: float = 60.0  # drain a batch, swap context, health check, warm caches
     asic_switch_seconds: float = 600.0  # ASIC power-up and hash-board ramp after a curtailment
+    # Renting a GPU out on the marketplace: the share of an hour an offered GPU is rented (the
+    # marketplace's demand), and the platform's cut of what the renter pays (the marketplace's
+    # PLATFORM_FEE_BPS: the provider keeps 98 %).
+    gpu_rental_occupancy: float = 0.6
+    rental_fee_bps: int = 200
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.gpu_utilization <= 1.0:
             raise ValidationError("gpu_utilization must be within [0, 1]", field="gpu_utilization")
+        if not 0.0 <= self.gpu_rental_occupancy <= 1.0:
+            raise ValidationError("gpu_rental_occupancy must be within [0, 1]",
+                                  field="gpu_rental_occupancy")
+        if not 0 <= self.rental_fee_bps <= 10_000:
+            raise ValidationError("rental_fee_bps must be within [0, 10000]", field="rental_fee_bps")
         if self.gpu_hashrate_hs < 0 or self.gpu_switch_seconds < 0 or self.asic_switch_seconds < 0:
             raise ValidationError("hashrates and switch times must not be negative")
 
@@ -55,6 +65,10 @@ class EconomicsParams:
             "gpu_hashrate_overrides": dict(self.gpu_hashrate_overrides),
             "gpu_switch_seconds": self.gpu_switch_seconds,
             "asic_switch_seconds": self.asic_switch_seconds,
+            "gpu_rental_occupancy": self.gpu_rental_occupancy,
+            "rental_fee_bps": self.rental_fee_bps,
+            "gpu_rental_revenue": "GPU price level per hour x occupancy x (1 - fee); power: "
+                                  "idle_w + occupancy x (power_w - idle_w)",
         }
 
 
@@ -69,6 +83,8 @@ class DeviceEconomics:
     hashrate_hs: float
     utilization: float  # inference share (0 for ASICs)
     switch_seconds: float
+    rental_occupancy: float = 0.0  # share of an hour it is rented when offered (0 for ASICs)
+    rental_fee_bps: int = 200  # the platform's cut of a rental
 
     def __post_init__(self) -> None:
         if self.kind not in ("gpu", "asic"):
@@ -80,6 +96,11 @@ class DeviceEconomics:
     def inference_w(self) -> float:
         """Mean IT draw serving: idle floor plus the busy share of the dynamic range."""
         return self.idle_w + self.utilization * (self.active_w - self.idle_w)
+
+    @property
+    def rented_w(self) -> float:
+        """Mean IT draw offered for rent: flat out while rented, idle while waiting for one."""
+        return self.idle_w + self.rental_occupancy * (self.active_w - self.idle_w)
 
 
 @dataclass(frozen=True)
@@ -113,6 +134,8 @@ def from_fleet_spec(
                 hashrate_hs=params.gpu_hashrate(g.model),
                 utilization=params.gpu_utilization,
                 switch_seconds=params.gpu_switch_seconds,
+                rental_occupancy=params.gpu_rental_occupancy,
+                rental_fee_bps=params.rental_fee_bps,
             )
             for g in fac.gpus
         )

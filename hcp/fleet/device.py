@@ -37,6 +37,9 @@ class GpuDevice:
         self.device_id = worker.device_id
         self._generation = 0
         self._hold: Hold | None = None
+        # What status() reports: (mode, generation, hold) as last committed, replaced in one
+        # assignment, so a status read mid-switch never shows a mode without its holder.
+        self._view: tuple[GpuMode, int, Hold | None] = (GpuMode.IDLE, 0, None)
         self._commit_lock = threading.Lock()
         self._ckpt_stop = threading.Event()
         self._ckpt_thread: threading.Thread | None = None
@@ -49,6 +52,7 @@ class GpuDevice:
         if state.mining_state:
             self.worker.restore_mining(MiningState.from_dict(state.mining_state))
         self.worker.start(state.mode, inference_requests=state.inference_requests)
+        self._publish()
         if restarted:
             self.repo.note_restart(self.device_id, self.facility, {
                 "mode": state.mode.value, "generation": state.generation,
@@ -74,7 +78,9 @@ class GpuDevice:
                 raise InvalidTransitionError(
                     f"{self.device_id}: RENTED is entered for a rental's job, not by a switch",
                     device_id=self.device_id, target=target.value)
-            return self._commit(target, reason, correlation_id, KEEP, None)
+            result = self._commit(target, reason, correlation_id, KEEP, None)
+            self._publish()
+            return result
 
     def hold(self, hold: Hold, reason: str = "", replaces: Hold | None = None) -> SwitchResult:
         """Hand the GPU to ``hold`` in its mode (RENTED for a job, INFERENCE for a workload).
@@ -97,6 +103,7 @@ class GpuDevice:
             result = self._commit(hold.mode, reason or f"held by {hold}", hold.id, hold.key,
                                   current)
             self._hold = hold
+            self._publish()
             return result
 
     def release(self, hold: Hold, then: GpuMode | None = None, reason: str = "") -> SwitchResult | None:
@@ -118,7 +125,11 @@ class GpuDevice:
                             target.value, hold)
                 result = self._commit(GpuMode.IDLE, reason, hold.id, None, hold)
             self._hold = None
+            self._publish()
             return result
+
+    def _publish(self) -> None:
+        self._view = (self.worker.mode, self._generation, self._hold)
 
     @property
     def holder(self) -> Hold | None:
@@ -188,13 +199,14 @@ class GpuDevice:
 
     def status(self) -> GpuStatus:
         w = self.worker.status()
+        mode, generation, hold = self._view
         return GpuStatus(
-            device_id=w.device_id, facility=self.facility, mode=w.mode, generation=self._generation,
+            device_id=w.device_id, facility=self.facility, mode=mode, generation=generation,
             hashes_done=w.hashes_done, shares_found=w.shares_found, hashrate_hs=w.hashrate_hs,
             inference_requests=w.inference_requests, utilization=w.utilization,
             telemetry=w.telemetry, mining_backend=w.mining_backend,
             inference_model=w.inference_model,
-            held_by=self._hold.key if self._hold else None)
+            held_by=hold.key if hold else None)
 
     @property
     def generation(self) -> int:

@@ -21,6 +21,7 @@ from hcp.optimizer.types import (
     ModeChange,
     OutcomeRecord,
     OutcomeStatus,
+    PreemptionRecord,
     StepRecord,
 )
 from hcp.store import models as m
@@ -126,6 +127,14 @@ class OptimizerRepository:
                             realized_profit_micro_usd=int(per_device[device_id])))
                     n += 1
             return n
+
+    def record_preemption(self, p: PreemptionRecord) -> None:
+        """One ``preemption`` event: which holder was stopped on which GPU, and why."""
+        with self._tx() as s:
+            s.add(m.Event(at=p.at, kind=EventKind.PREEMPTION.value, device_id=p.device_id,
+                          facility=p.facility, reason=p.reason[:200],
+                          correlation_id=p.holder.partition(":")[2][:128] or None,
+                          payload={"holder": p.holder, "ok": p.ok, "error": p.error}))
 
     def record_outcomes(self, outcomes: Sequence[OutcomeRecord],
                         decisions: Sequence[DecisionRecord]) -> list[OutcomeRecord]:

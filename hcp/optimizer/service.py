@@ -35,6 +35,7 @@ from hcp.optimizer.types import (
     OutcomeRecord,
     OutcomeStatus,
     PolicyLike,
+    PreemptionRecord,
     Profitability,
     StepRecord,
     StepResult,
@@ -42,6 +43,8 @@ from hcp.optimizer.types import (
 )
 
 log = logging.getLogger(__name__)
+
+_PREEMPT_AGAIN_S = 120.0  # a holder told to stop that still holds its GPU after this is told again
 
 
 class OptimizerService:
@@ -68,6 +71,9 @@ class OptimizerService:
         self._last: StepRecord | None = None
         self._last_tick: Any = None
         self._recovered = False
+        # (device, holder) -> when it was told to stop: not told again until it had time to
+        # (the agent stops the container with a grace period, then settles and releases).
+        self._preempted: dict[tuple[str, str], datetime] = {}
 
     # -- lifecycle ----------------------------------------------------------------------
     def recover(self) -> StepRecord | None:
@@ -141,13 +147,44 @@ class OptimizerService:
         done = self._clock.now()
         outcomes = [_outcome(r, done) for r in results]
         self._repo.record_outcomes(outcomes, records)
+        preempted = self._preempt(getattr(self._policy, "last_preemptions", None) or (), modes, done)
         for d, o in zip(records, outcomes):
             log.info("decision %s: %s %s -> %s (%s, %+.4f USD/h expected): %s%s", d.decision_id,
                      d.device_id, d.from_mode, d.to_mode, d.reason, d.expected_gain_usd_per_hour,
                      o.status.value, f" in {o.latency_ms:.1f} ms" if o.latency_ms is not None else "")
         return StepResult(at=now, tick_at=tick.at, decisions=records, outcomes=outcomes,
                           reconciled=reconciled, held_back=held_back,
-                          realized_profit_micro_usd=step.realized_profit_micro_usd)
+                          realized_profit_micro_usd=step.realized_profit_micro_usd,
+                          preemptions=preempted)
+
+    def _preempt(self, wanted: Sequence[Any], modes: Mapping[str, DeviceMode], at: datetime
+                 ) -> list[PreemptionRecord]:
+        """Carry out the policy's explicit preemptions (held GPUs alone over a facility's cap)
+        and record each one. A holder already told to stop is not told again; a failed attempt
+        is recorded and tried again on the next step."""
+        out: list[PreemptionRecord] = []
+        preempt = getattr(self._port, "preempt", None)
+        for p in wanted:
+            st = modes.get(p.device_id)
+            holder = st.held_by if st is not None else None
+            told = self._preempted.get((p.device_id, holder)) if holder else None
+            if not holder or (told is not None and (at - told).total_seconds() < _PREEMPT_AGAIN_S):
+                continue
+            ok, error = False, "this fleet cannot preempt a held GPU"
+            if callable(preempt):
+                try:
+                    ok = bool(preempt(p.device_id, holder, p.reason))
+                    error = None if ok else "no agent or router holds it any more"
+                except Exception as exc:  # a failed preemption is recorded and retried
+                    ok, error = False, f"{getattr(exc, 'code', type(exc).__name__)}: {exc}"[:300]
+            rec = PreemptionRecord(p.device_id, p.facility, holder, at, ok, p.reason, error)
+            self._repo.record_preemption(rec)
+            if ok:
+                self._preempted[(p.device_id, holder)] = at
+            log.warning("preemption of %s on %s (%s): %s", holder, p.device_id, p.reason,
+                        "done" if ok else error)
+            out.append(rec)
+        return out
 
     def _issue(self, d: Any, state: DeviceMode, now: datetime) -> DecisionRecord:
         reason = getattr(d.reason, "value", str(d.reason))

@@ -52,6 +52,19 @@ class ApplyResult:
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class PreemptionRecord:
+    """An explicit preemption of a held GPU for a facility's power cap, as carried out."""
+
+    device_id: str
+    facility: str
+    holder: str  # the hold's key: "job:<id>" (the agent stops it) or "workload:<id>" (requeued)
+    at: datetime
+    ok: bool
+    reason: str
+    error: str | None = None
+
+
 class FleetPort(Protocol):
     """Where decisions are carried out (GPU and facility actors in production, fakes in tests).
 
@@ -60,6 +73,10 @@ class FleetPort(Protocol):
     """
 
     def apply(self, orders: Sequence[ApplyOrder], timeout_s: float) -> list[ApplyResult]: ...
+
+    # Optional: ``preempt(device_id, holder, reason) -> bool`` stops the job or workload that
+    # holds a GPU (the agent settles a job with the marketplace's refund rules; the router
+    # requeues a workload); True when the holder was found and told to stop.
 
 
 class PolicyLike(Protocol):
@@ -146,6 +163,7 @@ class StepResult:
     reconciled: list[OutcomeRecord] = field(default_factory=list)
     held_back: list[str] = field(default_factory=list)  # devices with an unsettled decision
     realized_profit_micro_usd: int | None = None
+    preemptions: list[PreemptionRecord] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -29,15 +29,25 @@ _UNKNOWN = -1
 
 
 @dataclass(frozen=True)
+class Preemption:
+    """A held device (a customer's rental or workload) that must stop for its facility's cap."""
+
+    device_id: str
+    facility: str
+    draw_w: float  # the grid draw its stop frees
+    reason: str
+
+
+@dataclass(frozen=True)
 class StepResult:
     """One decision step as arrays (what the backtest and the benchmark consume)."""
 
     modes: np.ndarray  # mode index per device after the step
     changed: np.ndarray  # bool per device
     capped: np.ndarray  # bool: curtailed by a facility power cap
-    profit: np.ndarray  # (n, 4) expected USD/h at this tick
-    revenue: np.ndarray  # (n, 4)
-    switch_cost: np.ndarray  # (n, 4) USD to switch into each mode
+    profit: np.ndarray  # (n, modes) expected USD/h at this tick
+    revenue: np.ndarray  # (n, modes)
+    switch_cost: np.ndarray  # (n, modes) USD to switch into each mode
     gain: np.ndarray  # expected USD/h gained by the change (0 where unchanged)
 
 
@@ -51,11 +61,14 @@ class FleetPolicy:
         params: PolicyParams,
     ) -> None:
         self.params = params
-        self.arrays = FleetArrays(devices, facilities, params.gpu_may_power_down)
+        self.arrays = FleetArrays(devices, facilities, params.gpu_may_power_down,
+                                  params.gpu_may_rent)
         n = self.arrays.n
         self._cand = np.full(n, _NO_CANDIDATE, dtype=np.int64)  # mode whose advantage is streaking
         self._since = np.zeros(n)  # epoch seconds the streak began
         self._id_index = {d: i for i, d in enumerate(self.arrays.ids)}
+        # The held devices the last ``decide`` found must stop for a facility cap to hold.
+        self.last_preemptions: list[Preemption] = []
 
     @classmethod
     def from_fleet_spec(cls, spec: FleetSpec, params: PolicyParams) -> FleetPolicy:
@@ -88,7 +101,30 @@ class FleetPolicy:
             current = self.mode_indices(current_modes)
         mask = self.fixed_mask(fixed) if fixed else None
         step = self.step(tick, current, now, mask)
+        self.last_preemptions = self.preemptions(step, mask) if mask is not None else []
         return self.decisions(tick, current, step)
+
+    def preemptions(self, step: StepResult, fixed: np.ndarray) -> list[Preemption]:
+        """Where the held devices alone exceed a facility's cap, the fewest of them, least
+        profit per grid watt first (the cap's own merit order), whose stop brings it back
+        under: an explicit preemption the caller must carry out and record, never silent."""
+        a = self.arrays
+        out: list[Preemption] = []
+        for f in held_over_cap(a, step.modes, fixed).tolist():
+            rows = np.flatnonzero(fixed & (a.fac == f))
+            draw = a.grid_w[rows, step.modes[rows]]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                density = np.where(draw > 0, step.profit[rows, step.modes[rows]] / draw, np.inf)
+            excess = float(draw.sum() - a.capacity_w[f])
+            for k in np.lexsort((rows, density)).tolist():
+                if excess <= 1e-9:
+                    break
+                i = int(rows[k])
+                out.append(Preemption(a.ids[i], a.fac_names[f], float(draw[k]),
+                                      f"facility {a.fac_names[f]} power cap: held GPUs draw "
+                                      f"{draw.sum():.0f} W over its {a.capacity_w[f]:.0f} W"))
+                excess -= float(draw[k])
+        return out
 
     def fixed_mask(self, device_ids: Collection[str]) -> np.ndarray:
         mask = np.zeros(self.arrays.n, dtype=bool)

@@ -30,6 +30,9 @@ class PolicyParams:
     use_forecast: bool = True  # use published day-ahead prices carried by the tick
     cover_switching_cost: bool = True
     gpu_may_power_down: bool = False  # False: a GPU stays warm (IDLE) unless a power cap binds
+    # True: the policy may choose to rent a GPU out (a backtest of a renting fleet). Live, a GPU
+    # is RENTED only while a marketplace job holds it, and the policy leaves it there.
+    gpu_may_rent: bool = False
     economics: EconomicsParams = field(default_factory=EconomicsParams)
 
     def __post_init__(self) -> None:

@@ -15,12 +15,10 @@ from hcp.market.tick import PriceTick
 
 log = logging.getLogger(__name__)
 
-MODES: tuple[GpuMode, ...] = (GpuMode.MINING, GpuMode.INFERENCE, GpuMode.IDLE, GpuMode.CURTAILED)
-MINING, INFERENCE, IDLE, CURTAILED = range(4)
+MODES: tuple[GpuMode, ...] = (GpuMode.MINING, GpuMode.INFERENCE, GpuMode.IDLE, GpuMode.CURTAILED,
+                              GpuMode.RENTED)
+MINING, INFERENCE, IDLE, CURTAILED, RENTED = range(5)
 MODE_INDEX: dict[str, int] = {m.value: i for i, m in enumerate(MODES)}
-# A RENTED GPU is held by a customer's job: the policy never moves it (it is "fixed"), and
-# for the facility's power budget it draws what a busy GPU draws in INFERENCE.
-MODE_INDEX[GpuMode.RENTED.value] = INFERENCE
 
 
 class FleetArrays:
@@ -31,6 +29,7 @@ class FleetArrays:
         devices: Sequence[DeviceEconomics],
         facilities: Sequence[FacilityEconomics],
         gpu_may_power_down: bool = False,
+        gpu_may_rent: bool = False,
     ) -> None:
         if not devices:
             raise ValidationError("a policy needs at least one device")
@@ -63,14 +62,23 @@ class FleetArrays:
         self.it_w[:, MINING] = [d.active_w for d in devices]
         self.it_w[:, INFERENCE] = np.where(self.is_gpu, [d.inference_w for d in devices], 0.0)
         self.it_w[:, IDLE] = np.where(self.is_gpu, [d.idle_w for d in devices], 0.0)
+        self.it_w[:, RENTED] = np.where(self.is_gpu, [d.rented_w for d in devices], 0.0)
+        self.occupancy = np.fromiter((d.rental_occupancy for d in devices), np.float64, n)
+        self.provider_share = np.fromiter((1.0 - d.rental_fee_bps / 10_000 for d in devices),
+                                          np.float64, n)
         self.grid_w = self.it_w * self.pue[:, None]
         # Modes a device may physically be in, and modes the policy may choose for it.
         self.possible = np.ones((n, len(MODES)), dtype=bool)
         self.possible[~self.is_gpu, INFERENCE] = False
         self.possible[~self.is_gpu, IDLE] = False
+        self.possible[~self.is_gpu, RENTED] = False
         self.candidate = self.possible.copy()
         if not gpu_may_power_down:
             self.candidate[self.is_gpu, CURTAILED] = False
+        if not gpu_may_rent:
+            # Live, a GPU is RENTED only while a job holds it (the agent's hold): the policy
+            # prices renting but does not choose it unless told (backtests of a renting fleet).
+            self.candidate[:, RENTED] = False
         self._impossible = np.where(self.possible, 0.0, -np.inf)  # added, not masked: one pass
         self.not_candidate = np.where(self.candidate, 0.0, -np.inf)
         self._warned_models: set[str] = set()
@@ -86,7 +94,7 @@ class FleetArrays:
                                   facility=exc.args[0]) from None
 
     def revenue(self, tick: PriceTick) -> np.ndarray:
-        """Expected USD per hour per device and mode (n, 4)."""
+        """Expected USD per hour per device and mode (n, modes)."""
         rev = np.zeros((self.n, len(MODES)))
         usd_per_hash = tick.block_reward_btc / (tick.difficulty * HASHES_PER_DIFFICULTY) * tick.btc_usd
         rev[:, MINING] = self.hashrate * SECONDS_PER_HOUR * usd_per_hash
@@ -101,10 +109,12 @@ class FleetArrays:
                     price = 0.0
                 prices[i] = price
             rev[:, INFERENCE] = np.where(self.is_gpu, prices[self.model] * self.util, 0.0)
+            rev[:, RENTED] = np.where(self.is_gpu, prices[self.model] * self.occupancy
+                                      * self.provider_share, 0.0)
         return rev
 
     def profit(self, tick: PriceTick) -> tuple[np.ndarray, np.ndarray]:
-        """(profit USD/h (n, 4) with -inf where a mode is impossible, revenue (n, 4))."""
+        """(profit USD/h (n, modes) with -inf where a mode is impossible, revenue (n, modes))."""
         rev = self.revenue(tick)
         price = self.power_price(tick)[self.fac]
         profit = rev - self.grid_w * (price / 1e6)[:, None]
@@ -112,7 +122,7 @@ class FleetArrays:
         return profit, rev
 
     def switch_cost(self, rev: np.ndarray) -> np.ndarray:
-        """USD lost switching INTO each mode (n, 4): the switch time earns nothing."""
+        """USD lost switching INTO each mode (n, modes): the switch time earns nothing."""
         return self.switch_h[:, None] * np.maximum(rev, 0.0)
 
     def forecast_prices(self, tick: PriceTick) -> tuple[np.ndarray, np.ndarray]:

@@ -12,3 +12,4 @@ class EventKind(str, Enum):
     GPU_RELEASED = "gpu_released"  # a workload that preempted mining let its GPU go
     INFERENCE_PREEMPTION = "inference_preemption"  # online inference switched a GPU
     OPTIMIZER_DECISION = "optimizer_decision"  # an optimizer decision's outcome
+    PREEMPTION = "preemption"  # a held GPU's job or workload stopped for a facility power cap

@@ -14,7 +14,8 @@ import pytest
 from hcp.market.history import packaged
 
 HCP = str(Path(sys.executable).parent / "hcp")
-POLICIES = {"always_mine", "always_inference", "greedy", "hcp", "perfect_foresight"}
+POLICIES = {"always_mine", "always_inference", "always_rent", "greedy", "hcp", "hcp_rent",
+            "perfect_foresight"}
 
 
 def _hcp(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:

@@ -151,9 +151,11 @@ class AgentThread:
         return self
 
     def close(self) -> None:
+        if self.stop.is_set():
+            return
         self.stop.set()
         self.thread.join(30)
-        self.agent.close()
+        self.agent.close(wait=True)  # no launch in flight creates a container after cleanup
 
 
 @pytest.fixture

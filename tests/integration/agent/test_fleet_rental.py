@@ -24,7 +24,7 @@ from hcp.fleet.modes import GpuMode
 from hcp.fleet.spec import parse_fleet_spec
 from hcp.optimizer.types import ApplyOrder
 from hcp.store import FleetRepository, engine_for
-from tests.integration.agent.conftest import Platform
+from tests.integration.agent.conftest import PRICE, AgentThread, Platform
 from tests.waiting import wait_until
 
 
@@ -46,6 +46,9 @@ def fleet_gpu(ray_session: None, platform: Platform) -> Iterator[tuple[str, Flee
     fleet = FleetClient({gpu_id: handle})
     fleet.switch(gpu_id, GpuMode.MINING, "platform start")
     yield gpu_id, fleet, repo
+    for a in platform.agents:  # the agents lease this GPU: stop them before it goes
+        if isinstance(a, AgentThread):
+            a.close()
     ray.kill(handle, no_restart=True)
 
 
@@ -65,6 +68,7 @@ def test_a_rented_fleet_gpu_is_held_for_the_job_and_refuses_the_optimizer(
     job = p.instance(offer, cid, 120, "echo up; sleep 4; echo done")["id"]
 
     st = wait_until(lambda: (s := fleet.status(gpu_id)).mode is GpuMode.RENTED and s, timeout=60)
+    # A status never shows RENTED without its holder: mode and hold are committed together.
     assert st.held_by == Hold.job(job).key and st.hashrate_hs == 0.0
     assert repo.device_state(gpu_id).held_by == f"job:{job}"  # committed, survives a restart
 
@@ -90,3 +94,56 @@ def test_a_rented_fleet_gpu_is_held_for_the_job_and_refuses_the_optimizer(
     # Free again: the optimizer's next decision goes through.
     [res] = RayFleetPort(fleet.gpus, {}).apply([_optimizer_order(gpu_id, "INFERENCE")], 10.0)
     assert res.ok and fleet.status(gpu_id).mode is GpuMode.INFERENCE
+
+
+def test_the_agent_actor_rents_a_fleet_gpu_and_a_cap_preemption_refunds_the_rest(
+        platform: Platform, fleet_gpu: tuple[str, FleetClient, FleetRepository],
+        tiny_archive: tuple[bytes, str]) -> None:
+    """The operator's agent as ``hcp run`` starts it (``launch_agent``: an actor over the GPU
+    actors, the escrow through the ledger actor) runs the job; the optimizer's port preempts
+    it for a facility power cap: the renter pays the time used, the rest comes back, and the
+    GPU is back in the platform's hands."""
+    from actors.agent import launch_agent, stop_agent
+    from actors.escrow import launch_escrow_ledger
+    from hcp.agent.settings import SlotSetting
+
+    p = platform
+    gpu_id, fleet, repo = fleet_gpu
+    offer = p.offer()
+    cid = p.upload(tiny_archive[0])
+    namespace = f"hcp-rent-{uuid.uuid4().hex[:6]}"  # this test's own ledger and agent names
+    agent_id = f"it-actor-{uuid.uuid4().hex[:6]}"
+    p.agent_ids.add(agent_id)
+    s = p.settings.model_copy(update={
+        "home": p.home / agent_id,
+        "ray": p.settings.ray.model_copy(update={"namespace": namespace}),
+        "images": p.settings.images.model_copy(update={"peers": [p.url]}),
+        "agent": p.settings.agent.model_copy(update={
+            "agent_id": agent_id, "provider": "prov-1",
+            "slots": [SlotSetting(offer_id=offer, gpu_id=gpu_id, gpu_model="H100")]})})
+    ledger = launch_escrow_ledger(s)
+    agent = launch_agent(s, fleet)
+    try:
+        renter0 = p.balance("alice")
+        job = p.instance(offer, cid, 600, "echo up; sleep 60")["id"]
+        wait_until(lambda: p.get(job)["state"] == "running", timeout=90)
+        assert fleet.status(gpu_id).held_by == f"job:{job}"
+        assert ray.get(agent.active.remote()) == {job: gpu_id}
+
+        assert RayFleetPort(fleet.gpus, {}, namespace=namespace).preempt(
+            gpu_id, f"job:{job}", "facility rent-lab power cap (test)")
+
+        def settled() -> dict[str, Any] | None:
+            inst = p.get(job)
+            c = inst["container"]
+            return inst if c is not None and c["phase"] in ("SETTLED", "FAILED") else None
+
+        done = wait_until(settled, timeout=60)
+        assert done["container"]["reason"] == "preempted"
+        cost = int(done["final_cost"])
+        assert 0 < cost < 600 * PRICE // 3600 and p.balance("alice") == renter0 - cost  # rest back
+        back = wait_until(lambda: (st := fleet.status(gpu_id)).held_by is None and st, timeout=30)
+        assert back.mode is GpuMode.MINING
+    finally:
+        stop_agent(agent)
+        ray.kill(ledger, no_restart=True)

@@ -15,6 +15,7 @@ from actors.options import gpu_actor_options, router_actor_options
 from actors.router import RouterActor, find_router, launch_router
 from hcp.config import DEFAULT_FLEET_SPEC, Settings
 from hcp.errors import (
+    GpuBusyError,
     InvalidWorkloadError,
     RouterUnavailableError,
     ValidationError,
@@ -234,6 +235,25 @@ def test_router_restart_loses_nothing_and_meters_once(router) -> None:  # type: 
         n = conn.exec_driver_sql("SELECT COUNT(*), COUNT(DISTINCT id) FROM workloads "
                                  "WHERE owner = 'dave'").one()
     assert tuple(n) == (12, 12)
+
+
+def test_a_power_cap_preemption_requeues_the_workload_and_frees_its_gpu(router) -> None:  # type: ignore[no-untyped-def]
+    handle, _settings, gpus, repo = router
+    w = _call(handle, "submit", "gina", {"type": "training", "priority": 9, "duration_seconds": 3600,
+                                         "interruptible": False})
+    running = _wait(lambda: (v := _state(handle, w["id"]))["state"] == "running" and v)
+    device = running["device_id"]
+    assert ray.get(gpus[device].status.remote()).held_by == f"workload:{w['id']}"
+    # An operator's (or the optimizer's) plain switch is refused while the workload holds it.
+    with pytest.raises(GpuBusyError):
+        _v(ray.get(gpus[device].switch.remote("MINING", "operator")))
+    assert not ray.get(handle.preempt.remote(device, "someone-else", "cap"))
+    assert ray.get(handle.preempt.remote(device, w["id"], "facility lab power cap"))
+    ev = [e.payload for e in reversed(repo.events(kind="workload", limit=100))
+          if e.payload["workload_id"] == w["id"]]
+    assert [e["state"] for e in ev][:4] == ["queued", "scheduled", "running", "queued"]
+    _call(handle, "cancel", w["id"])
+    assert ray.get(gpus[device].status.remote()).held_by is None
 
 
 def _stats_or_none(handle):  # type: ignore[no-untyped-def]

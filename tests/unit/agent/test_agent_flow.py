@@ -3,6 +3,9 @@ accept, pull, start (billing), exit, complete with the real run time; the refund
 
 from __future__ import annotations
 
+from typing import Any
+
+from hcp.agent.agent import ProviderAgent
 from hcp.agent.messages import Phase, Reason
 from hcp.errors import GpuBusyError, PeerFetchError, TamperedImageError
 from hcp.marketplace.escrow_backend import ONE_TOKEN, split_payment
@@ -219,3 +222,40 @@ def test_the_image_cache_runs_between_steps_and_a_failed_period_never_stops_the_
     assert cache.calls == 3  # after every step, the failed period included
     assert world.status(job) in ("ACCEPTED", "RUNNING")  # the jobs went on regardless
     assert agent.cache_step(force=True) == "period"
+
+
+def test_a_preemption_right_after_the_launch_finished_still_stops_and_pays(world: World) -> None:
+    """The launch runs on a worker thread: it may have started billing when the preemption
+    comes, before the agent's next step has collected it. The job is stopped and paid for the
+    time it ran, not left running (the GPU held) for ever."""
+    from concurrent.futures import Executor, Future
+
+    class Deferred(Executor):
+        def __init__(self) -> None:
+            self.pending: list[tuple[Future[Any], Any, tuple[Any, ...]]] = []
+
+        def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def,override]
+            fut: Future[Any] = Future()
+            self.pending.append((fut, fn, args))
+            return fut
+
+        def run_all(self) -> None:
+            for fut, fn, args in self.pending:
+                fut.set_result(fn(*args))
+            self.pending.clear()
+
+    pool = Deferred()
+    base = world.agent()
+    agent = ProviderAgent(base.identity, list(base.slots.values()), base.market, base.containers,
+                          base.images, base.runs, base.gpus, base.settings, world.clock,
+                          executor=pool)
+    job = world.job(600)
+    agent.step()
+    pool.run_all()  # the launch got through: the job is RUNNING and billed
+    assert world.status(job) == "RUNNING"
+    world.clock.advance(5)
+    assert agent.preempt("gpu-0", "facility power cap")
+    run = world.runs.get_run(job)
+    assert run is not None and run.reason is Reason.PREEMPTED
+    assert world.service.get_job(RENTER, job).final_cost == 5 * ONE_TOKEN
+    assert world.gpus.holder("gpu-0") is None

@@ -13,22 +13,25 @@ from hcp.config import DEFAULT_FLEET_SPEC
 from hcp.economics import DeviceEconomics, FacilityEconomics
 from hcp.fleet.spec import load_fleet_spec
 from hcp.market import MarketHistory
-from hcp.policy.profit import FleetArrays
+from hcp.policy.profit import CURTAILED, IDLE, INFERENCE, MODES, RENTED, FleetArrays
+
+M = len(MODES)
 
 
-def _small_fleet(cap_w: float, identical: bool = True) -> FleetArrays:
+def _small_fleet(cap_w: float, identical: bool = True, rent: bool = False) -> FleetArrays:
     second = ("S21", 3500, 200e12) if identical else ("S19 XP", 3010, 140e12)
     devices = [
         DeviceEconomics("g", "a", "gpu", "H100", 700, 80, 4.3e6, 0.6, 60),
         DeviceEconomics("s0", "a", "asic", "S21", 3500, 0, 200e12, 0, 600),
         DeviceEconomics("s1", "a", "asic", second[0], second[1], 0, second[2], 0, 600),
     ]
-    return FleetArrays(devices, [FacilityEconomics("a", cap_w, 1.0)])
+    return FleetArrays(devices, [FacilityEconomics("a", cap_w, 1.0)], gpu_may_rent=rent)
 
 
 def _brute_force(arrays: FleetArrays, profit: np.ndarray, cost: np.ndarray, start: np.ndarray) -> float:
     T = profit.shape[0]
-    allowed = [np.flatnonzero(arrays.candidate[i] | (np.arange(4) == 3)) for i in range(arrays.n)]
+    allowed = [np.flatnonzero(arrays.candidate[i] | (np.arange(M) == CURTAILED))
+               for i in range(arrays.n)]
     joint = [c for c in itertools.product(*allowed)
              if sum(arrays.grid_w[i, m] for i, m in enumerate(c)) <= arrays.capacity_w[0] + 1e-9]
     rows = np.arange(arrays.n)
@@ -46,13 +49,14 @@ def _brute_force(arrays: FleetArrays, profit: np.ndarray, cost: np.ndarray, star
 @pytest.mark.parametrize("seed", range(8))
 @pytest.mark.parametrize("cap", [4_000.0, 8_000.0, 1e9])
 @pytest.mark.parametrize("identical", [True, False])
-def test_dp_equals_brute_force(seed: int, cap: float, identical: bool) -> None:
+@pytest.mark.parametrize("rent", [False, True])
+def test_dp_equals_brute_force(seed: int, cap: float, identical: bool, rent: bool) -> None:
     rng = np.random.default_rng(seed)
-    arrays = _small_fleet(cap, identical)
+    arrays = _small_fleet(cap, identical, rent)
     T = 3
-    profit = rng.uniform(-2.0, 2.0, (T, 3, 4))
-    profit[:, 1:, 1:3] = -np.inf  # ASICs cannot infer or idle
-    cost = rng.uniform(0.0, 0.5, (T, 3, 4))
+    profit = rng.uniform(-2.0, 2.0, (T, 3, M))
+    profit[:, 1:, [INFERENCE, IDLE, RENTED]] = -np.inf  # ASICs cannot infer, idle or be rented
+    cost = rng.uniform(0.0, 0.5, (T, 3, M))
     if identical:  # identical devices at one site see identical prices
         profit[:, 2], cost[:, 2] = profit[:, 1], cost[:, 1]
     start = initial_modes(arrays)
@@ -108,3 +112,39 @@ def _economics(spec):  # type: ignore[no-untyped-def]
     from hcp.economics import from_fleet_spec
 
     return from_fleet_spec(spec)
+
+
+def test_renting_is_a_third_gpu_option_priced_from_the_2024_rental_levels() -> None:
+    """On the real 2022H1 series with the 2024 rental price levels: renting at the same share
+    of the hour as inference loses the platform's 2 % and is never chosen; when demand keeps an
+    offered GPU rented 80 % of the hour it beats inference, and hcp_rent takes it."""
+    from hcp.economics import EconomicsParams
+    from hcp.policy import PolicyParams
+
+    spec = load_fleet_spec(DEFAULT_FLEET_SPEC)
+    history = MarketHistory.load()
+    for occupancy, rents in ((0.6, False), (0.8, True)):
+        params = PolicyParams(economics=EconomicsParams(gpu_rental_occupancy=occupancy))
+        res = run_backtest(history, spec, params, policies=("hcp", "hcp_rent", "always_rent",
+                                                             "perfect_foresight"))
+        s = res.summary()["policies"]
+        rented = (res.outcomes["hcp_rent"].modes == RENTED).any()
+        assert bool(rented) is rents
+        assert not (res.outcomes["hcp"].modes == RENTED).any()  # hcp alone never rents
+        if rents:
+            assert s["hcp_rent"]["profit_usd"] > s["hcp"]["profit_usd"] * 1.1
+        else:
+            assert s["hcp_rent"]["profit_usd"] == pytest.approx(s["hcp"]["profit_usd"])
+        assert s["hcp_rent"]["pct_of_optimum"] >= 97.0
+        assumed = res.summary()["assumptions"]["gpu_rental"]
+        assert assumed["occupancy"] == occupancy and assumed["provider_share_pct"] == 98.0
+        # ASICs are never rented: only GPU columns ever hold RENTED.
+        kinds = np.array(res.kinds)
+        assert not (res.outcomes["always_rent"].modes[:, kinds == "asic"] == RENTED).any()
+
+
+def test_the_rental_fee_is_the_marketplaces() -> None:
+    from hcp.economics import EconomicsParams
+    from hcp.marketplace.escrow_backend import PLATFORM_FEE_BPS
+
+    assert EconomicsParams().rental_fee_bps == PLATFORM_FEE_BPS

@@ -290,3 +290,43 @@ def test_a_gpu_held_by_a_customer_gets_no_decision_and_counts_against_the_cap(en
     assert modes["g-h100"] == "RENTED" and fleet.device_state("g-h100").held_by == "job:j-1"
     # The rented GPU's draw is budgeted: the rest of the site fits under the 10 kW cap with it.
     assert _grid_w(spec, modes) <= 10_000 + 1e-6
+
+
+def test_rentals_alone_over_the_cap_are_preempted_explicitly_and_recorded(env) -> None:  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    from hcp.economics import from_fleet_spec
+    from hcp.fleet.modes import GpuMode, SwitchPhases, SwitchReport
+    from hcp.policy import FleetPolicy as Policy
+
+    spec, fleet, repo = env
+    for gpu, job in (("g-h100", "j-1"), ("g-l40s", "j-2")):
+        st = fleet.device_state(gpu)
+        fleet.commit_mode_change(SwitchReport(gpu, st.mode, GpuMode.RENTED, SwitchPhases(0, 0, 0, 0),
+                                              0.0, T0, f"rented to job {job}"), st.generation,
+                                 facility="lab", held_by=f"job:{job}")
+    devices, facilities = from_fleet_spec(spec)
+    devices = [replace(d, rental_occupancy=1.0) if d.kind == "gpu" else d for d in devices]
+    # A demand-response event: the site may draw less than its two rented GPUs do flat out.
+    facilities = [replace(f, capacity_w=1000.0) for f in facilities]  # they draw 1,312 W
+    policy = Policy(devices, facilities, PolicyParams(dwell_s=0.0))
+    clock = FakeClock(T0)
+    told: list[tuple[str, str, str]] = []
+
+    class Port(StoreBackedPort):
+        def preempt(self, device_id: str, holder: str, reason: str) -> bool:
+            told.append((device_id, holder, reason))
+            return True
+
+    svc = _service(spec, fleet, repo, ScriptedFeed([tick(T0), tick(T0 + 60 * S)]), policy,
+                   Port(fleet), clock)
+    r = svc.step(T0)
+    assert [p.holder for p in r.preemptions] == [told[0][1]] and r.preemptions[0].ok
+    assert told[0][0] in {"g-h100", "g-l40s"} and "power cap" in told[0][2]
+    ev = fleet.events(kind="preemption")
+    assert [(e.device_id, e.payload["holder"], e.payload["ok"]) for e in ev] == [
+        (told[0][0], told[0][1], True)]
+    # No decision ever names a held GPU, and the holder told to stop is not told again at once.
+    assert not {d.device_id for d in r.decisions} & {"g-h100", "g-l40s"}
+    clock.t = T0 + 60 * S
+    assert svc.step(T0 + 60 * S).preemptions == [] and len(told) == 1

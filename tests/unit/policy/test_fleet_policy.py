@@ -237,10 +237,21 @@ def test_held_devices_keep_their_mode_and_the_cap_is_met_from_the_others() -> No
 
 def test_held_gpus_over_the_cap_are_never_curtailed_by_the_policy(caplog: pytest.LogCaptureFixture
                                                                    ) -> None:
-    devices = [h100(0), h100(1), s21(0)]
-    pol = policy(devices, cap_w=h100(0).active_w)  # room for one GPU only
+    from dataclasses import replace
+
+    busy = [replace(h100(i), rental_occupancy=1.0) for i in range(2)]  # rented flat out
+    devices = [*busy, s21(0)]
+    pol = policy(devices, cap_w=h100(0).active_w)  # room for one rented GPU only
     modes = {"h100-0": "RENTED", "h100-1": "RENTED", "s21-0": "MINING"}
     with caplog.at_level("WARNING"):
         out = pol.decide(tick(T0, 10.0), modes, T0, fixed={"h100-0", "h100-1"})
     assert [(d.device_id, d.to_mode) for d in out] == [("s21-0", "CURTAILED")]
     assert "only an explicit preemption of a rental can meet it" in caplog.text
+    # The policy names the fewest held GPUs whose stop meets the cap: one of the two.
+    [p] = pol.last_preemptions
+    assert p.device_id in {"h100-0", "h100-1"} and p.facility == "a" and p.draw_w == 700
+    assert "power cap" in p.reason
+    # Within the cap, nothing is preempted.
+    roomy = policy(devices, cap_w=1e9)
+    roomy.decide(tick(T0, 10.0), modes, T0, fixed={"h100-0", "h100-1"})
+    assert roomy.last_preemptions == []
