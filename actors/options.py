@@ -194,9 +194,8 @@ def agent_actor_options(settings: Settings, agent_id: str) -> dict[str, Any]:
     """The operator's provider agent on one node: restarted on failure (it reconciles its
     containers by label against the job records, so a restart loses and pays nothing twice).
     Pinned to the node it was started from: its containers run on that node's Docker Engine."""
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
     import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     return {
         "name": agent_actor_name(agent_id),

@@ -32,6 +32,8 @@ from hcp.workloads.router import WorkloadRouter, parse_spec
 from hcp.workloads.scheduler import Scheduler
 from hcp.workloads.types import (
     Admission,
+    Submission,
+    WorkloadSpec,
     RouterStats,
     UsageTotals,
     Workload,
@@ -74,13 +76,14 @@ class RouterActor:
             self._wake_flush.set()
 
     # -- API (the core's typed messages; hcp errors) -----------------------------------------
-    async def submit(self, owner: str, spec: dict[str, Any]) -> Workload:
-        [answer] = await self.submit_batch([(owner, spec, None)])
+    async def submit(self, owner: str, spec: WorkloadSpec | dict[str, Any]) -> Workload:
+        [answer] = await self.submit_batch([Submission(owner, parse_spec(spec))])
         if isinstance(answer, HcpError):
             raise answer
         return answer.workload
 
-    async def submit_many(self, owner: str, specs: list[dict[str, Any]]) -> list[Workload]:
+    async def submit_many(self, owner: str, specs: list[WorkloadSpec | dict[str, Any]]
+                          ) -> list[Workload]:
         """Admit several workloads with one commit (all validated first: one invalid spec
         refuses all; a store refusal of one item afterwards fails that item alone, raised)."""
         parsed = [parse_spec(s) for s in specs]
@@ -88,18 +91,16 @@ class RouterActor:
         if len(parsed) > room:
             raise RouterBusyError(f"router queue has room for {max(0, room)} more workloads",
                                   queued=len(self._core.queues))
-        answers = await self.submit_batch([(owner, s.model_dump(mode="json"), None)
-                                           for s in parsed])
+        answers = await self.submit_batch([Submission(owner, s) for s in parsed])
         refused = [a for a in answers if isinstance(a, HcpError)]
         if refused:
             raise refused[0]
         return [a.workload for a in answers if isinstance(a, Admission)]
 
-    async def submit_batch(self, items: list[tuple[str, dict[str, Any], str | None]]
-                           ) -> list[Admission | HcpError]:
-        """Admit independent submissions (from many API requests) with one commit; each item
-        (owner, spec, idempotency key or None) gets its own answer (``admit_batch``). A failed
-        commit refuses all."""
+    async def submit_batch(self, items: list[Submission]) -> list[Admission | HcpError]:
+        """Admit independent submissions (from many API requests) with one commit; each
+        ``Submission`` (owner, parsed spec, idempotency key or None) gets its own answer
+        (``admit_batch``). A failed commit refuses all."""
         keys = [(owner, key) for owner, _, key in items if key is not None]
         if keys:
             await asyncio.to_thread(self._core.preload_keys, keys)

@@ -28,6 +28,7 @@ from hcp.errors import (
 from hcp.fleet.facility import FacilityReport
 from hcp.fleet.status import SwitchResult
 from hcp.workloads.repository import WorkloadRepository
+from hcp.workloads.types import Submission, WorkloadSpec
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ class RouterWorkloads:
         # anyway, and WAL readers never wait for the router's writes: a worker-thread hop
         # would only add to it. Server databases are read in a thread (network waits).
         self._inline_reads = reads.engine.dialect.name == "sqlite"
-        self._batcher: NaturalBatcher[tuple[str, dict[str, Any], str | None], dict[str, Any]] = (
+        self._batcher: NaturalBatcher[Submission, dict[str, Any]] = (
             NaturalBatcher(self._submit_batch, max_batch=max_batch)
         )
 
@@ -88,17 +89,17 @@ class RouterWorkloads:
             raise
 
     async def _submit_batch(
-        self, items: list[tuple[str, dict[str, Any], str | None]]
+        self, items: list[Submission]
     ) -> list[dict[str, Any] | BaseException]:
         answers = await self._call("submit_batch", items)
         return [a if isinstance(a, BaseException) else {**a.workload.view(), "replayed": a.replayed}
                 for a in answers]
 
     async def submit(
-        self, owner: str, spec: dict[str, Any], idempotency_key: str | None = None
+        self, owner: str, spec: WorkloadSpec, idempotency_key: str | None = None
     ) -> dict[str, Any]:
         """The committed view, with ``replayed`` true when the key had already admitted it."""
-        return await self._batcher.submit((owner, spec, idempotency_key))
+        return await self._batcher.submit(Submission(owner, spec, idempotency_key))
 
     async def _read(self, fn: Callable[..., Any], *args: Any) -> Any:
         if self._inline_reads:

@@ -56,7 +56,7 @@ def workloads_router(services: ApiServices, client: Callable[..., Any]) -> APIRo
         ] = None,
     ) -> dict[str, Any]:
         require(principal, Action.SUBMIT_WORKLOAD)
-        view = await wl.submit(principal.subject, spec.model_dump(mode="json"), idempotency_key)
+        view = await wl.submit(principal.subject, spec, idempotency_key)
         if view.pop("replayed", False):
             response.status_code = 200
             response.headers["Idempotent-Replayed"] = "true"

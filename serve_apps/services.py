@@ -15,13 +15,14 @@ from hcp.clock import Clock, SystemClock
 from hcp.fleet.facility import FacilityReport
 from hcp.fleet.status import SwitchResult
 from hcp.ratelimit import LeasedRateLimiter
+from hcp.workloads.types import WorkloadSpec
 
 
 class WorkloadService(Protocol):
     """The router's interface (actors/router.py), awaited."""
 
     async def submit(
-        self, owner: str, spec: dict[str, Any], idempotency_key: str | None = None
+        self, owner: str, spec: WorkloadSpec, idempotency_key: str | None = None
     ) -> dict[str, Any]:
         """The committed view; ``replayed`` is true when the key had already admitted it."""
         ...

@@ -42,7 +42,14 @@ from hcp.workloads.repository import (
 from hcp.workloads.scoring import GpuView, Placement, choose, fits, why_waiting
 from hcp.workloads.sla import SlaWatch, start_by
 from hcp.workloads.states import check_transition
-from hcp.workloads.types import ACTIVE_STATES, Admission, Workload, WorkloadSpec, WorkloadState
+from hcp.workloads.types import (
+    ACTIVE_STATES,
+    Admission,
+    Submission,
+    Workload,
+    WorkloadSpec,
+    WorkloadState,
+)
 
 log = logging.getLogger(__name__)
 S = WorkloadState
@@ -198,9 +205,11 @@ class WorkloadRouter:
         raise UnsatisfiableWorkloadError(f"this workload can never run here: {why}",
                                          problems=["requirements"])
 
-    def admit_batch(self, items: Iterable[tuple[str, Mapping[str, Any], str | None]]
+    def admit_batch(self, items: Iterable[Submission | tuple[str, WorkloadSpec | Mapping[str, Any],
+                                                             str | None]]
                     ) -> tuple[list[Admission | HcpError], bool]:
-        """Admit independent submissions (owner, spec, idempotency key): each gets its own
+        """Admit independent submissions (``Submission``: owner, spec, idempotency key; a plain
+        tuple with a spec mapping is parsed the same way): each gets its own
         answer, the admitted view (``"replayed"``: its key had admitted it before) or the
         typed error that refused it, so one bad item never refuses the others. Also says
         whether any new admission is real-time. Durable once the outbox is committed."""

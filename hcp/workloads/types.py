@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
@@ -132,6 +132,15 @@ class Workload:
 
 def _iso(t: datetime | None) -> str | None:
     return None if t is None else t.isoformat()
+
+
+class Submission(NamedTuple):
+    """One submission as it crosses into the router actor: the owner, the parsed spec (the API
+    validated it at the edge) and the idempotency key, if any."""
+
+    owner: str
+    spec: WorkloadSpec
+    idempotency_key: str | None = None
 
 
 @dataclass(frozen=True)

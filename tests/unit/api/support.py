@@ -75,7 +75,7 @@ class FakeWorkloads:
         self._ids = itertools.count(1)
 
     async def submit(
-        self, owner: str, spec: dict[str, Any], idempotency_key: str | None = None
+        self, owner: str, spec: WorkloadSpec, idempotency_key: str | None = None
     ) -> dict[str, Any]:
         # The key's full contract (same spec, 409 otherwise, across restarts) is tested over
         # the real router core; here a key just returns its first workload.

@@ -191,3 +191,17 @@ def test_running_work_whose_gpu_was_switched_away_is_requeued_and_metered() -> N
     assert r.reconcile([gpu("g0", "MINING")]) == [w.id]
     assert w.state is S.QUEUED and w.gpu_ms == 2000 and r.assigned == {}
     assert "left INFERENCE" in w.detail
+
+
+def test_typed_submissions_and_spec_mappings_are_admitted_alike() -> None:
+    from hcp.workloads.router import parse_spec
+    from hcp.workloads.types import Submission
+
+    r, _ = _router()
+    spec = {"type": "batch", "priority": 4, "duration_seconds": 30}
+    answers, urgent = r.admit_batch([Submission("alice", parse_spec(spec), "k-1"),
+                                     ("bob", spec, None), Submission("alice", parse_spec(spec), "k-1")])
+    first, second, replay = answers
+    assert not urgent and first.workload.owner == "alice" and second.workload.owner == "bob"
+    assert replay.replayed and replay.workload.id == first.workload.id
+    assert first.workload.priority == second.workload.priority == 4
