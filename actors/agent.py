@@ -11,17 +11,24 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Collection
 from typing import Any
 
 import ray
 
-from actors.handles import FleetClient
+from actors.handles import FleetClient, get
 from actors.options import agent_actor_name, agent_actor_options
 from hcp.agent.agent import ProviderAgent, StepReport
 from hcp.config import Settings
-from hcp.errors import NotFoundError
+from hcp.errors import (
+    DeviceUnavailableError,
+    NotFoundError,
+    WorkloadNotFoundError,
+    WorkloadTransitionError,
+)
 from hcp.fleet.holds import Hold, HoldKind
 from hcp.logging_setup import configure_for
+from hcp.workloads.types import Workload
 
 log = logging.getLogger(__name__)
 
@@ -43,54 +50,111 @@ class FleetGpuLease:
         return h.id if h is not None and h.kind is HoldKind.JOB else None
 
 
+class RouterWorkloadSource:
+    """``hcp.agent.workloads.WorkloadSource`` over the router actor (found by name, again after
+    it restarts)."""
+
+    def __init__(self, settings: Settings, timeout_s: float = 30.0) -> None:
+        self._settings = settings
+        self._timeout_s = timeout_s
+        self._handle: Any = None
+
+    def _router(self) -> Any:
+        if self._handle is None:
+            from actors.router import find_router
+
+            self._handle = find_router(self._settings)
+        return self._handle
+
+    def _call(self, method: str, *args: Any) -> Any:
+        try:
+            return get(getattr(self._router(), method).remote(*args), "router", self._timeout_s)
+        except DeviceUnavailableError:
+            self._handle = None  # look it up again next time
+            raise
+
+    def container_workloads(self, device_ids: Collection[str]) -> list[Workload]:
+        return list(self._call("container_workloads", list(device_ids)))
+
+    def get(self, workload_id: str) -> Workload | None:
+        try:
+            return self._call("get", workload_id)
+        except WorkloadNotFoundError:
+            return None
+
+    def finish(self, workload_id: str, ok: bool, detail: str) -> Workload | None:
+        try:
+            return self._call("complete", workload_id, ok, detail)
+        except WorkloadTransitionError:  # it had ended already (cancelled, expired)
+            return None
+
+
 @ray.remote
 class AgentActor:
-    def __init__(self, settings: Settings, gpus: dict[str, Any]) -> None:
+    def __init__(self, settings: Settings, gpus: dict[str, Any],
+                 models: dict[str, str] | None = None) -> None:
         from actors.escrow import RemoteEscrow
-        from hcp.agent.build import local_agent
+        from hcp.agent.build import agent_id, local_agent, workload_agent
         from hcp.marketplace.service import MarketplaceService
         from hcp.store.db import engine_for
 
         configure_for(settings)
         engine = engine_for(settings.resolved_database_url)  # migrated by the platform's launch
         service = MarketplaceService(engine, RemoteEscrow(settings), settings)
-        self._agent: ProviderAgent = local_agent(settings, service, FleetGpuLease(FleetClient(dict(gpus))))
+        self._agents: list[ProviderAgent] = []
+        if settings.agent.slots:
+            self._agents.append(local_agent(settings, service,
+                                            FleetGpuLease(FleetClient(dict(gpus)))))
+        if settings.agent.workloads:
+            # Its own identity: each agent reconciles only the containers labelled as its own.
+            self._agents.append(workload_agent(
+                settings, engine, RouterWorkloadSource(settings),
+                [(g, (models or {}).get(g)) for g in sorted(gpus)], f"{agent_id(settings)}-wl"))
+        self._agent = self._agents[0]
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._agent.run, args=(self._stop,), name="agent",
-                                        daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=a.run, args=(self._stop,), name=f"agent-{i}",
+                                          daemon=True) for i, a in enumerate(self._agents)]
+        for t in self._threads:
+            t.start()
 
-    def step(self) -> StepReport:
-        """One step now (tests, an operator's nudge); the loop runs them on its own too."""
-        return self._agent.step()
+    def step(self) -> list[StepReport]:
+        """One step of each agent now (tests, an operator's nudge); the loops run them too."""
+        return [a.step() for a in self._agents]
 
     def active(self) -> dict[str, str]:
-        """job id -> GPU id of the jobs this agent runs now."""
-        return self._agent.active()
+        """job (or workload) id -> GPU id of what this node's agents run now."""
+        out: dict[str, str] = {}
+        for a in self._agents:
+            out.update(a.active())
+        return out
 
     def preempt(self, gpu_id: str, detail: str) -> bool:
         """The explicit, recorded preemption of the job on ``gpu_id`` (paid for the time it ran,
         the rest refunded); False when no job holds it."""
-        return self._agent.preempt(gpu_id, detail)
+        return any(a.preempt(gpu_id, detail) for a in self._agents)
 
     def ready(self) -> str:
         return self._agent.identity.agent_id
 
     def shutdown(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=30)
-        self._agent.close()  # containers keep running: a new agent adopts them
+        for t in self._threads:
+            t.join(timeout=30)
+        for a in self._agents:
+            a.close()  # containers keep running: a new agent adopts them
 
 
-def launch_agent(settings: Settings, fleet: FleetClient) -> Any:
-    """Start (or find) this node's agent over the fleet's GPU actors; returns once it is up."""
+def launch_agent(settings: Settings, fleet: FleetClient, models: dict[str, str] | None = None) -> Any:
+    """Start (or find) this node's agent over the fleet's GPU actors; returns once it is up.
+    ``models``: GPU id -> model, for the workload containers' slots."""
     from hcp.agent.build import agent_id
 
     unknown = sorted({s.gpu_id for s in settings.agent.slots} - set(fleet.gpus))
     if unknown:
         raise NotFoundError(f"HCP_AGENT__SLOTS name GPUs the fleet does not have: {unknown}")
     name = agent_id(settings)
-    handle = AgentActor.options(**agent_actor_options(settings, name)).remote(settings, dict(fleet.gpus))
+    handle = AgentActor.options(**agent_actor_options(settings, name)).remote(
+        settings, dict(fleet.gpus), dict(models or {}))
     ray.get(handle.ready.remote(), timeout=settings.ray.start_timeout_seconds)
     return handle
 

@@ -32,12 +32,12 @@ from hcp.workloads.router import WorkloadRouter, parse_spec
 from hcp.workloads.scheduler import Scheduler
 from hcp.workloads.types import (
     Admission,
-    Submission,
-    WorkloadSpec,
     RouterStats,
+    Submission,
     UsageTotals,
     Workload,
     WorkloadPage,
+    WorkloadSpec,
 )
 
 log = logging.getLogger(__name__)
@@ -134,6 +134,12 @@ class RouterActor:
         await self._scheduler.give_back(w.device_id, w.id)
         self._wake_sched.set()
         return w
+
+    async def container_workloads(self, device_ids: list[str]) -> list[Workload]:
+        """Running workloads that carry a container, on these GPUs (the agent runs them)."""
+        ids = set(device_ids)
+        return [w for w in self._core.running().values()
+                if w.container is not None and w.device_id in ids]
 
     async def preempt(self, device_id: str, workload_id: str, detail: str) -> bool:
         """The optimizer's explicit preemption for a facility power cap: the workload holding

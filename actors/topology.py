@@ -272,10 +272,11 @@ def launch(settings: Settings, spec: FleetSpec, *, start_mode: GpuMode | None = 
 
         p.indexer = launch_indexer(settings)
     p.router = launch_router(fleet, settings)
-    if settings.agent.slots:
+    if settings.agent.slots or settings.agent.workloads:
         from actors.agent import launch_agent
 
-        p.agent = launch_agent(settings, fleet)  # the rented GPUs' containers, on this node
+        # The rented GPUs' and the container workloads' containers, on this node.
+        p.agent = launch_agent(settings, fleet, {g.id: g.model for g in spec.gpus()})
     if optimizer:
         from actors.optimizer import launch_optimizer
 
@@ -329,7 +330,7 @@ def find(settings: Settings) -> Platform:
             setattr(p, attr, ray.get_actor(name.value, namespace=settings.ray.namespace))
         except ValueError:
             pass  # not part of this platform (or restarting)
-    if settings.agent.slots:
+    if settings.agent.slots or settings.agent.workloads:
         from actors.agent import find_agent
 
         try:

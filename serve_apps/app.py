@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from ray import serve
 
 from actors.options import API_APP_NAME, api_ingress_options
+from hcp.agent.store import SqlRunStore
 from hcp.api.usage import SqlUsageLedger
 from hcp.auth.tokens import TokenService
 from hcp.config import Settings
@@ -73,6 +74,7 @@ def services_from_settings(settings: Settings) -> ApiServices:
         # One hop: this replica batches and calls the GPU actor itself.
         embedder=GpuEmbedder(settings, workloads, usage),
         model_name=settings.fleet.inference_model,
+        run_logs=SqlRunStore(engine),  # a container workload's output, as the agent stored it
     )
 
 
@@ -85,7 +87,6 @@ def platform_routers(settings: Settings) -> list[Any]:
 
     from actors.escrow import RemoteEscrow
     from actors.notary import NamedSandboxPool
-    from hcp.agent.store import SqlRunStore
     from hcp.clock import SystemClock
     from hcp.images.store.embedded import EmbeddedStore
     from hcp.marketplace.service import MarketplaceService

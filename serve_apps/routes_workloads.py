@@ -2,16 +2,17 @@
 
 # No `from __future__ import annotations`: FastAPI resolves the local `Client` alias at runtime.
 
+import asyncio
 from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Response
 
 from hcp.auth.tokens import Principal
-from hcp.errors import WorkloadNotFoundError
+from hcp.errors import ServiceUnavailableError, WorkloadNotFoundError
 from hcp.workloads.types import WorkloadSpec, WorkloadState, WorkloadType
 from serve_apps.access import Action, may_access_workload, may_see_all_workloads, require
-from serve_apps.schemas import WorkloadPage, WorkloadView, error_responses
+from serve_apps.schemas import WorkloadLogs, WorkloadPage, WorkloadView, error_responses
 from serve_apps.services import ApiServices
 
 _ID = Annotated[
@@ -113,6 +114,29 @@ def workloads_router(services: ApiServices, client: Callable[..., Any]) -> APIRo
         if not may_access_workload(principal, view["owner"]):
             raise _hidden(workload_id)
         return view
+
+    @r.get(
+        "/{workload_id}/logs",
+        response_model=WorkloadLogs,
+        responses=error_responses(403, 404, 422, 503),
+        summary="A container workload's output (stdout and stderr, in order; kept after it ends)",
+    )
+    async def workload_logs(
+        workload_id: _ID,
+        principal: Client,
+        after: Annotated[int, Query(ge=-1, le=2**62, description="Lines after this seq.")] = -1,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+    ) -> dict[str, Any]:
+        require(principal, Action.VIEW_OWN_WORKLOADS)
+        view = await wl.get(workload_id)
+        if not may_access_workload(principal, view["owner"]):
+            raise _hidden(workload_id)
+        if services.run_logs is None:
+            raise ServiceUnavailableError("workload output is not served by this API")
+        lines = await asyncio.to_thread(services.run_logs.read_logs, workload_id, after, limit)
+        items = [{"seq": ln.seq, "ts_ns": ln.ts_ns, "stream": ln.stream, "text": ln.text}
+                 for ln in lines]
+        return {"items": items, "next_after": items[-1]["seq"] if items else after}
 
     @r.delete(
         "/{workload_id}",

@@ -60,6 +60,22 @@ class WorkloadView(BaseModel):
     idempotency_key: str | None = Field(
         None, description="The `Idempotency-Key` it was submitted with, if any."
     )
+    container: dict[str, Any] | None = Field(
+        None, description="Batch and training work: the image CID and command the platform's "
+        "agent runs on its GPU (its output: `GET /api/v1/workloads/{id}/logs`)."
+    )
+
+
+class WorkloadLogLine(BaseModel):
+    seq: int
+    ts_ns: int = Field(description="When the container wrote it, ns since the epoch (UTC).")
+    stream: str = Field(description="stdout or stderr.")
+    text: str
+
+
+class WorkloadLogs(BaseModel):
+    items: list[WorkloadLogLine]
+    next_after: int = Field(description="Pass as `after` for the lines that follow.")
 
 
 class WorkloadPage(BaseModel):

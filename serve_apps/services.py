@@ -88,6 +88,12 @@ class Embedder(Protocol):
         ...
 
 
+class RunLogs(Protocol):
+    """The stored output of a workload's container (``hcp.agent.store.SqlRunStore``)."""
+
+    def read_logs(self, job_id: str, after: int, limit: int) -> list[Any]: ...
+
+
 @dataclass
 class ApiServices:
     workloads: WorkloadService
@@ -100,3 +106,4 @@ class ApiServices:
     embedder: Embedder | None = None
     model_name: str = "all-MiniLM-L6-v2"
     clock: Clock = field(default_factory=SystemClock)
+    run_logs: RunLogs | None = None

@@ -79,6 +79,31 @@ def local_agent(settings: Settings, service: MarketplaceService, gpus: GpuLease,
         SqlRunStore(service.engine), gpus, settings.agent, **kw)
 
 
+def workload_agent(settings: Settings, engine: Any, source: Any, gpus: list[tuple[str, str | None]],
+                   identity: str, docker: DockerEngine | None = None, **kw: Any) -> ProviderAgent:
+    """The operator's agent for platform workloads that carry a container
+    (``hcp.agent.workloads``): the router's placements are its jobs, on the fleet's GPUs."""
+    from hcp.agent.workloads import (
+        PLATFORM,
+        HeldByRouter,
+        WorkloadMarketplace,
+        WorkloadRuns,
+        workload_slots,
+    )
+
+    docker = docker or DockerEngine.from_env(settings.agent)
+    # Its own block store beside the rental agent's (one index per store directory).
+    settings = settings.model_copy(update={"agent": settings.agent.model_copy(
+        update={"store_name": f"{settings.agent.store_name}-wl"})})
+    runs = WorkloadRuns(engine, source)
+    wl_slots = workload_slots(gpus)
+
+    market = WorkloadMarketplace(source, wl_slots, settings.agent, runs.get_run)
+    return ProviderAgent(Identity(identity, PLATFORM), wl_slots, market, docker,
+                         agent_images(settings, docker, settings.images.peers), runs,
+                         HeldByRouter(), settings.agent, **kw)
+
+
 def http_agent(settings: Settings, gpus: GpuLease | None = None,
                docker: DockerEngine | None = None, **kw: Any) -> ProviderAgent:
     """The standalone daemon: the platform at ``HCP_AGENT__API_URL`` with a provider token;

@@ -54,3 +54,10 @@ class AgentSettings(BaseModel):
                               description="Largest WebSocket message sent (JSON bytes).")
     store_name: str = Field(default="agent", pattern=r"^[A-Za-z0-9_.-]{1,64}$",
                             description="The agent's own image store folder (HCP_HOME/images/<name>).")
+    workloads: bool = Field(default=False, description="The operator's agent also runs platform "
+                            "workloads that carry a container, on the fleet's GPUs of its node.")
+    workload_vcpu: int = Field(default=2, gt=0, le=512, description="CPUs of a workload container.")
+    workload_memory_gb: int = Field(default=4, gt=0, le=4096,
+                                    description="Memory of a workload container.")
+    workload_storage_gb: int = Field(default=10, gt=0, le=100_000,
+                                     description="Disk of a workload container.")

@@ -28,6 +28,7 @@ from hcp.client.models import (
     Revenue,
     SwitchResult,
     Workload,
+    WorkloadLogs,
 )
 from hcp.client.sync import default_token, default_url
 from hcp.client.transport import AsyncTransport, RetryPolicy
@@ -89,6 +90,11 @@ class AsyncHcpClient:
 
     async def cancel_workload(self, workload_id: str) -> Workload:
         return await self._t.run(calls.cancel_workload(workload_id))
+
+    async def workload_logs(self, workload_id: str, after: int = -1, limit: int = 500
+                            ) -> WorkloadLogs:
+        """A container workload's output lines after ``after`` (its seq), oldest first."""
+        return await self._t.run(calls.workload_logs(workload_id, after, limit))
 
     async def list_workloads(self, *, state: WorkloadState | str | None = None,
                              type: WorkloadType | str | None = None, owner: str | None = None,

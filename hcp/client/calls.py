@@ -27,6 +27,7 @@ from hcp.client.models import (
     Revenue,
     SwitchResult,
     Workload,
+    WorkloadLogs,
 )
 from hcp.client.transport import Call, Safety, model
 from hcp.errors import ValidationError
@@ -88,6 +89,11 @@ def list_workloads(state: WorkloadState | str | None, type: WorkloadType | str |
 
 def get_workload(workload_id: str) -> Call[Workload]:
     return Call("GET", f"{WORKLOADS}/{seg(workload_id)}", model(Workload))
+
+
+def workload_logs(workload_id: str, after: int = -1, limit: int = 500) -> Call[WorkloadLogs]:
+    return Call("GET", f"{WORKLOADS}/{seg(workload_id)}/logs", model(WorkloadLogs),
+                params=params(after=after, limit=limit))
 
 
 def cancel_workload(workload_id: str) -> Call[Workload]:

@@ -50,6 +50,7 @@ class Workload(Result):
     preempted_mining: bool = False
     detail: str = ""
     idempotency_key: str | None = None
+    container: dict[str, Any] | None = Field(None, description="Image CID and command, if any.")
     replayed: bool = Field(False, description="True when a retry returned the first submission.")
 
     @property
@@ -74,6 +75,18 @@ class GpuResource(Result):
     inference_requests: int = 0
     mining_backend: str = ""
     inference_model: str = ""
+
+
+class WorkloadLogLine(Result):
+    seq: int
+    ts_ns: int
+    stream: str
+    text: str
+
+
+class WorkloadLogs(Result):
+    items: list[WorkloadLogLine]
+    next_after: int
 
 
 class AsicResource(Result):

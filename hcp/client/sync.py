@@ -28,6 +28,7 @@ from hcp.client.models import (
     Revenue,
     SwitchResult,
     Workload,
+    WorkloadLogs,
 )
 from hcp.client.sync_areas import MarketplaceApi, NotaryApi
 from hcp.client.transport import RetryPolicy, SyncTransport
@@ -97,6 +98,10 @@ class HcpClient:
 
     def cancel_workload(self, workload_id: str) -> Workload:
         return self._t.run(calls.cancel_workload(workload_id))
+
+    def workload_logs(self, workload_id: str, after: int = -1, limit: int = 500) -> WorkloadLogs:
+        """A container workload's output lines after ``after`` (its seq), oldest first."""
+        return self._t.run(calls.workload_logs(workload_id, after, limit))
 
     def list_workloads(self, *, state: WorkloadState | str | None = None,
                        type: WorkloadType | str | None = None, owner: str | None = None,

@@ -46,3 +46,6 @@ class WorkloadRow(Base):
     # The client's Idempotency-Key (migration 0008): unique per owner, so a retried
     # submission finds the workload its first attempt created.
     idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # Batch and training work in a container (migration 0016): {"image_cid", "command"}; the
+    # platform's agent runs it on the workload's GPU.
+    container: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 _T = WorkloadRow.__table__
 _COLUMNS = [c.name for c in _T.columns]
 _UPDATABLE = [c for c in _COLUMNS
-              if c not in ("id", "seq", "owner", "created_at", "idempotency_key")]
+              if c not in ("id", "seq", "owner", "created_at", "idempotency_key", "container")]
 _Row = namedtuple("_Row", _COLUMNS)  # type: ignore[misc]  # a row by column name, for from_row
 
 
@@ -76,6 +76,7 @@ def to_row(w: Workload) -> dict[str, Any]:
         "started_at": w.started_at, "finished_at": w.finished_at, "gpu_ms": w.gpu_ms,
         "cost_micro_usd": w.cost_micro_usd, "preempted_mining": w.preempted_mining,
         "detail": w.detail[:500], "updated_at": utcnow(), "idempotency_key": w.idempotency_key,
+        "container": w.container,
     }
 
 
@@ -88,7 +89,7 @@ def from_row(r: Any) -> Workload:
         seq=r.seq, name=r.name, device_id=r.device_id, scheduled_at=r.scheduled_at,
         started_at=r.started_at, finished_at=r.finished_at, gpu_ms=r.gpu_ms,
         cost_micro_usd=r.cost_micro_usd, preempted_mining=r.preempted_mining, detail=r.detail or "",
-        idempotency_key=r.idempotency_key,
+        idempotency_key=r.idempotency_key, container=r.container,
     )
 
 

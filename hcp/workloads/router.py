@@ -166,6 +166,7 @@ class WorkloadRouter:
             sla=s.sla.model_dump(exclude_none=True, mode="json"),
             interruptible=s.interruptible, duration_seconds=s.duration_seconds,
             created_at=self.clock.now(), seq=self._seq, name=s.name, idempotency_key=idempotency_key,
+            container=s.container.model_dump(mode="json") if s.container is not None else None,
         )
         try:
             limit = start_by(w)
@@ -526,9 +527,10 @@ def _spec_of(w: Workload | WorkloadSpec) -> tuple[Any, ...]:
     if isinstance(w, WorkloadSpec):
         return (w.type.value, w.priority, w.requirements.model_dump(exclude_none=True),
                 w.sla.model_dump(exclude_none=True, mode="json"), w.interruptible,
-                w.duration_seconds, w.name)
+                w.duration_seconds, w.name,
+                w.container.model_dump(mode="json") if w.container is not None else None)
     return (w.type.value, w.priority, dict(w.requirements), dict(w.sla), w.interruptible,
-            w.duration_seconds, w.name)
+            w.duration_seconds, w.name, w.container)
 
 
 def _room(views: Mapping[str, GpuView], running: Mapping[str, Workload]) -> tuple[int, int]:

@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
 from hcp.fields import AwareDatetime, SafeStr, StrictPositive
 
@@ -65,6 +65,39 @@ class Sla(BaseModel):
     )
 
 
+_CONTAINER_TYPES = frozenset({WorkloadType.BATCH, WorkloadType.TRAINING})
+
+
+class Container(BaseModel):
+    """Real work for a batch or training workload: an image by CID (uploaded through
+    ``/api/v1/images``) and the command to run in it, on the GPU the router chooses."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    image_cid: SafeStr = Field(min_length=1, max_length=128, description="The image's CID.")
+    command: list[SafeStr] | None = Field(
+        default=None, min_length=1, max_length=64,
+        description="Argument vector (default: the image's own entrypoint and command).")
+
+    @field_validator("image_cid")
+    @classmethod
+    def _canonical(cls, v: str) -> str:
+        from hcp.errors import InvalidCidError
+        from hcp.images.cids import normalize
+
+        try:
+            return normalize(v)  # one spelling per CID
+        except InvalidCidError as exc:
+            raise ValueError(exc.detail) from None
+
+    @field_validator("command")
+    @classmethod
+    def _bounded(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None and any(len(a) > 4096 for a in v):
+            raise ValueError("each argument is at most 4096 characters")
+        return v
+
+
 class WorkloadSpec(BaseModel):
     """The body of ``POST /api/v1/workloads``."""
 
@@ -78,6 +111,15 @@ class WorkloadSpec(BaseModel):
                                       description="May be preempted by a real-time workload.")
     duration_seconds: StrictPositive = Field(default=60, le=MAX_DURATION_SECONDS)
     name: SafeStr | None = Field(default=None, max_length=200)
+    container: Container | None = Field(
+        default=None, description="Batch and training only: the image and command the platform's "
+        "agent runs on the chosen GPU; the workload ends when the container exits.")
+
+    @model_validator(mode="after")
+    def _container_only_for_batch_work(self) -> WorkloadSpec:
+        if self.container is not None and self.type not in _CONTAINER_TYPES:
+            raise ValueError("a container runs batch or training work only")
+        return self
 
     @property
     def real_time(self) -> bool:
@@ -110,6 +152,11 @@ class Workload:
     detail: str = ""
     idempotency_key: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    container: dict[str, Any] | None = None  # {"image_cid", "command"}: run by the agent
+
+    @property
+    def runs_container(self) -> bool:
+        return self.container is not None
 
     @property
     def real_time(self) -> bool:
@@ -127,6 +174,7 @@ class Workload:
             "finished_at": _iso(self.finished_at), "gpu_seconds": self.gpu_ms / 1000.0,
             "cost_micro_usd": self.cost_micro_usd, "preempted_mining": self.preempted_mining,
             "detail": self.detail, "idempotency_key": self.idempotency_key,
+            "container": dict(self.container) if self.container is not None else None,
         }
 
 

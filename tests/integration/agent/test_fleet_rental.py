@@ -147,3 +147,52 @@ def test_the_agent_actor_rents_a_fleet_gpu_and_a_cap_preemption_refunds_the_rest
     finally:
         stop_agent(agent)
         ray.kill(ledger, no_restart=True)
+
+
+def test_a_workload_with_an_image_and_a_command_runs_on_its_gpu_and_its_output_is_kept(
+        platform: Platform, fleet_gpu: tuple[str, FleetClient, FleetRepository],
+        tiny_archive: tuple[bytes, str]) -> None:
+    """``POST /api/v1/workloads`` with a container, as the router actor and the agent actor of
+    ``hcp run`` carry it out: the router places it on the fleet's GPU and holds it, the agent
+    pulls the image by CID from the image node and runs the command, the workload completes
+    when the container exits, and its output stays readable."""
+    from actors.agent import launch_agent, stop_agent
+    from actors.router import launch_router
+    from hcp.agent.store import SqlRunStore
+
+    p = platform
+    gpu_id, fleet, repo = fleet_gpu
+    fleet.switch(gpu_id, GpuMode.IDLE, "free for workloads")
+    cid = p.upload(tiny_archive[0])
+    namespace = f"hcp-wl-{uuid.uuid4().hex[:6]}"
+    agent_id = f"it-wl-{uuid.uuid4().hex[:6]}"
+    p.agent_ids.add(f"{agent_id}-wl")
+    s = p.settings.model_copy(update={
+        "home": p.home / agent_id,
+        "ray": p.settings.ray.model_copy(update={"namespace": namespace}),
+        "images": p.settings.images.model_copy(update={"peers": [p.url]}),
+        "agent": p.settings.agent.model_copy(update={"agent_id": agent_id, "workloads": True})})
+    router = launch_router(fleet, s)
+    agent = launch_agent(s, fleet, {gpu_id: "H100"})
+    try:
+        w = ray.get(router.submit.remote("alice", {
+            "type": "batch", "priority": 5, "duration_seconds": 120,
+            "container": {"image_cid": cid,
+                          "command": ["/bin/sh", "-c", "echo hello from a workload; echo done >&2"]}}))
+        assert w.container["image_cid"] == cid
+        done = wait_until(lambda: (v := ray.get(router.get.remote(w.id))).state.terminal and v,
+                          timeout=120)
+        assert done.state.value == "completed", done.detail
+        assert done.device_id == gpu_id and done.detail.startswith("container exited with code 0")
+        assert done.gpu_ms > 0 and done.cost_micro_usd > 0  # metered from its real run time
+        lines = SqlRunStore(engine_for(s.resolved_database_url)).read_logs(w.id, -1, 10)
+        # Both streams, each line once (the Engine orders two streams' lines by time only).
+        assert sorted((ln.stream, ln.text) for ln in lines) == [
+            ("stderr", "done"), ("stdout", "hello from a workload")]
+        assert [ln.seq for ln in lines] == [0, 1]
+        # The router gave the GPU back; it stays in INFERENCE for the optimizer to decide.
+        st = wait_until(lambda: (x := fleet.status(gpu_id)).held_by is None and x, timeout=30)
+        assert st.mode is GpuMode.INFERENCE
+    finally:
+        stop_agent(agent)
+        ray.kill(router, no_restart=True)

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
+from hcp.agent.store import SqlRunStore
 from hcp.api.usage import SqlUsageLedger
 from hcp.auth.tokens import Role, TokenService
 from hcp.config import Settings
@@ -335,6 +336,7 @@ def make_harness(tmp_path: Path, database_url: str | None = None, *, real_router
         embedder=FakeEmbedder(usage, settings.fleet.inference_model),
         model_name=settings.fleet.inference_model,
         clock=clock,
+        run_logs=SqlRunStore(engine),
     )
     extra = []
     if mount_areas:

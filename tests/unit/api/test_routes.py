@@ -284,3 +284,30 @@ def test_openapi_documents_every_refusal(harness: Harness) -> None:
             ref = op["responses"][c]["content"]["application/json"]["schema"]["$ref"]
             assert ref.endswith("/ErrorBody"), (path, method, c)
     assert "HTTPBearer" in doc["components"]["securitySchemes"]
+
+
+def test_a_workloads_container_output_is_served_to_its_owner_only(
+    harness: Harness, client: TestClient
+) -> None:
+    from hcp.agent.messages import LogLine
+    from hcp.agent.store import SqlRunStore
+
+    w = _submit(client, harness, "alice", type="batch")
+    SqlRunStore(harness.repo.engine).append_logs(w["id"], [
+        LogLine(0, "stdout", 1_700_000_000_000_000_000, "epoch 1 loss 0.9"),
+        LogLine(1, "stderr", 1_700_000_000_500_000_000, "warning: slow disk"),
+        LogLine(2, "stdout", 1_700_000_001_000_000_000, "done")])
+    url = f"/api/v1/workloads/{w['id']}/logs"
+    alice = harness.headers(Role.CUSTOMER, "alice")
+    body = client.get(url, headers=alice, params={"limit": 2}).json()
+    assert [(x["seq"], x["stream"], x["text"]) for x in body["items"]] == [
+        (0, "stdout", "epoch 1 loss 0.9"), (1, "stderr", "warning: slow disk")]
+    assert body["next_after"] == 1
+    rest = client.get(url, headers=alice, params={"after": body["next_after"]}).json()
+    assert [x["text"] for x in rest["items"]] == ["done"] and rest["next_after"] == 2
+    # Another customer's workload reads as missing; an admin sees it.
+    other = client.get(url, headers=harness.headers(Role.CUSTOMER, "bob"))
+    assert other.status_code == 404 and other.json()["error"] == "workload_not_found"
+    assert client.get(url, headers=harness.headers(Role.ADMIN, "root")).status_code == 200
+    bad = client.get(url, headers=alice, params={"limit": 0})
+    assert bad.status_code == 422

@@ -33,6 +33,7 @@ H = "sha256:" + "0" * 64
 SDK_CALLS: list[Call[Any]] = [
     calls.submit_workload({"type": "batch", "priority": 1}, None), calls.get_workload("w"),
     calls.list_workloads(None, None, None, 50, None), calls.cancel_workload("w"),
+    calls.workload_logs("w"),
     calls.resources(None, None), calls.set_mode("g", "MINING", "r"), calls.switches(None, 5, None),
     calls.profitability(), calls.revenue(), calls.billing(None), calls.embed("a", "m", "float"),
     calls.list_models(),
@@ -86,7 +87,8 @@ def test_both_clients_send_every_builder() -> None:
     ("WorkloadView", m.Workload), ("WorkloadPage", m.Page[m.Workload]), ("SwitchEvent", m.Event),
     ("SwitchPage", m.Page[m.Event]), ("GpuResource", m.GpuResource), ("AsicResource", m.AsicResource),
     ("Resources", m.Resources), ("SwitchResult", m.SwitchResult), ("Billing", m.Billing),
-    ("Revenue", m.Revenue), ("ModelCard", m.ModelCard),
+    ("Revenue", m.Revenue), ("ModelCard", m.ModelCard), ("WorkloadLogs", m.WorkloadLogs),
+    ("WorkloadLogLine", m.WorkloadLogLine),
 ])
 def test_models_declare_every_documented_field(platform: Platform, schema: str, model: Any) -> None:
     props = set(platform.app.openapi()["components"]["schemas"][schema]["properties"])
