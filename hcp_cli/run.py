@@ -63,6 +63,9 @@ def run(
     platform = None
     try:
         topology.start_cluster(settings, log_to_driver=not live)
+        # Ray's core worker installs a failure handler for SIGTERM that aborts the process at
+        # shutdown (exit 134, no final checkpoint message): ours goes back on top of it.
+        signal.signal(signal.SIGTERM, _stop)
         with console.status("launching: store, GPU actors (both contexts warmed), escrow, notary, "
                             "router, optimizer, API..."):
             platform = topology.launch(settings, fleet_spec, start_mode=target, api=api,
