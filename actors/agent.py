@@ -101,15 +101,19 @@ class AgentActor:
         configure_for(settings)
         engine = engine_for(settings.resolved_database_url)  # migrated by the platform's launch
         service = MarketplaceService(engine, RemoteEscrow(settings), settings)
+        from actors.metrics_sink import RaySink
+
+        sink = RaySink()  # the catalogue's agent series, through Ray's metrics agent
         self._agents: list[ProviderAgent] = []
         if settings.agent.slots:
             self._agents.append(local_agent(settings, service,
-                                            FleetGpuLease(FleetClient(dict(gpus)))))
+                                            FleetGpuLease(FleetClient(dict(gpus))), metrics=sink))
         if settings.agent.workloads:
             # Its own identity: each agent reconciles only the containers labelled as its own.
             self._agents.append(workload_agent(
                 settings, engine, RouterWorkloadSource(settings),
-                [(g, (models or {}).get(g)) for g in sorted(gpus)], f"{agent_id(settings)}-wl"))
+                [(g, (models or {}).get(g)) for g in sorted(gpus)], f"{agent_id(settings)}-wl",
+                metrics=sink))
         self._agent = self._agents[0]
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=a.run, args=(self._stop,), name=f"agent-{i}",

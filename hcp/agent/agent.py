@@ -49,6 +49,8 @@ from hcp.clock import Clock, SystemClock
 from hcp.errors import ContainerEngineError, GpuBusyError, HcpError, JobTransitionError
 from hcp.fleet.telemetry import TelemetrySource
 from hcp.marketplace.jobs import JobStatus
+from hcp.observability.agent import record_containers, record_pull
+from hcp.observability.sink import MetricsSink
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +82,7 @@ class ProviderAgent:
                  settings: AgentSettings, clock: Clock | None = None,
                  executor: Executor | None = None,
                  telemetry: Callable[[Slot, bool], TelemetrySource] | None = None,
-                 cache: CachePort | None = None) -> None:
+                 cache: CachePort | None = None, metrics: MetricsSink | None = None) -> None:
         self.identity = identity
         self.slots = {s.offer_id: s for s in slots}
         self.market, self.containers, self.images, self.runs, self.gpus = (
@@ -92,6 +94,7 @@ class ProviderAgent:
         self._telemetry = telemetry or (lambda slot, simulated: telemetry_for(
             slot.gpu_model or "H100", None if simulated else slot.device_index))
         self.cache = cache  # this node's image cache policy, run between steps
+        self.metrics = metrics  # the catalogue's agent series (hcp.observability.agent)
         self._runs: dict[str, Run] = {}
         self._offers: dict[str, OfferLimits] = {}
         self._lock = threading.RLock()
@@ -106,6 +109,25 @@ class ProviderAgent:
                 log.warning("agent step failed: %s: %s", exc.code, exc.detail)
             self.cache_step()
             stop.wait(self.settings.poll_seconds)
+
+    def pulled(self, result: str, seconds: float) -> None:
+        """A job's image pull ended (``launch.prepare``): count it and time it."""
+        if self.metrics is not None:
+            try:
+                record_pull(self.metrics, self.identity.agent_id, result, seconds)
+            except Exception:  # noqa: BLE001 -- metrics never fail a launch
+                log.exception("agent metrics failed")
+
+    def _record_containers(self) -> None:
+        if self.metrics is None:
+            return
+        counts = {"running": 0, "created": 0}
+        for run in self._runs.values():
+            counts["running" if run.billing and run.container_id else "created"] += 1
+        try:
+            record_containers(self.metrics, self.identity.agent_id, counts)
+        except Exception:  # noqa: BLE001 -- metrics never stop the agent
+            log.exception("agent metrics failed")
 
     def cache_step(self, force: bool = False) -> Any:
         """Run the image cache's period when it is due (every 5 minutes by default): pin the
@@ -138,6 +160,7 @@ class ProviderAgent:
                 for run in list(self._runs.values()):
                     if run.retry_at is None and run.launching is None:
                         self._supervise(run, jobs.get(run.job.id), report)
+                self._record_containers()
             except ContainerEngineError as exc:
                 # After the Engine comes back, containers may have stopped or vanished.
                 self._reconciled = False

@@ -90,14 +90,18 @@ def image_failure(exc: HcpError, cid: str) -> LaunchFailure | None:
 def prepare(agent: Any, run: Run, sleep: Callable[[float], None] = time.sleep) -> None:
     """Bring ``run``'s container up and start billing (``agent`` is the ProviderAgent)."""
     job, slot = run.job, run.slot
+    t0 = time.monotonic()
     try:
         image = agent.images.ensure(job.image_cid, job.id)
     except HcpError as exc:
+        agent.pulled("verify_failed" if isinstance(exc, TamperedImageError) else "failed",
+                     time.monotonic() - t0)
         failure = image_failure(exc, job.image_cid)
         if failure is not None and (failure.reason is not Reason.IMAGE_UNAVAILABLE
                                     or run.attempts >= agent.max_attempts):
             raise failure from exc
         raise
+    agent.pulled("ok", time.monotonic() - t0)
     offer = agent.offer(job.offer_id)
     instance = agent.runs.instance_spec(job.id) or InstanceSpec()
     spec = build_spec(job, offer, instance, slot, image, agent.identity,

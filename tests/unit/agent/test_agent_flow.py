@@ -259,3 +259,27 @@ def test_a_preemption_right_after_the_launch_finished_still_stops_and_pays(world
     assert run is not None and run.reason is Reason.PREEMPTED
     assert world.service.get_job(RENTER, job).final_cost == 5 * ONE_TOKEN
     assert world.gpus.holder("gpu-0") is None
+
+
+def test_the_agent_records_its_pulls_and_containers_under_the_catalogues_names(
+        world: World) -> None:
+    from hcp.observability.sink import PrometheusSink
+
+    sink = PrometheusSink()
+    agent = world.agent()
+    agent.metrics = sink
+    job = world.job(600)
+    agent.step()
+    node = {"node": "node-1"}
+    assert sink.value("hcp_agent_image_pulls_total", **node, result="ok") == 1
+    assert sink.value("hcp_agent_image_pull_seconds_count", **node) == 1
+    assert sink.value("hcp_agent_containers", **node, state="running") == 1
+    world.clock.advance(3)
+    world.containers.exit(world.containers.by_job(job).id, 0)
+    agent.step()
+    assert sink.value("hcp_agent_containers", **node, state="running") == 0
+    world.images.failure = TamperedImageError("block does not match its CID", cid="x")
+    world.job(600)
+    agent.step()
+    assert sink.value("hcp_agent_image_pulls_total", **node, result="verify_failed") == 1
+    assert sink.value("hcp_agent_image_pull_seconds_count", **node) == 2
