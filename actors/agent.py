@@ -118,6 +118,18 @@ class AgentActor:
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=a.run, args=(self._stop,), name=f"agent-{i}",
                                           daemon=True) for i, a in enumerate(self._agents)]
+        self.link = None
+        if settings.agent.slots and settings.oracle.enabled:
+            # The rental provider's heartbeats and challenge answers, to the validator actors.
+            from actors.validator import RayOracle
+            from hcp.agent.build import oracle_link
+            from hcp.clock import SystemClock
+            from hcp.oracle.identities import IdentityBook
+
+            self.link = oracle_link(settings, self._agent,
+                                    RayOracle(settings, IdentityBook(engine, SystemClock())))
+            self._threads.append(threading.Thread(target=self.link.run, args=(self._stop,),
+                                                  name="agent-oracle", daemon=True))
         for t in self._threads:
             t.start()
 
@@ -136,6 +148,10 @@ class AgentActor:
         """The explicit, recorded preemption of the job on ``gpu_id`` (paid for the time it ran,
         the rest refunded); False when no job holds it."""
         return any(a.preempt(gpu_id, detail) for a in self._agents)
+
+    def oracle_step(self) -> Any:
+        """One oracle step now (a heartbeat and the mailbox; tests, an operator's nudge)."""
+        return None if self.link is None else self.link.step(force=True)
 
     def ready(self) -> str:
         return self._agent.identity.agent_id

@@ -21,7 +21,8 @@ class ActorName(str, Enum):
     NOTARY_SANDBOX = "notary-sandbox"  # notary-sandbox:<index>
     AGENT = "agent"  # agent:<node>
     IMAGE_CACHE = "image-cache"  # the platform node's image cache (hcp.images.cache)
-    VALIDATOR = "validator"  # validator:<index>
+    VALIDATOR = "validator"  # validator:<validator id>
+    ORACLE = "oracle-coordinator"  # counts the validators' votes
 
     def of(self, key: object) -> str:
         return f"{self.value}:{key}"
@@ -208,6 +209,42 @@ def agent_actor_options(settings: Settings, agent_id: str) -> dict[str, Any]:
         "num_cpus": 0,
         "scheduling_strategy": NodeAffinitySchedulingStrategy(
             ray.get_runtime_context().get_node_id(), soft=False),
+    }
+
+
+def validator_actor_name(validator_id: str) -> str:
+    return ActorName.VALIDATOR.of(validator_id)
+
+
+def validator_actor_options(settings: Settings, validator_id: str) -> dict[str, Any]:
+    return {
+        "name": validator_actor_name(validator_id),
+        "namespace": settings.ray.namespace,
+        "get_if_exists": True,
+        # Restarted by Ray after a crash: it resumes from the kept heartbeats; the challenges
+        # it had in flight are lost with it (it casts no vote on that round).
+        "max_restarts": settings.ray.actor_max_restarts,
+        # Not retried: a heartbeat or an answer is the agent's to send again.
+        "max_task_retries": 0,
+        "num_cpus": 0,
+    }
+
+
+def coordinator_actor_name() -> str:
+    return ActorName.ORACLE.value
+
+
+def coordinator_actor_options(settings: Settings) -> dict[str, Any]:
+    return {
+        "name": coordinator_actor_name(),
+        "namespace": settings.ray.namespace,
+        "get_if_exists": True,
+        # Restarted after a crash: the votes without a finding are reloaded from the store and
+        # a finding already committed commits nothing, so no penalty is applied twice.
+        "max_restarts": settings.ray.actor_max_restarts,
+        "max_task_retries": 0,
+        "max_concurrency": 4,  # warnings_for answers while a round is being started
+        "num_cpus": 0,
     }
 
 

@@ -7,7 +7,8 @@ replicas find it through ``find`` (actors by name, from ``ActorName``).
 Order of a launch: the store is migrated once (under a lock) and the fleet spec synced; then
 the GPU and facility actors (both contexts resident), the escrow-ledger actor (the one owner
 of the marketplace's books), the notary's sandbox runners, the chain indexer when a JSON-RPC
-chain is configured, the router, the optimizer, and last the Serve application.
+chain is configured, the oracle's validators and their coordinator, the router, the provider
+agent, the optimizer, and last the Serve application.
 
 Lifetime: the actors are not detached. They belong to the driver that launched them (``hcp
 run``) and stop with it; their state is in the store, so the next ``hcp run`` resumes every
@@ -226,6 +227,8 @@ class Platform:
     escrow: Any = None
     indexer: Any = None
     image_cache: Any = None
+    oracle: Any = None  # the validators' coordinator
+    validators: dict[str, Any] = field(default_factory=dict)
     agent: Any = None  # this node's provider agent, when HCP_AGENT__SLOTS rent GPUs out
     sandboxes: list[Any] = field(default_factory=list)
     api_url: str | None = None
@@ -242,7 +245,7 @@ def prepare_store(spec: FleetSpec, settings: Settings) -> FleetRepository:
 
 def launch(settings: Settings, spec: FleetSpec, *, start_mode: GpuMode | None = GpuMode.MINING,
            api: bool = True, optimizer: bool = True, feed: str | None = None,
-           notary: bool = True, serve_http: bool = True) -> Platform:
+           notary: bool = True, serve_http: bool = True, oracle: bool = True) -> Platform:
     """Start every part of the platform on the connected cluster and return their handles.
 
     Keep the returned ``Platform`` for as long as the platform runs: the actors are owned by
@@ -271,6 +274,11 @@ def launch(settings: Settings, spec: FleetSpec, *, start_mode: GpuMode | None = 
         from actors.indexer import launch_indexer
 
         p.indexer = launch_indexer(settings)
+    if oracle and settings.oracle.enabled:
+        from actors.validator import launch_oracle
+
+        # Before the agent: its first heartbeat goes to the validators.
+        p.oracle, p.validators = launch_oracle(settings)
     p.router = launch_router(fleet, settings)
     if settings.agent.slots or settings.agent.workloads:
         from actors.agent import launch_agent
@@ -325,7 +333,8 @@ def find(settings: Settings) -> Platform:
     fleet = find_fleet(settings)
     p = Platform(settings, fleet)
     for name, attr in ((ActorName.ROUTER, "router"), (ActorName.OPTIMIZER, "optimizer"),
-                       (ActorName.ESCROW, "escrow"), (ActorName.INDEXER, "indexer")):
+                       (ActorName.ESCROW, "escrow"), (ActorName.INDEXER, "indexer"),
+                       (ActorName.ORACLE, "oracle")):
         try:
             setattr(p, attr, ray.get_actor(name.value, namespace=settings.ray.namespace))
         except ValueError:
@@ -359,6 +368,10 @@ def shutdown(p: Platform) -> None:
         from actors.agent import stop_agent
 
         stop_agent(p.agent)  # its containers keep running: the next agent adopts them
+    if p.oracle is not None:
+        from actors.validator import stop_oracle
+
+        stop_oracle(p.oracle, p.validators)
     for h in [p.router, p.indexer, p.image_cache, p.escrow, *p.sandboxes]:
         if h is not None:
             try:

@@ -7,6 +7,10 @@ Lines (one JSON object each, ``bench.common.emit``), every baseline measured in 
   ``heartbeat_pipeline_per_s``: verify + missed-heartbeat tracker + report accumulator, what
   a validator does per heartbeat (same baseline). ``heartbeat_core_share_10k``: the share of
   one core that 10,000 providers at one heartbeat a minute take through that pipeline.
+- ``validator_node_heartbeats_per_s``: what the validator actor runs, ``ValidatorNode.heartbeat``
+  with keys from the store's ``IdentityBook`` and the tick's batched keeping of every accepted
+  heartbeat in the store (SQLite); same baseline. ``validator_node_core_share_10k``: its share
+  of a core for 10,000 providers.
 - ``challenge_round_trip_ms`` (p50): build and sign a challenge, answer it from a real
   embedded block store holding a real imported file (proof + signature), verify it on the CID
   alone; baseline = ``hcp.images.proofs.answer`` + ``check_answer`` (unsigned, same store).
@@ -111,6 +115,53 @@ def bench_heartbeats(providers: int, total: int) -> None:
     pipe = total / (time.perf_counter() - t0)
     emit(B, "heartbeat_pipeline_per_s", pipe, "heartbeats/s", bare, providers=providers)
     emit(B, "heartbeat_core_share_10k", 10_000 / 60 / pipe, "cores", 10_000 / 60 / bare)
+
+
+def bench_validator_node(tmp: Path, providers: int, total: int) -> None:
+    """What a validator actor runs per heartbeat: ``ValidatorNode.heartbeat`` (keys from the
+    store's ``IdentityBook``, verify, tracker, accumulator) and its tick's batched keeping of
+    the accepted heartbeats in the store (SQLite here), one tick per second of 10,000
+    providers' traffic."""
+    from sqlalchemy.orm import Session
+
+    from hcp.oracle import models as om
+    from hcp.oracle.identities import IdentityBook, Role
+    from hcp.oracle.validator import ValidatorNode
+
+    settings = OracleSettings()
+    signers = _signers(providers)
+    engine = connect(f"sqlite:///{tmp / 'node.db'}")
+    migrate(engine)
+    with Session(engine) as s, s.begin():
+        s.execute(om.OrcIdentity.__table__.insert(), [
+            {"identity": x.identity, "role": Role.PROVIDER.value, "public_key": x.public_key.hex(),
+             "registered_at": T0} for x in signers])
+    clock = Clock(T0)
+    repo = OracleRepository(engine, clock)
+    node = ValidatorNode(Signer.from_seed("val-0", b"\x05" * 32), IdentityBook(engine, clock),
+                         repo, settings, clock)
+    node.sync()
+    beats = [Heartbeat.signed(signers[j % providers], j // providers + 1, T0,
+                              running_jobs=("job-1",), gpu_util_bps=(8000,), uptime_seconds=60)
+             for j in range(total)]
+    vks = {x.identity: nacl.signing.VerifyKey(x.public_key) for x in signers}
+    raw = [(vks[h.provider_id], signing_bytes(HB_DOMAIN, h.body()), h.signature) for h in beats]
+    t0 = time.perf_counter()
+    for vk, msg, sig in raw:
+        vk.verify(msg, sig)
+    bare = total / (time.perf_counter() - t0)
+    per_tick = max(1, 10_000 // 60)  # one second of 10,000 providers at one a minute
+    t0 = time.perf_counter()
+    for j, h in enumerate(beats, 1):
+        node.heartbeat(h)
+        if j % per_tick == 0:
+            node.flush()
+    node.flush()
+    ours = total / (time.perf_counter() - t0)
+    emit(B, "validator_node_heartbeats_per_s", ours, "heartbeats/s", bare, providers=providers,
+         store="sqlite", flush_every=per_tick)
+    emit(B, "validator_node_core_share_10k", 10_000 / 60 / ours, "cores", 10_000 / 60 / bare)
+    engine.dispose()
 
 
 def _store(path: Path) -> EmbeddedStore:
@@ -246,12 +297,14 @@ def main() -> None:
     ap.add_argument("--heartbeats", type=int, default=30_000, help="heartbeats verified")
     ap.add_argument("--file-mib", type=int, default=256, help="file the challenges read")
     ap.add_argument("--rounds", type=int, default=200, help="challenge round trips")
-    ap.add_argument("--skip", nargs="*", default=[], choices=["heartbeats", "challenges", "report"])
+    ap.add_argument("--skip", nargs="*", default=[], choices=["heartbeats", "node", "challenges", "report"])
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="hcp-bench-oracle-") as d:
         tmp = Path(d)
         if "heartbeats" not in args.skip:
             bench_heartbeats(args.providers, args.heartbeats)
+        if "node" not in args.skip:
+            bench_validator_node(tmp, args.providers, args.heartbeats)
         if "challenges" not in args.skip:
             bench_challenges(tmp, args.file_mib, args.rounds)
         if "report" not in args.skip:

@@ -637,6 +637,13 @@ class StandingConflictError(ConflictError):
 
     code = "standing_conflict"
 
+
+class IdentityConflictError(ConflictError):
+    """A key registered for an identity that already has another role (a provider may not
+    take a validator's name, nor the other way round)."""
+
+    code = "oracle_identity_conflict"
+
 # --- provider agent and instances (issue 13) ---
 
 

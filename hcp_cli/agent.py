@@ -107,7 +107,18 @@ def run(
                               "settled": [[j, r.value] for j, r in report.settled],
                               "failed": [[j, r.value] for j, r in report.failed]}))
         else:
+            link = None
+            if settings.oracle.enabled:
+                from hcp.agent.build import http_oracle_link
+
+                # Heartbeats and challenge answers in their own thread: a slow Docker call
+                # must not make a live provider look dead.
+                link = threading.Thread(target=http_oracle_link(settings, agent).run,
+                                        args=(stop,), name="agent-oracle", daemon=True)
+                link.start()
             agent.run(stop)
+            if link is not None:
+                link.join(timeout=10)
     finally:
         agent.close()
 

@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 API_VERSION = "1.0.0"
 # Routers of other areas, mounted when their module is present: (module, factory function).
 OTHER_APPS = (("serve_apps.notary.routes", "router"), ("serve_apps.marketplace.routes", "router"),
-              ("serve_apps.images.routes", "router"), ("serve_apps.instances.routes", "router"))
+              ("serve_apps.images.routes", "router"), ("serve_apps.instances.routes", "router"),
+              ("serve_apps.oracle.routes", "router"))
 
 
 def build_app(

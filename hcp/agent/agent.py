@@ -205,6 +205,30 @@ class ProviderAgent:
         with self._lock:
             return {j: r.slot.gpu_id for j, r in self._runs.items()}
 
+    def activity(self) -> tuple[list[str], list[int]]:
+        """What a heartbeat reports: the jobs running now and each slot's GPU utilisation in
+        basis points (from its container's last metrics sample; 0 when idle)."""
+        with self._lock:
+            runs = list(self._runs.values())
+        jobs = sorted(r.job.id for r in runs if r.billing)
+        util = {s: 0 for s in self.slots}
+        for r in runs:
+            last = r.sampler.last if r.sampler is not None else None
+            if last is not None and r.slot.offer_id in util:
+                pct = float(last.gpu.get("utilization_pct", 0.0) or 0.0)
+                util[r.slot.offer_id] = max(0, min(10_000, round(pct * 100)))
+        return jobs, [util[s] for s in sorted(util)]
+
+    def repair_images(self) -> int:
+        """Fetch again what the store lost of the images its running jobs use; how many
+        images needed blocks."""
+        with self._lock:
+            held = [(r.job.image_cid, r.job.id) for r in self._runs.values()]
+        repair = getattr(self.images, "repair", None)
+        if repair is None:
+            return 0
+        return sum(1 for cid, job in held if repair(cid, job) > 0)
+
     # -- helpers the launch uses ------------------------------------------------------------
     def offer(self, offer_id: str) -> OfferLimits:
         if offer_id not in self._offers:

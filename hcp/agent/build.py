@@ -125,6 +125,30 @@ def http_agent(settings: Settings, gpus: GpuLease | None = None,
                          images, runs, gpus or LocalGpuLease(), a, **kw)
 
 
+def oracle_link(settings: Settings, agent: ProviderAgent, port: Any) -> Any:
+    """The agent's heartbeats and challenge answers (``hcp.agent.oracle``) as its provider,
+    with the provider's key from ``HCP_HOME/oracle`` (created on first start)."""
+    from hcp.agent.oracle import OracleLink
+    from hcp.oracle.keyfile import load_or_create_signer
+
+    provider = agent.identity.provider
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", provider)[:64]
+    signer = load_or_create_signer(settings.home / "oracle" / f"provider-{name}.key", provider)
+    images = agent.images
+    return OracleLink(signer, port, images.service.store.get_block, settings.oracle, agent.clock,
+                      agent.activity, agent.repair_images)
+
+
+def http_oracle_link(settings: Settings, agent: ProviderAgent) -> Any:
+    """The daemon's oracle link, over the platform's ``/api/v1/oracle``."""
+    from hcp.agent.http_ports import oracle_port
+
+    a = settings.agent
+    if not a.api_url or a.token is None:
+        raise ConfigError("the agent daemon needs HCP_AGENT__API_URL and HCP_AGENT__TOKEN")
+    return oracle_link(settings, agent, oracle_port(a.api_url, a.token.get_secret_value()))
+
+
 def _provider_subject(token: str) -> str:
     """The token's subject (read, not verified: the platform verifies every call)."""
     import jwt

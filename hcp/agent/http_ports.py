@@ -25,14 +25,20 @@ from hcp.agent.messages import (
     ResumePoint,
     RunRecord,
 )
+from hcp.agent.oracle import Mailbox
 from hcp.client import HcpClient
 from hcp.client.calls import seg
 from hcp.client.marketplace import Job
 from hcp.client.transport import Call, Safety, SyncTransport
 from hcp.errors import InstanceNotFoundError, JobNotFoundError
 from hcp.images.policy import ImageUsage
+from hcp.oracle.challenge import ChallengeAnswer, PossessionChallenge
+from hcp.oracle.escalation import Warning
+from hcp.oracle.findings import Outcome
+from hcp.oracle.heartbeat import Heartbeat
 
 AGENT = "/api/v1/agent"
+ORACLE = "/api/v1/oracle"
 _CHUNK_BYTES = 512 << 10  # well under the API's 1 MiB body limit
 
 
@@ -145,6 +151,42 @@ class HttpImageUsage:
         return [ImageUsage(i["cid"], int(i["uses"]),
                            datetime.fromisoformat(i["last_used"]) if i.get("last_used") else None)
                 for i in body["items"] if int(i.get("uses") or 0) > 0]
+
+
+class HttpOracle:
+    """``hcp.agent.oracle.OraclePort`` over ``/api/v1/oracle`` (the provider's token names
+    it: a daemon sends only its own heartbeats and answers)."""
+
+    def __init__(self, transport: SyncTransport) -> None:
+        self._t = transport
+
+    def register(self, provider_id: str, public_key: bytes) -> None:
+        self._t.run(Call("POST", f"{ORACLE}/keys", _json, json={"public_key": public_key.hex()},
+                         ok=(201,)))
+
+    def validators(self) -> dict[str, bytes]:
+        body = self._t.run(Call("GET", f"{ORACLE}/validators", _json))
+        return {v["id"]: bytes.fromhex(v["public_key"]) for v in body["validators"]}
+
+    def heartbeat(self, hb: Heartbeat) -> int:
+        # A heartbeat is refused as a replay when sent twice: retrying it is safe.
+        body = self._t.run(Call("POST", f"{ORACLE}/heartbeats", _json, json=hb.to_wire()))
+        return int(body["accepted_by"])
+
+    def mailbox(self, provider_id: str) -> Mailbox:
+        body = self._t.run(Call("GET", f"{ORACLE}/challenges", _json))
+        return Mailbox(tuple(PossessionChallenge.from_wire(c) for c in body["challenges"]),
+                       tuple(Warning(w["provider"], w["finding_id"], Outcome(w["outcome"]),
+                                     int(w["strikes"]), int(w["strikes_to_penalty"]))
+                             for w in body["warnings"]))
+
+    def answer(self, answer: ChallengeAnswer, validator_id: str) -> None:
+        self._t.run(Call("POST", f"{ORACLE}/answers", _json,
+                         json={"validator": validator_id, "answer": answer.to_wire()}))
+
+
+def oracle_port(api_url: str, token: str, timeout: float = 30.0) -> HttpOracle:
+    return HttpOracle(SyncTransport(httpx.Client(base_url=api_url, timeout=timeout), token))
 
 
 def _chunks(items: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:

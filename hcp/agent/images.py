@@ -30,7 +30,7 @@ from hcp.errors import (
 from hcp.images.cids import parse_cid
 from hcp.images.docker import read_layout
 from hcp.images.fetcher import FetchReport, GatewayFetcher
-from hcp.images.service import ImageService
+from hcp.images.service import ImageService, fetch_into
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,14 @@ class StoreImages:
         self.client = client  # docker.DockerClient
         self.fetcher = fetcher
         self._lock = threading.Lock()  # one docker load at a time: loads of one image race
+
+    def repair(self, cid: str, job_id: str) -> int:
+        """Fetch every block of ``cid`` the store lacks from the peers (each verified against
+        its hash), held for ``job_id``: after a failed possession check. Blocks fetched."""
+        if self.fetcher is None:
+            return 0
+        return fetch_into(self.service.store, parse_cid(cid), self.fetcher, pin=False,
+                          job_id=job_id).fetched
 
     def ensure(self, cid: str, job_id: str) -> PulledImage:
         root = parse_cid(cid)

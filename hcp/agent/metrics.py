@@ -57,6 +57,7 @@ class MetricSampler:
         self._interval = interval_s
         self._clock = clock
         self._stop = threading.Event()
+        self.last: MetricSample | None = None  # what the oracle's heartbeat reports
         self._prev: StatsReading | None = None
         self._seq: int | None = None
         self._wait = wait or (lambda ev, t: ev.wait(t))
@@ -86,6 +87,7 @@ class MetricSampler:
                               reading.mem_limit_bytes, reading.pids, _bounded(gpu))
         self._runs.append_metrics(self.job_id, [sample])
         self._seq += 1
+        self.last = sample
         return sample
 
     def _loop(self) -> None:

@@ -154,3 +154,15 @@ class OrcChallenge(Base):
     detail: Mapped[str] = mapped_column(String(500))
     body: Mapped[dict[str, Any]] = mapped_column(JSON)  # PossessionChallenge.to_wire()
     __table_args__ = (Index("ix_orc_challenges_provider", "provider_id", "issued_at"),)
+
+
+class OrcIdentity(Base):
+    """The one Ed25519 key (hex) an identity signs with; rotation replaces it in place."""
+
+    __tablename__ = "orc_identities"
+    identity: Mapped[str] = mapped_column(WHO, primary_key=True)
+    role: Mapped[str] = mapped_column(KIND, index=True)
+    public_key: Mapped[str] = mapped_column(String(64))
+    registered_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    rotated_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, delete, select, update
+from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -57,6 +57,11 @@ def standing_from_json(provider_id: str, d: dict[str, Any]) -> Standing:
                     tuple(d["recent"]), int(d["version"]))
 
 
+def _observation(r: m.OrcObservation) -> Observation:
+    return Observation(r.validator_id, r.provider_id, Check(r.check_kind), r.subject,
+                       Outcome(r.outcome), r.observed_at, r.response_ms, r.evidence)
+
+
 def _insert_ignore(s: Session, table: Any, rows: list[dict[str, Any]]) -> None:
     """INSERT ... ON CONFLICT DO NOTHING, in batches (SQLite and PostgreSQL)."""
     if not rows:
@@ -93,9 +98,7 @@ class OracleRepository:
         if subject is not None:
             q = q.where(m.OrcObservation.subject == subject)
         with Session(self.engine) as s:
-            return [Observation(r.validator_id, r.provider_id, Check(r.check_kind), r.subject,
-                                Outcome(r.outcome), r.observed_at, r.response_ms, r.evidence)
-                    for r in s.scalars(q.order_by(m.OrcObservation.id))]
+            return [_observation(r) for r in s.scalars(q.order_by(m.OrcObservation.id))]
 
     def record_finding(self, finding: Finding) -> bool:
         """Store a finding with no effect (no quorum); False if it was stored already."""
@@ -152,7 +155,10 @@ class OracleRepository:
                     s.add(m.OrcPenalty(penalty_id=p.penalty_id, provider_id=p.provider_id,
                                        finding_id=p.finding_id, reason=p.reason.value,
                                        points=p.points, slash_bps=p.slash_bps, created_at=now,
-                                       applied_at=now if effect is not None else None))
+                                       # a slash is applied outside this store: pending
+                                       # until the ledger confirms it (``mark_applied``)
+                                       applied_at=now if effect is not None and not p.slash_bps
+                                       else None))
                     if effect is not None:
                         effect(s, p)
                 s.flush()
@@ -289,6 +295,30 @@ class OracleRepository:
                  "body": a.heartbeat.to_wire()} for a in accepted]
         with Session(self.engine) as s, s.begin():
             _insert_ignore(s, m.OrcHeartbeat.__table__, rows)
+
+    def last_heartbeats(self) -> dict[str, tuple[int, datetime]]:
+        """provider -> (seq, arrival) of its last kept heartbeat: where a restarted validator
+        resumes counting (a replay of an older one stays refused)."""
+        last = (select(m.OrcHeartbeat.provider_id, func.max(m.OrcHeartbeat.seq).label("seq"))
+                .group_by(m.OrcHeartbeat.provider_id).subquery())
+        q = select(m.OrcHeartbeat.provider_id, m.OrcHeartbeat.seq, m.OrcHeartbeat.received_at).join(
+            last, (m.OrcHeartbeat.provider_id == last.c.provider_id)
+            & (m.OrcHeartbeat.seq == last.c.seq))
+        with Session(self.engine) as s:
+            return {pid: (seq, at) for pid, seq, at in s.execute(q)}
+
+    def open_observations(self, since: datetime) -> list[Observation]:
+        """Votes since ``since`` on subjects with no finding yet: what a restarted coordinator
+        puts back in its quorum book."""
+        q = select(m.OrcObservation).where(m.OrcObservation.observed_at >= since)
+        with Session(self.engine) as s:
+            out = [_observation(r) for r in s.scalars(q.order_by(m.OrcObservation.id))]
+            ids = sorted({o.finding_id for o in out})
+            done: set[str] = set()
+            for i in range(0, len(ids), _BATCH):
+                done.update(s.scalars(select(m.OrcFinding.finding_id).where(
+                    m.OrcFinding.finding_id.in_(ids[i:i + _BATCH]))))
+        return [o for o in out if o.finding_id not in done]
 
     def heartbeats(self, provider_id: str, since: datetime, until: datetime) -> list[Heartbeat]:
         q = (select(m.OrcHeartbeat.body)

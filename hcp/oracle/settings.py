@@ -52,6 +52,15 @@ class OracleSettings(BaseModel):
     clear_after_passes: int = Field(
         default=3, ge=1, description="Consecutive confirmed passes that clear a suspect provider.")
 
+    enabled: bool = Field(
+        default=True, description="`hcp run` starts the validator actors and their coordinator.")
+    tick_seconds: float = Field(
+        default=1.0, gt=0, le=60,
+        description="How often validators count missed heartbeats and expire challenges.")
+    challenge_poll_seconds: float = Field(
+        default=5.0, gt=0, description="How often an agent asks for its challenges (well "
+        "under the expiry).")
+
     @model_validator(mode="after")
     def _quorum_is_a_majority(self) -> OracleSettings:
         # With 2k > n at most one outcome can gather k votes, so a subject's decision does not
@@ -59,4 +68,7 @@ class OracleSettings(BaseModel):
         if not (self.quorum <= self.validators and 2 * self.quorum > self.validators):
             raise ValueError(f"quorum {self.quorum} of {self.validators} validators must be a "
                              "majority (n/2 < k <= n)")
+        if self.challenge_poll_seconds * 2 > self.challenge_expiry_seconds:
+            raise ValueError("challenge_poll_seconds must leave an agent half the expiry "
+                             "to answer")
         return self

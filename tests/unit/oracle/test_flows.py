@@ -15,37 +15,33 @@ from hcp.marketplace.reputation_book import ReputationBook
 from hcp.oracle.apply import reputation_penalty
 from hcp.oracle.audit import PossessionAuditor
 from hcp.oracle.challenge import ImageTarget, answer_challenge
-from hcp.oracle.escalation import Decision, EscalationPolicy, PenaltyReason, ProviderState
-from hcp.oracle.findings import Check, Finding, Observation, Outcome
+from hcp.oracle.coordinator import OracleCoordinator
+from hcp.oracle.escalation import Decision, PenaltyReason, ProviderState
+from hcp.oracle.findings import Check, Observation, Outcome
 from hcp.oracle.heartbeat import Heartbeat, HeartbeatVerifier
+from hcp.oracle.identities import IdentityBook, Role
 from hcp.oracle.liveness import HeartbeatTracker
-from hcp.oracle.quorum import QuorumBook
 from hcp.oracle.repository import OracleRepository
 from tests.unit.oracle.conftest import World
 
 
 class Coordinator:
-    """What the lead's coordinating actor does with votes: quorum, step, commit once."""
+    """The platform's coordinator (``OracleCoordinator``) over the world's validators."""
 
     def __init__(self, world: World, engine: Engine) -> None:
-        s = world.settings
-        self.book = QuorumBook([v.identity for v in world.validators], s.quorum,
-                               s.vote_window_seconds, world.clock)
-        self.policy = EscalationPolicy(s)
-        self.repo = OracleRepository(engine, world.clock)
-        self.effect = reputation_penalty(ReputationBook(3600, world.clock))
-        self.clock = world.clock
+        identities = IdentityBook(engine, world.clock, ttl_seconds=0)
+        for v in world.validators:
+            identities.register(v.identity, Role.VALIDATOR, v.public_key)
+        self.core = OracleCoordinator(
+            [v.identity for v in world.validators], identities,
+            OracleRepository(engine, world.clock), world.settings, world.clock,
+            reputation_penalty(ReputationBook(3600, world.clock)))
+        self.repo = self.core.repo
         self.decisions: list[Decision] = []
 
     def vote(self, votes: list[Observation]) -> None:
-        self.repo.record_observations(votes)
-        found: list[Finding] = [f for v in votes if (f := self.book.add(v)) is not None]
-        for f in found + self.book.close_expired():
-            st = self.repo.standing(f.provider_id) or self.policy.initial(f.provider_id,
-                                                                          self.clock.now())
-            d = self.policy.step(st, f)
-            self.repo.commit_decision(d, self.effect)
-            self.decisions.append(d)
+        self.decisions += self.core.observe(votes)
+        self.decisions += self.core.tick()
 
     def score(self, provider: str) -> tuple[int, int]:
         with Session(self.repo.engine) as s:
