@@ -34,6 +34,8 @@ def run(
                                    help="Run the economic optimizer: it decides and switches devices live."),
     feed: str = typer.Option("simulator", help="Optimizer price feed: simulator, or replay (the real "
                              "2022H1 series, one hour per optimizer step)."),
+    oracle: bool = typer.Option(True, "--oracle/--no-oracle",
+                                help="Run the oracle's validators (also HCP_ORACLE__ENABLED)."),
 ) -> None:
     """Start a local Ray cluster (or join HCP_RAY_ADDRESS), launch the platform, show it."""
     import ray
@@ -66,10 +68,10 @@ def run(
         # Ray's core worker installs a failure handler for SIGTERM that aborts the process at
         # shutdown (exit 134, no final checkpoint message): ours goes back on top of it.
         signal.signal(signal.SIGTERM, _stop)
-        with console.status("launching: store, GPU actors (both contexts warmed), escrow, notary, "
-                            "router, optimizer, API..."):
+        with console.status("launching: store, GPU actors (both contexts warmed), escrow, "
+                            "notary, oracle, router, optimizer, API..."):
             platform = topology.launch(settings, fleet_spec, start_mode=target, api=api,
-                                       optimizer=optimizer, feed=feed)
+                                       optimizer=optimizer, feed=feed, oracle=oracle)
         if platform.api_url:
             console.print(f"[green]API[/] {platform.api_url}/docs — tokens: "
                           "`hcp token --role customer --subject ME`")

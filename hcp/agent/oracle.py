@@ -89,6 +89,7 @@ class OracleLink:
         self.validators = Verifier(KeyRing())
         self._registered = False
         self._next_heartbeat: datetime | None = None
+        self._next_register: datetime | None = None
         self._next_poll: datetime | None = None
         self._answered: OrderedDict[str, None] = OrderedDict()
         self._seq = 0
@@ -109,8 +110,15 @@ class OracleLink:
         """Whatever is due now: registration, a heartbeat, the mailbox."""
         report = LinkReport()
         now = self.clock.now()
-        if not self._registered and not self._attempt(report, self._register):
-            return report  # nothing counts before the key is registered
+        if not self._registered:
+            if self._next_register is not None and now < self._next_register and not force:
+                return report
+            if not self._attempt(report, self._register):
+                # A platform without validators (or down): ask again in a heartbeat period,
+                # not every wake.
+                self._next_register = now + timedelta(
+                    seconds=self.settings.heartbeat_interval_seconds)
+                return report  # nothing counts before the key is registered
         if force or self._next_heartbeat is None or now >= self._next_heartbeat:
             self._attempt(report, lambda: self._beat(now, report))
         if force or self._next_poll is None or now >= self._next_poll:

@@ -219,8 +219,9 @@ class OracleCoordinator:
                 continue
             at = self._next_round.get(pid)
             if at is None:
-                # Exponential gaps: the provider cannot tell when the next one comes.
-                gap = -math.log(1.0 - self.rng.random()) * mean
+                # Half the mean at least (a warned agent gets time to repair before the
+                # re-check), then an exponential wait: it cannot tell when the next one comes.
+                gap = mean / 2 - math.log(1.0 - self.rng.random()) * mean / 2
                 self._next_round[pid] = now + timedelta(seconds=min(gap, 4 * mean))
                 continue
             if now >= at:

@@ -125,10 +125,11 @@ class Platform:
         self.agents.append(t)
         return t.start()
 
-    def daemon(self, offer_id: str, agent_id: str, once: bool = False) -> subprocess.Popen[bytes]:
+    def daemon(self, offer_id: str, agent_id: str, once: bool = False,
+               env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         """A third-party provider's ``hcp agent run`` process against this platform's HTTP API."""
         self.agent_ids.add(agent_id)
-        env = {**os.environ, "HCP_HOME": str(self.home / agent_id), "HCP_AGENT__API_URL": self.url,
+        env = {**os.environ, **(env or {}), "HCP_HOME": str(self.home / agent_id), "HCP_AGENT__API_URL": self.url,
                "HCP_AGENT__TOKEN": self.token(PROVIDER), "HCP_AGENT__AGENT_ID": agent_id,
                "HCP_AGENT__POLL_SECONDS": "0.2", "HCP_AGENT__METRICS_INTERVAL_SECONDS": "0.5",
                "HCP_AGENT__STOP_GRACE_SECONDS": "1", "PYTHONPATH": os.getcwd(),
@@ -158,23 +159,65 @@ class AgentThread:
         self.agent.close(wait=True)  # no launch in flight creates a container after cleanup
 
 
+# Short cadences for the platforms that run the oracle (a heartbeat a second), as
+# HCP_ORACLE__* for the daemons and as settings for the validator actors.
+ORACLE_ENV = {"HCP_ORACLE__HEARTBEAT_INTERVAL_SECONDS": "1", "HCP_ORACLE__HEARTBEAT_GRACE_SECONDS": "1",
+              "HCP_ORACLE__HEARTBEAT_MAX_AGE_SECONDS": "5", "HCP_ORACLE__TICK_SECONDS": "0.2",
+              "HCP_ORACLE__CHALLENGE_POLL_SECONDS": "0.3",
+              "HCP_ORACLE__CHALLENGE_INTERVAL_SECONDS": "2",
+              "HCP_ORACLE__SUSPECT_CHALLENGE_INTERVAL_SECONDS": "4",
+              "HCP_ORACLE__VOTE_WINDOW_SECONDS": "10"}
+
+
+def _oracle_settings() -> Any:
+    from hcp.oracle.settings import OracleSettings
+
+    return OracleSettings(**{k.removeprefix("HCP_ORACLE__").lower(): v for k, v in ORACLE_ENV.items()})
+
+
 @pytest.fixture
-def platform(tmp_path: Path, docker_client: docker.DockerClient,
+def platform(request: pytest.FixtureRequest, tmp_path: Path, docker_client: docker.DockerClient,
              tiny_archive: tuple[bytes, str]) -> Iterator[Platform]:
+    """With the ``oracle`` marker, the platform also runs the validator actors (on the test
+    session's Ray) and serves ``/api/v1/oracle``."""
     _remove_image(docker_client, tiny_archive[1])  # every test pulls and loads it afresh
+    oracle = request.node.get_closest_marker("oracle") is not None
+    if oracle:
+        request.getfixturevalue("ray_session")
     with fresh_postgres_database() as url:
+        extra: dict[str, Any] = {"oracle": _oracle_settings(),
+                                 "ray_namespace": f"hcp-agent-{uuid.uuid4().hex[:6]}"} if oracle else {}
         settings = Settings(home=tmp_path / "platform", database_url=url, jwt_secret=SECRET,
                             api_ws_heartbeat_seconds=0.5, api_rate_limit=100_000,
                             agent=AgentSettings(poll_seconds=0.2, metrics_interval_seconds=0.5,
-                                                stop_grace_seconds=1, ws_poll_seconds=0.05))
+                                                stop_grace_seconds=1, ws_poll_seconds=0.05),
+                            **extra)
         migrate(engine_for(url))  # what the platform's launch does before any service starts
         deps = build_deps(settings)
         deps.marketplace.service.escrow.mint(RENTER, 10_000 * ONE_TOKEN, "fund-alice")
-        with serve(create_app(settings, deps)) as base, httpx.Client(base_url=base, timeout=30) as http:
+        app = create_app(settings, deps)
+        actors: Any = None
+        if oracle:
+            # The coordinator's slashes go through the ledger actor, as in the platform.
+            from actors.escrow import launch_escrow_ledger
+            from actors.validator import launch_oracle
+            from serve_apps.oracle.routes import build_deps as oracle_deps
+            from serve_apps.oracle.routes import router as oracle_router
+
+            actors = (launch_escrow_ledger(settings), *launch_oracle(settings))
+            app.include_router(oracle_router(settings, deps=oracle_deps(settings)))
+        with serve(app) as base, httpx.Client(base_url=base, timeout=30) as http:
             p = Platform(base, settings, deps, deps.instances.tokens, http, tmp_path)
             try:
                 yield p
             finally:
+                if actors is not None:
+                    from actors.validator import stop_oracle
+
+                    stop_oracle(actors[1], actors[2])
+                    import ray
+
+                    ray.kill(actors[0], no_restart=True)
                 for a in p.agents:
                     if isinstance(a, AgentThread):
                         a.close()
