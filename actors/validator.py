@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from datetime import timedelta
 from typing import Any
 
 import ray
@@ -29,6 +30,7 @@ from hcp.errors import DeviceUnavailableError, HcpError, UnknownValidatorError
 from hcp.logging_setup import configure_for
 from hcp.oracle.challenge import ChallengeAnswer, ImageTarget, PossessionChallenge
 from hcp.oracle.coordinator import Round
+from hcp.oracle.disputes import EvidenceCollector
 from hcp.oracle.escalation import Warning
 from hcp.oracle.findings import Observation
 from hcp.oracle.heartbeat import Heartbeat
@@ -37,6 +39,16 @@ from hcp.oracle.identities import IdentityBook, Role
 log = logging.getLogger(__name__)
 
 CALL_TIMEOUT_S = 10.0
+
+
+def platform_blocks(settings: Settings, engine: Any) -> Any:
+    """``get_block`` of the platform's own image store (read only: the integrity of a
+    disputed job's image, every block verified)."""
+    from hcp.images.store.embedded import EmbeddedStore
+
+    s = settings.images
+    store = EmbeddedStore(settings.home / "images" / s.store_name, engine, s.cap_bytes)
+    return store.get_block
 
 
 def validator_ids(settings: Settings) -> list[str]:
@@ -79,6 +91,7 @@ class ValidatorActor:
         book.register(identity, Role.VALIDATOR, signer.public_key)
         self._repo = OracleRepository(engine, clock)
         self._node = ValidatorNode(signer, book, self._repo, settings.oracle, clock)
+        self._evidence = EvidenceCollector(engine, self._repo, platform_blocks(settings, engine))
         self._node.restore()
         self._coordinator = coordinator
         self._lock = threading.Lock()  # the node is one-caller-at-a-time; the tick is a thread
@@ -119,6 +132,11 @@ class ValidatorActor:
             votes = self._node.submit(answer)
         self._vote(votes)
 
+    def sign_evidence(self, job_id: str, sha256: str) -> tuple[str, bytes] | None:
+        """This validator's signature over a dispute's bundle, if its own rebuild matches."""
+        sig = self._evidence.sign_if_same(job_id, sha256, self._node.signer)
+        return None if sig is None else (self._node.validator_id, sig)
+
     def identity(self) -> str:
         return self._node.validator_id
 
@@ -148,6 +166,7 @@ class CoordinatorActor:
             settings.oracle, clock, reputation_penalty(book), reputation_uptime(book),
             stake=RemoteEscrow(settings))
         self._targets = RunningJobTargets(engine)
+        self._evidence = EvidenceCollector(engine, self._core.repo, platform_blocks(settings, engine))
         self._validators: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -175,7 +194,34 @@ class CoordinatorActor:
             rounds = self._core.due_rounds()
         for r in rounds:
             self._start_round(r)
+        self._collect_evidence()
         return decided
+
+    def _collect_evidence(self) -> None:
+        """Bundles for disputes opened a few ticks ago (every heartbeat received before the
+        dispute is kept by then), signed by every validator whose own rebuild matches."""
+        from hcp.clock import utcnow
+        from hcp.oracle.disputes import keep
+        from hcp.oracle.evidence import SignedBundle
+
+        settle = timedelta(seconds=max(2.0, 3 * self._settings.oracle.tick_seconds))
+        for d in self._evidence.owed(utcnow() - settle):
+            bundle = self._evidence.build(d)
+            refs = [v.sign_evidence.remote(d.job_id, bundle.sha256)
+                    for v in self._validators.values()]
+            sigs = []
+            for ref in refs:
+                try:
+                    got = get(ref, "validator", CALL_TIMEOUT_S)
+                except HcpError as exc:
+                    log.warning("evidence of %s: a validator did not sign: %s", d.job_id, exc.code)
+                    continue
+                if got is not None:
+                    sigs.append(got)
+            signed = SignedBundle(bundle, tuple(sorted(sigs)))
+            if keep(self._core.repo, signed, self._settings.oracle.quorum):
+                log.info("evidence of dispute %s kept: %s, %d signatures", d.dispute_id,
+                         bundle.sha256, len(sigs))
 
     def _start_round(self, r: Round) -> None:
         targets = self._targets.targets(r.provider_id)

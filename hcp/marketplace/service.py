@@ -234,12 +234,18 @@ class MarketplaceService:
 
         return self._step(job_id, step)
 
-    def resolve(self, oracle: Principal, job_id: str, outcome: DisputeOutcome) -> JobView:
+    def resolve(self, oracle: Principal, job_id: str, outcome: DisputeOutcome,
+                evidence_sha256: str | None = None) -> JobView:
+        """``evidence_sha256``: the validators' evidence bundle the resolution rests on
+        (``hcp.oracle.disputes``), recorded with the resolution's event."""
         self._require_oracle(oracle)
         outcome = DisputeOutcome(outcome)
+        detail = {"outcome": outcome.value}
+        if evidence_sha256 is not None:
+            detail["evidence_sha256"] = evidence_sha256
 
         def step(s: Session, job: m.Job) -> None:
-            self._advance(s, job, JobStatus.RESOLVED, oracle, {"outcome": outcome.value})
+            self._advance(s, job, JobStatus.RESOLVED, oracle, detail)
             self._advance(s, job, JobStatus.COMPLETED, oracle)
             dispute = s.get(m.Dispute, job.id)
             assert dispute is not None

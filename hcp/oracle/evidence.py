@@ -24,7 +24,7 @@ from hcp.oracle.findings import Finding
 from hcp.oracle.heartbeat import DOMAIN as HEARTBEAT_DOMAIN
 from hcp.oracle.heartbeat import Heartbeat
 from hcp.oracle.signing import Signer, Verifier
-from hcp.oracle.wire import canonical, signing_bytes, to_ms
+from hcp.oracle.wire import canonical, from_ms, signing_bytes, to_ms
 
 DOMAIN = "evidence"
 MAX_ITEMS = 20_000
@@ -106,6 +106,23 @@ class EvidenceBundle:
 
     def canonical(self) -> bytes:
         return canonical(self.body())
+
+    @classmethod
+    def from_body(cls, b: dict[str, Any]) -> EvidenceBundle:
+        """The bundle a stored ``body()`` describes (its digest is recomputed, never read)."""
+        try:
+            img = b["image"]
+            return cls(str(b["dispute"]), str(b["job"]), str(b["provider"]),
+                       from_ms(int(b["period_start"])), from_ms(int(b["period_end"])),
+                       tuple(ArtifactRef(str(a["kind"]), str(a["ref"]), str(a["sha256"]))
+                             for a in b["artifacts"]),
+                       None if img is None else ImageIntegrity(
+                           str(img["cid"]), bool(img["intact"]), int(img["blocks"]),
+                           int(img["bytes"]), str(img["detail"])),
+                       tuple(b["heartbeats"]), tuple(b["challenges"]), tuple(b["findings"]),
+                       tuple(str(x) for x in b["chain_records"]), from_ms(int(b["created_at"])))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidEvidenceError(f"not an evidence bundle: {type(exc).__name__}") from None
 
     @property
     def sha256(self) -> str:

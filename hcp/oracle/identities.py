@@ -28,7 +28,6 @@ from hcp.errors import IdentityConflictError, ValidationError
 from hcp.oracle import models as m
 from hcp.oracle.signing import PUBLIC_KEY_BYTES
 
-
 MISS_REFRESH_S = 1.0
 
 

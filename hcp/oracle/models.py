@@ -166,3 +166,16 @@ class OrcIdentity(Base):
     registered_at: Mapped[datetime] = mapped_column(UtcDateTime)
     rotated_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
+class OrcEvidence(Base):
+    """A disputed job's evidence bundle (canonical body) with the validators' signatures."""
+
+    __tablename__ = "orc_evidence"
+    job_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    dispute_id: Mapped[str] = mapped_column(String(64))
+    provider_id: Mapped[str] = mapped_column(WHO)
+    sha256: Mapped[str] = mapped_column(String(64))
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)         # EvidenceBundle.body()
+    signatures: Mapped[list[list[str]]] = mapped_column(JSON)  # [[validator id, hex]], sorted
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)

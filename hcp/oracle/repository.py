@@ -25,6 +25,7 @@ from hcp.oracle import models as m
 from hcp.oracle.audit import ChallengeResult
 from hcp.oracle.challenge import PossessionChallenge
 from hcp.oracle.escalation import Decision, Penalty, PenaltyReason, ProviderState, Standing
+from hcp.oracle.evidence import EvidenceBundle, SignedBundle
 from hcp.oracle.findings import Check, Finding, Observation, Outcome
 from hcp.oracle.heartbeat import AcceptedHeartbeat, Heartbeat
 from hcp.oracle.report import (
@@ -347,6 +348,30 @@ class OracleRepository:
                                     None if r.outcome is None else Outcome(r.outcome),
                                     r.checked_at, r.response_ms, r.detail, r.evidence)
                     for r in s.scalars(q)]
+
+    # -- disputes ---------------------------------------------------------------------------
+    def save_evidence(self, signed: SignedBundle) -> bool:
+        """Keep a dispute's bundle with its signatures; False if the job has one already."""
+        b = signed.bundle
+        try:
+            with Session(self.engine) as s, s.begin():
+                if s.get(m.OrcEvidence, b.job_id) is not None:
+                    return False
+                s.add(m.OrcEvidence(job_id=b.job_id, dispute_id=b.dispute_id,
+                                    provider_id=b.provider_id, sha256=b.sha256, body=b.body(),
+                                    signatures=[[v, sig.hex()] for v, sig in signed.signatures],
+                                    created_at=self.clock.now()))
+        except IntegrityError:
+            return False
+        return True
+
+    def evidence(self, job_id: str) -> SignedBundle | None:
+        with Session(self.engine) as s:
+            row = s.get(m.OrcEvidence, job_id)
+            if row is None:
+                return None
+            return SignedBundle(EvidenceBundle.from_body(row.body),
+                                tuple((v, bytes.fromhex(sig)) for v, sig in row.signatures))
 
     def prune(self, before: datetime) -> dict[str, int]:
         """Drop kept messages and votes older than ``before`` (findings, penalties, standings,

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 
 from hcp.auth.tokens import Principal, Role, TokenService
+from hcp.clock import SystemClock
 from hcp.config import Settings
 from hcp.errors import PermissionDeniedError
 from hcp.marketplace.backends import build_escrow_backend
@@ -23,6 +24,7 @@ from hcp.marketplace.jobs import JobStatus
 from hcp.marketplace.offers import OfferSpec, SearchQuery, SortOrder
 from hcp.marketplace.service import MarketplaceService
 from hcp.marketplace.wallet import WalletLogin
+from hcp.oracle.repository import OracleRepository
 from serve_apps.auth import principal_dependency, require_roles
 from serve_apps.errors import ERROR_SCHEMA
 from serve_apps.marketplace import schemas as sch
@@ -62,6 +64,7 @@ def router(settings: Settings, limits: RequestLimits | None = None,
            deps: MarketplaceDeps | None = None) -> APIRouter:
     d = deps or build_deps(settings)
     svc, tokens = d.service, d.tokens
+    evidence = OracleRepository(d.engine if d.engine is not None else svc.engine, SystemClock())
     limits = limits or standalone_limits(settings, d.engine if d.engine is not None
                                          else svc.engine)
     anyone = principal_dependency(tokens)
@@ -160,7 +163,11 @@ def router(settings: Settings, limits: RequestLimits | None = None,
 
     @r.post("/jobs/{job_id}/resolve")
     def resolve_job(job_id: str, body: sch.ResolveIn, who: Anyone) -> dict[str, Any]:
-        return sch.job_json(svc.resolve(who, job_id, body.outcome))
+        # The validators' evidence bundle, when they kept one, is what the resolution cites.
+        signed = evidence.evidence(job_id) if len(job_id) <= 36 else None
+        sha = signed.bundle.sha256 if signed is not None else None
+        out = sch.job_json(svc.resolve(who, job_id, body.outcome, evidence_sha256=sha))
+        return {**out, "evidence_sha256": sha}
 
     # -- reputation ---------------------------------------------------------------------
     @r.get("/reputation/{provider_id}")

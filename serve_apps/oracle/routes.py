@@ -19,13 +19,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hcp.auth.tokens import Principal, Role, TokenService
 from hcp.config import Settings
-from hcp.errors import NotFoundError, PermissionDeniedError
+from hcp.errors import InvalidEvidenceError, NotFoundError, PermissionDeniedError
 from hcp.oracle.challenge import ChallengeAnswer
+from hcp.oracle.disputes import EvidenceCollector
 from hcp.oracle.escalation import Warning
+from hcp.oracle.evidence import verify_bundle
 from hcp.oracle.heartbeat import Heartbeat
-from hcp.oracle.identities import IdentityBook
+from hcp.oracle.identities import IdentityBook, RoleRegistry
 from hcp.oracle.identities import Role as IdentityRole
 from hcp.oracle.repository import OracleRepository
+from hcp.oracle.signing import Verifier
 from serve_apps.auth import principal_dependency, require_roles
 from serve_apps.errors import ERROR_SCHEMA
 from serve_apps.ratelimit import RequestLimits, rate_guard, standalone_limits
@@ -41,6 +44,7 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
     503: {"description": "validators not running", **_ERR},
 }
 _WHO = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@-]+$")]
+_JOB = Annotated[str, Path(min_length=1, max_length=36, pattern=r"^[A-Za-z0-9-]+$")]
 
 
 class KeyIn(BaseModel):
@@ -60,6 +64,8 @@ class OracleDeps:
     identities: IdentityBook
     port: Any  # hcp.agent.oracle.OraclePort: actors.validator.RayOracle in the platform
     repo: OracleRepository
+    evidence: EvidenceCollector
+    quorum: int
 
 
 def build_deps(settings: Settings) -> OracleDeps:
@@ -69,8 +75,10 @@ def build_deps(settings: Settings) -> OracleDeps:
 
     engine = engine_for(settings.resolved_database_url)
     identities = IdentityBook(engine, SystemClock())
+    repo = OracleRepository(engine, SystemClock())
     return OracleDeps(TokenService.from_settings(settings), identities,
-                      RayOracle(settings, identities), OracleRepository(engine, SystemClock()))
+                      RayOracle(settings, identities), repo, EvidenceCollector(engine, repo),
+                      settings.oracle.quorum)
 
 
 def warning_json(w: Warning) -> dict[str, Any]:
@@ -136,5 +144,26 @@ def router(settings: Settings, limits: RequestLimits | None = None,
                 "penalties": [{"penalty_id": p.penalty_id, "reason": p.reason.value,
                                "points": p.points, "slash_bps": p.slash_bps}
                               for p in d.repo.penalties(provider_id)]}
+
+    @r.get("/evidence/{job_id}", summary="A disputed job's evidence bundle, as the validators "
+           "signed it")
+    def evidence(job_id: _JOB, who: Anyone) -> dict[str, Any]:
+        parties = d.evidence.parties(job_id)
+        if parties is None or not (who.is_admin or who.subject in parties):
+            raise NotFoundError("no evidence for this job", job_id=job_id)  # ids do not leak
+        signed = d.repo.evidence(job_id)
+        if signed is None:
+            raise NotFoundError("no evidence for this job yet", job_id=job_id)
+        validators = Verifier(RoleRegistry(d.identities, IdentityRole.VALIDATOR))
+        try:
+            verify_bundle(signed, validators, d.quorum)
+            verified = True
+        except InvalidEvidenceError:
+            verified = False
+        b = signed.bundle
+        return {"job_id": b.job_id, "dispute_id": b.dispute_id, "sha256": b.sha256,
+                "verified": verified, "bundle": b.body(),
+                "signatures": [{"validator": v, "signature": sig.hex()}
+                               for v, sig in signed.signatures]}
 
     return r

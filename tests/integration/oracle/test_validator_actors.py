@@ -12,7 +12,7 @@ import io
 import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +58,7 @@ class Oracle:
     validators: dict[str, Any]
     ledger: RemoteEscrow
     market: MarketplaceService
+    jobs: dict[str, str] = field(default_factory=dict)  # provider -> its running job
 
     def port(self) -> RayOracle:
         return RayOracle(self.settings, IdentityBook(self.engine, SystemClock(), ttl_seconds=0))
@@ -122,6 +123,7 @@ def _running_job(o: Oracle, provider: str, store: EmbeddedStore) -> str:
     job = o.market.create_job(Principal("alice", Role.CUSTOMER), offer, info.cid, 3600).id
     o.market.accept(who, job)
     o.market.start(who, job)
+    o.jobs[provider] = job
     return info.cid
 
 
@@ -197,6 +199,41 @@ def test_a_lone_lying_validator_causes_no_penalty(oracle: Oracle) -> None:
         assert o.repo.penalties("prov-honest") == [] and o.score("prov-honest") == (0, 1000)
     finally:
         t.close()
+
+
+def test_a_dispute_is_answered_with_evidence_every_validator_signed(
+        oracle: Oracle, tmp_path: Path) -> None:
+    from hcp.oracle.evidence import verify_bundle
+    from hcp.oracle.identities import Role as IdRole
+    from hcp.oracle.identities import RoleRegistry
+    from hcp.oracle.signing import Verifier
+
+    o = oracle
+    store = EmbeddedStore.from_settings(o.settings.model_copy(update={"home": tmp_path / "p"}),
+                                        o.engine)
+    _running_job(o, "prov-disp", store)
+    job = o.jobs["prov-disp"]
+    t = _provider(o, "prov-disp", store)
+    try:
+        wait_until(lambda: len(o.repo.heartbeats("prov-disp", _epoch(), _far())) >= 2, timeout=30)
+        o.market.dispute(Principal("alice", Role.CUSTOMER), job, "no output at all")
+        signed = wait_until(lambda: o.repo.evidence(job), timeout=60)
+    finally:
+        t.close()
+    assert [v for v, _ in signed.signatures] == ["val-0", "val-1", "val-2"]
+    ids = IdentityBook(o.engine, SystemClock(), ttl_seconds=0)
+    sha = verify_bundle(signed, Verifier(RoleRegistry(ids, IdRole.VALIDATOR)), 2,
+                        Verifier(RoleRegistry(ids, IdRole.PROVIDER)))
+    b = signed.bundle
+    assert b.provider_id == "prov-disp" and len(b.heartbeats) >= 2
+    assert b.image is not None and b.image.cid == _cid_of(o, job)
+    view = o.market.resolve(Principal("root", Role.ADMIN), job, "user_fault", evidence_sha256=sha)
+    assert view.status.value == "COMPLETED"
+
+
+def _cid_of(o: Oracle, job: str) -> str:
+    with Session(o.engine) as s:
+        return s.get(mk.Job, job).image_cid  # type: ignore[union-attr]
 
 
 # -- helpers --------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from hcp.config import Settings
 from hcp.images.patterns import pattern_bytes
 from hcp.images.store.embedded import EmbeddedStore
 from hcp.oracle.challenge import ImageTarget
+from hcp.oracle.disputes import EvidenceCollector
 from hcp.oracle.findings import Outcome
 from hcp.oracle.heartbeat import Heartbeat
 from hcp.oracle.signing import Signer
@@ -36,7 +37,9 @@ def api(engine: Engine, clock: ManualClock, tmp_path: Path) -> Iterator[tuple[Te
     tokens = TokenService(SECRET, clock=clock)
     settings = Settings(home=tmp_path / "home", jwt_secret=SECRET, api_rate_limit=100_000)
     app = new_app(settings, title="oracle", version="1")
-    app.include_router(router(settings, deps=OracleDeps(tokens, c.identities, ClusterPort(c), c.repo)))
+    deps = OracleDeps(tokens, c.identities, ClusterPort(c), c.repo, EvidenceCollector(engine, c.repo),
+                      c.settings.quorum)
+    app.include_router(router(settings, deps=deps))
     with TestClient(app) as client:
         yield client, tokens, c
 

@@ -380,3 +380,64 @@ def test_time_no_validator_watched_is_no_outage(cluster: Cluster, store: Embedde
     assert v.outcome is Outcome.DOWNTIME
     # Named by the last heartbeat, as every validator that saw it names this outage.
     assert v.subject == downtime_subject(link._seq, 0)
+
+
+def test_a_dispute_gets_one_bundle_every_validator_rebuilt_and_the_resolution_cites_it(
+        cluster: Cluster, store: EmbeddedStore, tmp_path: Path) -> None:
+    from sqlalchemy import select
+
+    from hcp.agent.messages import LogLine
+    from hcp.agent.store import SqlRunStore
+    from hcp.auth.tokens import Principal
+    from hcp.auth.tokens import Role as TokenRole
+    from hcp.config import Settings
+    from hcp.marketplace.jobs import DisputeOutcome
+    from hcp.marketplace.offers import OfferSpec
+    from hcp.marketplace.service import MarketplaceService
+    from hcp.oracle.disputes import EvidenceCollector, keep
+    from hcp.oracle.evidence import SignedBundle, verify_bundle
+    from hcp.oracle.identities import RoleRegistry
+    from hcp.oracle.signing import Verifier
+
+    c = cluster
+    engine = c.repo.engine
+    market = MarketplaceService(engine, c.ledger, Settings(home=tmp_path / "h"), c.clock)
+    provider, renter = Principal("prov-a", TokenRole.PROVIDER), Principal("rent", TokenRole.CUSTOMER)
+    img = store.add([pattern_bytes("disputed", 400_000)])
+    offer = market.register_offer(provider, OfferSpec("H100", 4, 16, 100, 3600 * ONE_TOKEN, "eu")).id
+    c.ledger.mint("rent", 10_000 * ONE_TOKEN, "fund-rent")
+    job = market.create_job(renter, offer, str(img.cid), 3600).id
+    market.accept(provider, job)
+    market.start(provider, job)
+    link, _ = link_for(c, store)
+    for _ in range(3):
+        link.step()
+        c.clock.advance(seconds=60)
+        c.tick()
+    SqlRunStore(engine).append_logs(job, [LogLine(i, "stdout", i, f"line {i}") for i in range(3)])
+    market.dispute(renter, job, "it never computed anything")
+    c.clock.advance(seconds=5)
+    collector = EvidenceCollector(engine, c.repo, store.get_block)
+    [d] = collector.owed(c.clock.now())
+    bundle = collector.build(d)
+    assert len(bundle.heartbeats) == 3 and bundle.image is not None and bundle.image.intact
+    assert [a.kind for a in bundle.artifacts] == ["logs", "metrics"]
+    # Each validator rebuilds the bundle itself and signs only the same digest.
+    sigs = [(n.validator_id, s) for n in c.nodes
+            if (s := collector.sign_if_same(job, bundle.sha256, n.signer)) is not None]
+    assert len(sigs) == 3
+    assert collector.sign_if_same(job, "0" * 64, c.nodes[0].signer) is None
+    assert not keep(c.repo, SignedBundle(bundle, tuple(sigs[:1])), 2)  # fewer than k
+    assert keep(c.repo, SignedBundle(bundle, tuple(sorted(sigs))), 2)
+    assert not keep(c.repo, SignedBundle(bundle, tuple(sorted(sigs))), 2)  # one per dispute
+    assert collector.owed(c.clock.now()) == []
+    kept = c.repo.evidence(job)
+    assert kept is not None and kept.bundle.sha256 == bundle.sha256
+    validators = Verifier(RoleRegistry(c.identities, Role.VALIDATOR))
+    providers = Verifier(RoleRegistry(c.identities, Role.PROVIDER))
+    assert verify_bundle(kept, validators, 2, providers) == bundle.sha256
+    admin = Principal("root", TokenRole.ADMIN)
+    market.resolve(admin, job, DisputeOutcome.PROVIDER_FAULT, evidence_sha256=bundle.sha256)
+    with Session(engine) as s:
+        details = [e.detail for e in s.scalars(select(mk.JobEvent).where(mk.JobEvent.job_id == job))]
+    assert {"outcome": "provider_fault", "evidence_sha256": bundle.sha256} in details

@@ -1,7 +1,10 @@
-"""oracle: identities, the Ed25519 key each provider and validator signs with
+"""oracle: identities, the Ed25519 key each provider and validator signs with; evidence
+bundles of disputes
 
 A provider's agent registers its key (and rotates it); validators verify heartbeats and
-answers against it, and the agents verify challenges against the validators' keys.
+answers against it, and the agents verify challenges against the validators' keys. A
+disputed job's evidence bundle is kept with the validators' signatures; its resolution
+references the bundle's SHA-256.
 
 Revision ID: 0017_oracle_identities
 Revises: 0012_oracle
@@ -31,8 +34,19 @@ def upgrade() -> None:
         sa.CheckConstraint("role IN ('provider', 'validator')", name="ck_orc_identities_role"),
     )
     op.create_index("ix_orc_identities_role", "orc_identities", ["role"])
+    op.create_table(
+        "orc_evidence",
+        sa.Column("job_id", sa.String(36), primary_key=True),
+        sa.Column("dispute_id", sa.String(64), nullable=False),
+        sa.Column("provider_id", sa.String(128), nullable=False),
+        sa.Column("sha256", sa.String(64), nullable=False),
+        sa.Column("body", sa.JSON, nullable=False),
+        sa.Column("signatures", sa.JSON, nullable=False),
+        sa.Column("created_at", _TS, nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("orc_evidence")
     op.drop_index("ix_orc_identities_role", table_name="orc_identities")
     op.drop_table("orc_identities")
