@@ -17,6 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 import ray
+from ray.exceptions import RaySystemError
 
 from actors.handles import get
 from actors.options import (
@@ -26,8 +27,14 @@ from actors.options import (
     validator_actor_options,
 )
 from hcp.config import Settings
-from hcp.errors import DeviceUnavailableError, HcpError, UnknownValidatorError
+from hcp.errors import (
+    DeviceUnavailableError,
+    HcpError,
+    OracleSignatureError,
+    UnknownValidatorError,
+)
 from hcp.logging_setup import configure_for
+from hcp.observability.validators import record_decisions, record_heartbeat, record_results
 from hcp.oracle.challenge import ChallengeAnswer, ImageTarget, PossessionChallenge
 from hcp.oracle.coordinator import Round
 from hcp.oracle.disputes import EvidenceCollector
@@ -39,6 +46,13 @@ from hcp.oracle.identities import IdentityBook, Role
 log = logging.getLogger(__name__)
 
 CALL_TIMEOUT_S = 10.0
+
+
+def _recorded(record: Any) -> None:
+    try:
+        record()
+    except Exception:  # noqa: BLE001 -- metrics never fail a validator
+        log.exception("oracle metrics failed")
 
 
 def platform_blocks(settings: Settings, engine: Any) -> Any:
@@ -94,6 +108,9 @@ class ValidatorActor:
         self._evidence = EvidenceCollector(engine, self._repo, platform_blocks(settings, engine))
         self._node.restore()
         self._coordinator = coordinator
+        from actors.metrics_sink import RaySink
+
+        self._sink = RaySink()  # the catalogue's validator series, through Ray's metrics agent
         self._lock = threading.Lock()  # the node is one-caller-at-a-time; the tick is a thread
         self._stop = threading.Event()
         self._thread = _loop(self._stop, settings.oracle.tick_seconds, self.tick,
@@ -111,12 +128,21 @@ class ValidatorActor:
         if t.report is not None:
             self._repo.save_report(t.report)
         self._vote(t.votes)
+        vid = self._node.validator_id
+        _recorded(lambda: (record_heartbeat(self._sink, vid, "missed", t.missed),
+                           record_results(self._sink, vid, t.results)))
         return len(t.votes)
 
     def heartbeat(self, hb: Heartbeat) -> None:
         """Verify and count one heartbeat; a refusal is raised, typed."""
-        with self._lock:
-            votes = self._node.heartbeat(hb)
+        vid = self._node.validator_id
+        try:
+            with self._lock:
+                votes = self._node.heartbeat(hb)
+        except OracleSignatureError:
+            _recorded(lambda: record_heartbeat(self._sink, vid, "bad_signature"))
+            raise
+        _recorded(lambda: record_heartbeat(self._sink, vid, "ok"))
         self._vote(votes)
 
     def challenge(self, round_: Round, targets: list[ImageTarget]) -> PossessionChallenge:
@@ -168,6 +194,9 @@ class CoordinatorActor:
         self._targets = RunningJobTargets(engine)
         self._evidence = EvidenceCollector(engine, self._core.repo, platform_blocks(settings, engine))
         self._validators: dict[str, Any] = {}
+        from actors.metrics_sink import RaySink
+
+        self._sink = RaySink()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._restored = False
@@ -180,7 +209,9 @@ class CoordinatorActor:
     def observe(self, votes: list[Observation]) -> int:
         with self._lock:
             self._restore()
-            return len(self._core.observe(votes))
+            decisions = self._core.observe(votes)
+        _recorded(lambda: record_decisions(self._sink, decisions))
+        return len(decisions)
 
     def _restore(self) -> None:
         if not self._restored:
@@ -190,8 +221,10 @@ class CoordinatorActor:
     def tick(self) -> int:
         with self._lock:
             self._restore()
-            decided = len(self._core.tick())
+            decisions = self._core.tick()
             rounds = self._core.due_rounds()
+        _recorded(lambda: record_decisions(self._sink, decisions))
+        decided = len(decisions)
         for r in rounds:
             self._start_round(r)
         self._collect_evidence()
@@ -284,7 +317,7 @@ class RayOracle:
         if h is None:
             try:
                 h = ray.get_actor(name, namespace=self._settings.ray.namespace)
-            except ValueError:
+            except (ValueError, RaySystemError):  # not started, or no Ray in this process
                 raise DeviceUnavailableError("the oracle's validators are not running",
                                              actor=name) from None
             self._handles[name] = h
@@ -335,7 +368,10 @@ class RayOracle:
                 challenges.extend(self._call(validator_actor_name(v), "pending_for", provider_id))
             except DeviceUnavailableError:
                 continue  # that validator is restarting: the others' challenges still count
-        warnings = self._call(coordinator_actor_name(), "warnings_for", provider_id)
+        try:
+            warnings = self._call(coordinator_actor_name(), "warnings_for", provider_id)
+        except DeviceUnavailableError:
+            warnings = []  # restarting: its warnings wait for the next poll
         return Mailbox(tuple(challenges), tuple(warnings))
 
     def answer(self, answer: ChallengeAnswer, validator_id: str) -> None:

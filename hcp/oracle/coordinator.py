@@ -21,7 +21,7 @@ import math
 import random
 import secrets
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -163,9 +163,12 @@ class OracleCoordinator:
                                                                           self.clock.now())
             d = self.policy.step(st, f)
             try:
-                self.repo.commit_decision(d, self.penalty_effect)
+                applied = self.repo.commit_decision(d, self.penalty_effect)
             except StandingConflictError:
                 continue  # another writer stepped this provider: read it again
+            if d.penalties and not applied:
+                # Committed before (a retry, a restarted coordinator): nothing applied now.
+                return replace(d, penalties=(), warnings=(), duplicate=True)
             return d
         log.error("finding %s for %s not committed: its standing kept changing",
                   f.finding_id, f.provider_id)

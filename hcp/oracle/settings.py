@@ -55,8 +55,9 @@ class OracleSettings(BaseModel):
     enabled: bool = Field(
         default=True, description="`hcp run` starts the validator actors and their coordinator.")
     tick_seconds: float = Field(
-        default=1.0, gt=0, le=60,
-        description="How often validators count missed heartbeats and expire challenges.")
+        default=5.0, gt=0, le=60,
+        description="How often validators count missed heartbeats, expire challenges and the "
+        "coordinator starts rounds (a miss or an expiry is seen this much late at most).")
     challenge_poll_seconds: float = Field(
         default=5.0, gt=0, description="How often an agent asks for its challenges (well "
         "under the expiry).")

@@ -47,6 +47,7 @@ def period_start(at: datetime, settings: OracleSettings) -> datetime:
 class Tick:
     votes: list[Observation] = field(default_factory=list)
     results: list[ChallengeResult] = field(default_factory=list)  # verdicts since the last tick
+    missed: int = 0  # heartbeats that became missed since the last tick, over all providers
     report: SignedReport | None = None
 
 
@@ -66,6 +67,7 @@ class ValidatorNode:
         self.started_at = clock.now()
         self._unsaved: list[AcceptedHeartbeat] = []
         self._results: list[ChallengeResult] = []
+        self._missed: dict[str, int] = {}  # missed heartbeats in a row, as last counted
 
     @property
     def validator_id(self) -> str:
@@ -105,6 +107,7 @@ class ValidatorNode:
     def heartbeat(self, hb: Heartbeat) -> list[Observation]:
         """A heartbeat from an agent: verified (or refused, typed), counted, kept."""
         accepted = self.verifier.verify(hb)
+        self._missed.pop(hb.provider_id, None)
         self._unsaved.append(accepted)
         self.acc.add_heartbeat(accepted)
         return self._observed(self.tracker.record(accepted))
@@ -137,6 +140,12 @@ class ValidatorNode:
         messages flushed, and the signed report once its period has ended."""
         self.sync()
         out = Tick(self._observed(self.tracker.tick()))
+        now = self.clock.now()
+        for pid in self.tracker.watched():
+            n = self.tracker.missed(pid, now)
+            if n > self._missed.get(pid, 0):
+                out.missed += n - self._missed.get(pid, 0)
+                self._missed[pid] = n
         for r in self.auditor.expire():
             out.votes.extend(self._result(r))
         out.results = list(self._results)

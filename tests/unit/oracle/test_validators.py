@@ -34,7 +34,7 @@ from hcp.oracle.challenge import (
 )
 from hcp.oracle.coordinator import OracleCoordinator
 from hcp.oracle.escalation import PenaltyReason, ProviderState
-from hcp.oracle.findings import Observation, Outcome, downtime_subject
+from hcp.oracle.findings import Check, Observation, Outcome, downtime_subject
 from hcp.oracle.heartbeat import Heartbeat
 from hcp.oracle.identities import IdentityBook, Role
 from hcp.oracle.keyfile import load_or_create_signer
@@ -441,3 +441,46 @@ def test_a_dispute_gets_one_bundle_every_validator_rebuilt_and_the_resolution_ci
     with Session(engine) as s:
         details = [e.detail for e in s.scalars(select(mk.JobEvent).where(mk.JobEvent.job_id == job))]
     assert {"outcome": "provider_fault", "evidence_sha256": bundle.sha256} in details
+
+
+def test_the_validators_series_follow_what_they_did(cluster: Cluster, store: EmbeddedStore) -> None:
+    """What the actor shells record: heartbeats (ok, missed), verdicts, quorum rounds, penalties."""
+    from hcp.observability.sink import PrometheusSink
+    from hcp.observability.validators import record_decisions, record_heartbeat, record_results
+
+    c = cluster
+    sink = PrometheusSink()
+    node = c.nodes[0]
+    link, _ = link_for(c, store)
+    link.step()
+    record_heartbeat(sink, node.validator_id, "ok")
+    r = store.add([pattern_bytes("m", 100_000)])
+    c.targets["prov-a"] = [ImageTarget(r.cid, "", r.size)]
+    c.force_round("prov-a")
+    link.step(force=True)
+    decisions = []
+    for _ in range(6):  # the agent stops: 5 minutes of ticks
+        c.clock.advance(seconds=60)
+        for n in c.nodes:
+            t = n.tick()
+            if n is node:
+                record_heartbeat(sink, n.validator_id, "missed", t.missed)
+                record_results(sink, n.validator_id, t.results)
+            c.repo.record_observations(t.votes)
+            decisions += c.coordinator.observe(t.votes)
+    record_decisions(sink, decisions)
+    v = node.validator_id
+    assert sink.value("hcp_validator_heartbeats_total", validator=v, result="ok") == 1
+    # 6 minutes after the last beat, with 10 s grace: 5 intervals missed.
+    assert sink.value("hcp_validator_heartbeats_total", validator=v, result="missed") == 5
+    assert sink.value("hcp_validator_challenges_total", validator=v, result="passed") == 1
+    assert sink.value("hcp_validator_quorum_rounds_total", check="heartbeat", outcome="reached") == 1
+    assert sink.value("hcp_validator_penalties_total", reason="downtime") == 1
+    # The same votes counted again by a fresh coordinator (a restart before it kept its
+    # book): the finding was committed, so no second round and no second penalty.
+    again = make_cluster(c.repo.engine, c.clock).coordinator.observe(
+        c.repo.observations("prov-a", Check.HEARTBEAT))
+    assert again and all(d.duplicate and not d.penalties for d in again)
+    record_decisions(sink, again)
+    assert sink.value("hcp_validator_penalties_total", reason="downtime") == 1
+    assert sink.value("hcp_validator_quorum_rounds_total", check="heartbeat", outcome="reached") == 1
