@@ -7,7 +7,8 @@ import "./PaymentEscrow.sol";
 import "./ResourceRegistry.sol";
 import "./ReputationSystem.sol";
 
-/// @notice Jobs on registered GPUs: Created -> Accepted -> Running -> Completed, Created -> Cancelled,
+/// @notice Jobs on registered GPUs: Created -> Accepted -> Running -> Completed (or stopped by
+/// either party), Created|Accepted -> Cancelled,
 /// Accepted|Running -> Disputed -> (oracle) Completed. The only contract that moves escrow.
 /// Job ids are chosen by the client (e.g. keccak of an off-chain id) so a retried createJob
 /// after a crash finds its job instead of locking funds twice.
@@ -56,6 +57,7 @@ contract Marketplace is Owned, ReentrancyGuard {
     event JobStarted(bytes32 indexed jobId, uint256 startTime);
     event JobCompleted(bytes32 indexed jobId, uint256 finalCost, uint256 duration);
     event JobCancelled(bytes32 indexed jobId, address indexed by);
+    event JobStopped(bytes32 indexed jobId, address indexed by);
     event JobDisputed(bytes32 indexed jobId, address indexed initiator, string reason);
     event DisputeResolved(bytes32 indexed jobId, uint8 outcome, uint256 paid, uint256 refunded);
     event EscrowOpened(bytes32 indexed jobId, address indexed user, address indexed provider, uint256 amount);
@@ -128,9 +130,11 @@ contract Marketplace is Owned, ReentrancyGuard {
         emit JobCreated(jobId, msg.sender, resourceId, r.provider, imageCID, maxCost);
     }
 
+    /// @notice Before the billing clock starts (created or accepted) either party may cancel;
+    /// everything locked goes back to the renter (the SQL marketplace's rule too).
     function cancelJob(bytes32 jobId) external nonReentrant {
         Job storage j = _jobs[jobId];
-        require(j.status == JobStatus.Created, "BadJobState");
+        require(j.status == JobStatus.Created || j.status == JobStatus.Accepted, "BadJobState");
         require(msg.sender == j.user || msg.sender == j.provider, "NotJobParty");
         j.status = JobStatus.Cancelled;
         escrow.refund(jobId);
@@ -154,14 +158,30 @@ contract Marketplace is Owned, ReentrancyGuard {
         emit JobStarted(jobId, block.timestamp);
     }
 
-    /// @notice Bill price x min(run time, estimate) / 3600 (floor) as the job's whole cost;
-    /// partial releases already paid count towards it; the rest of the escrow is refunded.
-    function completeJob(bytes32 jobId) external nonReentrant {
+    /// @notice Bill price x min(run time, estimate, usageSeconds) / 3600 (floor) as the job's
+    /// whole cost: the provider may bill less than the clock, never more (pass type(uint256).max
+    /// for no report); partial releases already paid count towards it; the rest is refunded.
+    function completeJob(bytes32 jobId, uint256 usageSeconds) external nonReentrant {
         Job storage j = _jobs[jobId];
         require(j.status == JobStatus.Running, "BadJobState");
         require(msg.sender == j.provider, "NotProvider");
+        _settleRun(jobId, j, usageSeconds);
+    }
+
+    /// @notice Either party ends a running rental now: the time used so far is paid, exactly as
+    /// a completion at this moment, and the rest refunded.
+    function stopJob(bytes32 jobId) external nonReentrant {
+        Job storage j = _jobs[jobId];
+        require(j.status == JobStatus.Running, "BadJobState");
+        require(msg.sender == j.user || msg.sender == j.provider, "NotJobParty");
+        emit JobStopped(jobId, msg.sender);
+        _settleRun(jobId, j, type(uint256).max);
+    }
+
+    function _settleRun(bytes32 jobId, Job storage j, uint256 usageSeconds) internal {
         uint256 duration = block.timestamp - j.startTime;
         if (duration > j.estimatedDuration) duration = j.estimatedDuration;
+        if (duration > usageSeconds) duration = usageSeconds;
         uint256 cost = costFor(j.pricePerHour, duration);
         PaymentEscrow.EscrowRecord memory e = escrow.getEscrow(jobId);
         uint256 paid = e.paidProvider + e.paidPlatform;
@@ -202,7 +222,9 @@ contract Marketplace is Owned, ReentrancyGuard {
         j.finalCost = e.paidProvider + e.paidPlatform + e.remaining * bps / 10000;
         escrow.split(jobId, bps);
         e = escrow.getEscrow(jobId);
-        reputation.recordJob(j.provider, outcome == Outcome.UserFault, true);
+        // A dispute decided as the renter's fault is a completed job, not a dispute against the
+        // provider (the SQL marketplace counts the same way).
+        reputation.recordJob(j.provider, outcome == Outcome.UserFault, outcome != Outcome.UserFault);
         if (outcome == Outcome.ProviderFault) {
             reputation.applyPenalty(j.provider, DISPUTE_LOST_PENALTY, "dispute_lost");
         }

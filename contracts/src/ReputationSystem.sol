@@ -116,6 +116,8 @@ contract ReputationSystem is Owned {
     }
 
     /// @notice Base score before rewards and penalties; an unmeasured provider counts as perfect.
+    /// The job rates are floored to basis points and the measured terms (permille) scaled to
+    /// them, so the score is the SQL marketplace's (hcp.marketplace.reputation) to the point.
     function calculateScore(
         uint256 uptimePermille,
         uint256 responsePermille,
@@ -123,13 +125,13 @@ contract ReputationSystem is Owned {
         uint256 successfulJobs,
         uint256 disputes
     ) public pure returns (uint256) {
-        // Each rate is floored to whole permille before it is weighted: permille is the unit the
+        // Each rate is floored to whole basis points before it is weighted: that is the unit the
         // score is defined in (docs/chain.md, Slither), so this division first is the rule.
         // slither-disable-next-line divide-before-multiply
-        uint256 completion = totalJobs == 0 ? 1000 : successfulJobs * 1000 / totalJobs;
-        uint256 disputeRate = totalJobs == 0 ? 0 : disputes * 1000 / totalJobs;
-        if (disputeRate > 1000) disputeRate = 1000;
-        return (uptimePermille * 4 + responsePermille * 2 + completion * 3 + (1000 - disputeRate)) / 10;
+        uint256 completion = totalJobs == 0 ? 10000 : successfulJobs * 10000 / totalJobs;
+        uint256 disputeRate = totalJobs == 0 ? 0 : disputes * 10000 / totalJobs;
+        if (disputeRate > 10000) disputeRate = 10000;
+        return (uptimePermille * 40 + responsePermille * 20 + completion * 3 + (10000 - disputeRate)) / 100;
     }
 
     function _recompute(address provider) internal {

@@ -1,9 +1,12 @@
 """The seed's job lifecycle on the Marketplace contract, with typed results.
 
-createJob -> acceptJob -> startJob -> completeJob (price x min(run time, estimate) / 3600,
-98/2 split, refund of the rest), cancelJob before acceptance, disputeJob and the oracle's
-resolveDispute (provider fault: refund + penalty; user fault: provider paid; inconclusive: 50/50).
-Accounts are names signed for by the escrow backend's custodial keyring.
+createJob -> acceptJob -> startJob -> completeJob (price x min(run time, estimate, reported
+usage) / 3600, 98/2 split, refund of the rest) or stopJob by either party, cancelJob before the
+start, disputeJob and the oracle's resolveDispute (provider fault: refund + penalty; user fault:
+provider paid; inconclusive: 50/50). These are the SQL marketplace's rules (``hcp.marketplace
+.service``) to the unit: the same job settles to the same balances and score on both
+(tests/integration/chain/test_parity.py). Accounts are names signed for by the escrow backend's
+custodial keyring.
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ from hcp.errors import (
 )
 
 log = logging.getLogger(__name__)
+
+
+NO_USAGE = 2**256 - 1  # completeJob's "no usage reported": bill the clock
 
 
 class JobStatus(enum.IntEnum):
@@ -146,8 +152,23 @@ class ChainMarketplace:
     def start(self, job_id: str, provider: str) -> None:
         self._step(job_id, JobStatus.RUNNING, "startJob", provider)
 
-    def complete(self, job_id: str, provider: str) -> ChainJob:
-        self._step(job_id, JobStatus.COMPLETED, "completeJob", provider)
+    def complete(self, job_id: str, provider: str, usage_seconds: int | None = None) -> ChainJob:
+        """Bill min(run time, estimate, ``usage_seconds``): the provider may bill less, never more."""
+        if usage_seconds is not None and (isinstance(usage_seconds, bool) or not isinstance(usage_seconds, int)
+                                          or not 0 <= usage_seconds < NO_USAGE):
+            raise ValidationError("usage_seconds must be a non-negative integer")
+        usage = NO_USAGE if usage_seconds is None else usage_seconds
+        self._step(job_id, JobStatus.COMPLETED, "completeJob", provider, usage)
+        return self.job(job_id)
+
+    def stop(self, job_id: str, by: str) -> ChainJob:
+        """Either party ends the rental now: before the start everything is refunded (cancel),
+        while it runs the time so far is paid and the rest refunded."""
+        job = self.job(job_id)
+        if job.status in (JobStatus.CREATED, JobStatus.ACCEPTED):
+            self.cancel(job_id, by)
+        elif job.status != JobStatus.COMPLETED:
+            self._step(job_id, JobStatus.COMPLETED, "stopJob", by)
         return self.job(job_id)
 
     def cancel(self, job_id: str, by: str) -> None:
@@ -177,11 +198,11 @@ class ChainMarketplace:
                         j[8], j[9], status, j[11], j[12])
 
     # -- internals -------------------------------------------------------------------------
-    def _step(self, job_id: str, target: JobStatus, fn_name: str, by: str) -> None:
+    def _step(self, job_id: str, target: JobStatus, fn_name: str, by: str, *args: int) -> None:
         job = self.job(job_id)
         if job.status == target:
             return  # a retried step that already happened
-        fn = getattr(self.c.marketplace.functions, fn_name)(job_key(job_id))
+        fn = getattr(self.c.marketplace.functions, fn_name)(job_key(job_id), *args)
         self._send(fn, by, job_id)
 
     def _send(self, fn, account: str, job_id: str | None = None) -> None:  # type: ignore[no-untyped-def]

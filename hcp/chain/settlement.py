@@ -12,12 +12,12 @@ from eth_abi import encode
 from eth_utils import keccak
 
 from hcp.chain.ids import job_key
-from hcp.chain.market import Outcome
+from hcp.chain.market import NO_USAGE, Outcome
 from hcp.chain.stack import ChainStack
 
 log = logging.getLogger(__name__)
 
-PATHS = ("complete", "provider_fault", "user_fault", "inconclusive", "cancel")
+PATHS = ("complete", "stop", "provider_fault", "user_fault", "inconclusive", "cancel")
 _BATCH = 500
 _IMAGE = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"
 
@@ -42,7 +42,7 @@ def settlement_gas(stack: ChainStack, renter: str, provider: str, resource_id: s
                    tag: str, estimated_seconds: int = 3600, run_seconds: int = 2700) -> dict[str, int]:
     """Gas used by the settling transaction of each path in ``PATHS`` (one job each).
 
-    The renter must hold enough for five jobs of ``estimated_seconds`` on ``resource_id``.
+    The renter must hold enough for six jobs of ``estimated_seconds`` on ``resource_id``.
     """
     m, c, mk = stack.market, stack.client, stack.contracts.marketplace
     gas: dict[str, int] = {}
@@ -59,7 +59,11 @@ def settlement_gas(stack: ChainStack, renter: str, provider: str, resource_id: s
         # in every round, whatever second each block happens to fall in.
         c.set_next_block_timestamp(m.job(job).start_time + run_seconds)
         if path == "complete":
-            gas[path] = c.transact(mk.functions.completeJob(key), stack.escrow.sender(provider)).gas_used
+            gas[path] = c.transact(mk.functions.completeJob(key, NO_USAGE),
+                                   stack.escrow.sender(provider)).gas_used
+            continue
+        if path == "stop":
+            gas[path] = c.transact(mk.functions.stopJob(key), stack.escrow.sender(renter)).gas_used
             continue
         m.dispute(job, renter, "benchmark")
         outcome = {"provider_fault": Outcome.PROVIDER_FAULT, "user_fault": Outcome.USER_FAULT,

@@ -35,7 +35,7 @@ from hcp.errors import (
 )
 from hcp.marketplace import models as m
 from hcp.marketplace.cid import validate_cid
-from hcp.marketplace.escrow_backend import EscrowBackend, Settlement, cost_for
+from hcp.marketplace.escrow_backend import BPS, EscrowBackend, Settlement, cost_for
 from hcp.marketplace.jobs import DisputeOutcome, JobStatus, check_transition
 from hcp.marketplace.offers import (
     OfferSpec,
@@ -253,6 +253,9 @@ class MarketplaceService:
                 outcome.value, oracle.subject, self.clock.now())
             job.ended_at = self.clock.now()
             job.resolution = outcome.value
+            # What the split pays (the service never releases part of a lock early), recorded
+            # as the contract's resolveDispute records it.
+            job.final_cost = job.max_cost * outcome.provider_bps // BPS
             job.pending_escrow = {"op": "split", "provider_bps": outcome.provider_bps}
             stats = self.book.row(s, job.provider)
             stats.total_jobs += 1

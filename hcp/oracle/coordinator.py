@@ -35,7 +35,7 @@ from hcp.errors import (
 )
 from hcp.marketplace.escrow_backend import Slash, StakeState
 from hcp.oracle.challenge import ImageTarget
-from hcp.oracle.escalation import Decision, EscalationPolicy, Warning
+from hcp.oracle.escalation import Decision, EscalationPolicy, ProviderState, Warning
 from hcp.oracle.findings import Finding, Observation
 from hcp.oracle.identities import IdentityBook, Role, RoleRegistry
 from hcp.oracle.quorum import QuorumBook
@@ -99,7 +99,12 @@ class OracleCoordinator:
     # -- lifecycle ------------------------------------------------------------------------
     def restore(self) -> list[Decision]:
         """Put the votes that have no finding yet back in the book (decisions a crash left
-        owed are taken now), and send the slashes not yet confirmed."""
+        owed are taken now), send the slashes not yet confirmed, and hold again the warnings
+        that the standings of providers not healthy still carry."""
+        for state in (ProviderState.SUSPECT, ProviderState.DOWN):
+            for st in self.repo.standings(state).values():
+                if warnings := self.policy.open_warnings(st):
+                    self._warnings[st.provider_id] = warnings[-_WARNINGS_KEPT:]
         since = self.clock.now() - timedelta(seconds=self.settings.vote_window_seconds)
         found = []
         for o in self.repo.open_observations(since):

@@ -151,6 +151,21 @@ class EscalationPolicy:
             after = replace(after, since=finding.decided_at)
         return Decision(finding, standing, after, tuple(penalties), tuple(warnings))
 
+    def open_warnings(self, st: Standing) -> list[Warning]:
+        """The warnings a standing still carries: each kind of failure confirmed since the
+        provider was last healthy that has not reached its penalty yet. A restarted
+        coordinator delivers these again (the agent's repair is idempotent), so a crash
+        between the decision and the agent's next poll never swallows the warning."""
+        if st.state is ProviderState.HEALTHY:
+            return []
+        last = st.recent[-1] if st.recent else ""
+        out = []
+        for outcome, strikes in st.strikes:
+            rule = self._rules.get(outcome)
+            if rule is not None and strikes < rule[0]:
+                out.append(Warning(st.provider_id, last, outcome, strikes, rule[0]))
+        return out
+
     def _apply(self, st: Standing, f: Finding, outcome: Outcome
                ) -> tuple[Standing, list[Penalty], list[Warning]]:
         down = st.state is ProviderState.DOWN

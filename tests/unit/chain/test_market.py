@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from hcp.chain.ids import job_key
 from hcp.chain.market import JobStatus, Outcome
 from hcp.chain.stack import ChainStack, run_lifecycle
 from hcp.errors import ChainRevertError, JobTransitionError, ValidationError
@@ -48,7 +49,7 @@ def test_run_time_is_capped_at_the_estimate(rig: tuple[ChainStack, str]) -> None
 
 @pytest.mark.parametrize(("outcome", "paid", "score"), [
     (Outcome.PROVIDER_FAULT, 0, 600 - 50),   # uptime+response only (completion 0, all disputed) - penalty
-    (Outcome.USER_FAULT, 10 * ONE_TOKEN, 900),  # completed, but every job disputed
+    (Outcome.USER_FAULT, 10 * ONE_TOKEN, 1000),  # the renter's fault: a completed job, no dispute
     (Outcome.INCONCLUSIVE, 5 * ONE_TOKEN, 600),  # not completed, disputed
 ])
 def test_dispute_outcomes(rig: tuple[ChainStack, str], outcome: Outcome, paid: int, score: int) -> None:
@@ -78,6 +79,54 @@ def test_cancel_before_acceptance_refunds_everything(rig: tuple[ChainStack, str]
     assert stack.escrow.balance_of("renter") == 100 * ONE_TOKEN and stack.escrow.escrowed_total() == 0
     with pytest.raises(JobTransitionError):
         m.accept("c", "prov")
+
+
+def test_cancel_after_acceptance_refunds_everything(rig: tuple[ChainStack, str]) -> None:
+    stack, rid = rig
+    m = stack.market
+    m.create_job("ca", "renter", rid, "bafy-image", 3600)
+    m.accept("ca", "prov")
+    m.cancel("ca", "prov")
+    assert m.job("ca").status == JobStatus.CANCELLED and stack.escrow.balance_of("renter") == 100 * ONE_TOKEN
+    with pytest.raises(JobTransitionError):
+        m.start("ca", "prov")
+
+
+def test_either_party_stops_a_running_job_and_pays_the_time_used(rig: tuple[ChainStack, str]) -> None:
+    stack, rid = rig
+    m = stack.market
+    m.create_job("st", "renter", rid, "bafy-image", 7200)
+    m.accept("st", "prov")
+    m.start("st", "prov")
+    stack.client.set_next_block_timestamp(m.job("st").start_time + 900)
+    job = m.stop("st", "renter")
+    assert job.status == JobStatus.COMPLETED and job.final_cost == PRICE * 900 // 3600
+    assert stack.escrow.balance_of("renter") == 100 * ONE_TOKEN - job.final_cost
+    assert m.stop("st", "renter") == job  # a retried stop changes nothing
+    m.create_job("early", "renter", rid, "bafy-image", 3600)
+    assert m.stop("early", "renter").status == JobStatus.CANCELLED  # before the start: a cancel
+    m.create_job("x", "renter", rid, "bafy-image", 3600)
+    m.accept("x", "prov")
+    m.start("x", "prov")
+    with pytest.raises(ChainRevertError) as exc:
+        stack.client.transact(stack.contracts.marketplace.functions.stopJob(job_key("x")),
+                              stack.escrow.sender("stranger"))
+    assert exc.value.reason == "NotJobParty"
+    invariant(stack)
+
+
+def test_the_provider_may_bill_less_than_the_clock_never_more(rig: tuple[ChainStack, str]) -> None:
+    stack, rid = rig
+    m = stack.market
+    for name, usage, billed in (("less", 600, 600), ("more", 99_999, 1200)):
+        m.create_job(name, "renter", rid, "bafy-image", 3600)
+        m.accept(name, "prov")
+        m.start(name, "prov")
+        stack.client.set_next_block_timestamp(m.job(name).start_time + 1200)
+        assert m.complete(name, "prov", usage_seconds=usage).final_cost == PRICE * billed // 3600
+    with pytest.raises(ValidationError):
+        m.complete("less", "prov", usage_seconds=-1)
+    invariant(stack)
 
 
 def test_state_machine_and_roles_are_enforced(rig: tuple[ChainStack, str]) -> None:

@@ -274,6 +274,29 @@ def test_a_warned_agent_repairs_its_images(cluster: Cluster, store: EmbeddedStor
     assert link.fixed["n"] == 1  # type: ignore[attr-defined]
 
 
+def test_a_warning_survives_a_coordinator_restart_and_the_agent_repairs(
+        cluster: Cluster, store: EmbeddedStore) -> None:
+    c = cluster
+    link, _ = link_for(c, store, repair=True)
+    link.step()
+    r = store.add([pattern_bytes("lost-again", 300_000)])
+    c.targets["prov-a"] = [ImageTarget(r.cid, "", r.size)]
+    store.unpin(r.cid)
+    store.gc()
+    c.force_round("prov-a")
+    link.step(force=True)  # answered: the quorum confirms DATA_FRAUD and warns
+    # The coordinator dies before the agent's next poll; its successor holds the warning again.
+    c.coordinator = make_cluster(c.repo.engine, c.clock).coordinator
+    assert c.coordinator.warnings_for("prov-a") == []  # not restored yet: nothing in memory
+    c.coordinator.restore()
+    rep = link.step(force=True)
+    assert [(w.outcome, w.strikes, w.strikes_to_penalty) for w in rep.warnings] == [
+        (Outcome.DATA_FRAUD, 1, 2)]
+    assert link.fixed["n"] == 1  # type: ignore[attr-defined]
+    assert link.step(force=True).warnings == []  # delivered once
+    assert c.score("prov-a") == (0, 1000)  # a warning, still no penalty
+
+
 def test_a_restarted_coordinator_decides_the_quorum_it_missed_once(
         cluster: Cluster, store: EmbeddedStore) -> None:
     c = cluster
