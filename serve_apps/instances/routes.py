@@ -13,7 +13,7 @@ role, and a provider reaches only the runs of its own jobs.
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Query
 
 from hcp.agent.messages import RunRecord
 from hcp.agent.store import SqlRunStore, instance_writer
@@ -33,7 +33,7 @@ from hcp.marketplace.views import JobView
 from serve_apps.auth import principal_dependency, require_roles
 from serve_apps.errors import ERROR_SCHEMA
 from serve_apps.instances import schemas as sch
-from serve_apps.marketplace.schemas import Amount, job_json
+from serve_apps.marketplace.schemas import Amount, RecordId, job_json
 from serve_apps.ratelimit import RequestLimits, rate_guard, standalone_limits
 
 _ERR = {"content": {"application/json": {"schema": ERROR_SCHEMA}}}
@@ -43,7 +43,6 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
     409: {"description": "state conflict", **_ERR}, 422: {"description": "invalid input", **_ERR},
     429: {"description": "rate limited", **_ERR}, 503: {"description": "store down", **_ERR},
 }
-_ID = Annotated[str, Path(min_length=1, max_length=36, pattern=r"^[A-Za-z0-9-]+$")]
 OPEN = (JobStatus.CREATED, JobStatus.ACCEPTED, JobStatus.RUNNING)
 
 
@@ -108,7 +107,7 @@ def router(settings: Settings, limits: RequestLimits | None = None,
         return {"items": [sch.gpu_json(o) for o in page.items], "next_cursor": page.next_cursor}
 
     @r.get("/api/v1/gpus/{gpu_id}", summary="One rentable GPU")
-    def get_gpu(gpu_id: _ID, _: Anyone) -> dict[str, Any]:
+    def get_gpu(gpu_id: RecordId, _: Anyone) -> dict[str, Any]:
         return sch.gpu_json(svc.get_offer(gpu_id))
 
     # -- instances --------------------------------------------------------------------------
@@ -127,12 +126,12 @@ def router(settings: Settings, limits: RequestLimits | None = None,
         return {"items": [view(j) for j in jobs]}
 
     @r.get("/api/v1/instances/{instance_id}", summary="An instance: its job and its container")
-    def get_instance(instance_id: _ID, who: Anyone) -> dict[str, Any]:
+    def get_instance(instance_id: RecordId, who: Anyone) -> dict[str, Any]:
         return view(visible_job(who, instance_id))
 
     @r.delete("/api/v1/instances/{instance_id}",
               summary="Stop now: pay for the time used, the rest is refunded")
-    def stop_instance(instance_id: _ID, who: AsRenter) -> dict[str, Any]:
+    def stop_instance(instance_id: RecordId, who: AsRenter) -> dict[str, Any]:
         job = visible_job(who, instance_id)
         if job.renter != who.subject and not who.is_admin:
             raise _hidden(instance_id)
@@ -164,7 +163,7 @@ def router(settings: Settings, limits: RequestLimits | None = None,
                           if x.provider == who.subject or who.is_admin]}
 
     @r.get("/api/v1/agent/runs/{job_id}")
-    def agent_get_run(job_id: _ID, who: AsProvider) -> dict[str, Any]:
+    def agent_get_run(job_id: RecordId, who: AsProvider) -> dict[str, Any]:
         own_run(who, job_id)
         run = runs.get_run(job_id)
         spec = runs.instance_spec(job_id)
@@ -176,7 +175,7 @@ def router(settings: Settings, limits: RequestLimits | None = None,
                 "next_metric_seq": runs.next_metric_seq(job_id)}
 
     @r.put("/api/v1/agent/runs/{job_id}")
-    def agent_save_run(job_id: _ID, body: sch.RunIn, who: AsProvider) -> dict[str, Any]:
+    def agent_save_run(job_id: RecordId, body: sch.RunIn, who: AsProvider) -> dict[str, Any]:
         job = own_run(who, job_id)
         record: RunRecord = body.record()
         if record.job_id != job_id or record.provider != job.provider:
@@ -185,20 +184,20 @@ def router(settings: Settings, limits: RequestLimits | None = None,
         return record.to_dict()
 
     @r.post("/api/v1/agent/runs/{job_id}/logs")
-    def agent_append_logs(job_id: _ID, body: sch.LogLinesIn, who: AsProvider) -> dict[str, Any]:
+    def agent_append_logs(job_id: RecordId, body: sch.LogLinesIn, who: AsProvider) -> dict[str, Any]:
         own_run(who, job_id)
         runs.append_logs(job_id, sch.lines_of(body))
         return {"stored": len(body.lines)}
 
     @r.get("/api/v1/agent/runs/{job_id}/logs/resume")
-    def agent_log_resume(job_id: _ID, who: AsProvider,
+    def agent_log_resume(job_id: RecordId, who: AsProvider,
                          margin: int = Query(default=5, ge=1, le=600)) -> dict[str, Any]:
         own_run(who, job_id)
         p = runs.log_resume(job_id, margin)
         return {"next_seq": p.next_seq, "since_s": p.since_s, "skip": p.skip}
 
     @r.post("/api/v1/agent/runs/{job_id}/metrics")
-    def agent_append_metrics(job_id: _ID, body: sch.SamplesIn, who: AsProvider) -> dict[str, Any]:
+    def agent_append_metrics(job_id: RecordId, body: sch.SamplesIn, who: AsProvider) -> dict[str, Any]:
         own_run(who, job_id)
         runs.append_metrics(job_id, sch.samples_of(body))
         return {"stored": len(body.samples)}

@@ -99,11 +99,11 @@ def router(settings: Settings, limits: RequestLimits | None = None,
         return sch.offer_json(svc.register_offer(who, spec))
 
     @r.patch("/offers/{offer_id}")
-    def patch_offer(offer_id: str, body: sch.OfferPatch, who: AsProvider) -> dict[str, Any]:
+    def patch_offer(offer_id: sch.RecordId, body: sch.OfferPatch, who: AsProvider) -> dict[str, Any]:
         return sch.offer_json(svc.update_offer(who, offer_id, body.available, body.price_per_hour))
 
     @r.get("/offers/{offer_id}")
-    def get_offer(offer_id: str, _: Anyone) -> dict[str, Any]:
+    def get_offer(offer_id: sch.RecordId, _: Anyone) -> dict[str, Any]:
         return sch.offer_json(svc.get_offer(offer_id))
 
     @r.get("/offers")
@@ -136,35 +136,35 @@ def router(settings: Settings, limits: RequestLimits | None = None,
         return {"items": [sch.job_json(j) for j in svc.list_jobs(who, status, limit)]}
 
     @r.get("/jobs/{job_id}")
-    def get_job(job_id: str, who: Anyone) -> dict[str, Any]:
+    def get_job(job_id: sch.RecordId, who: Anyone) -> dict[str, Any]:
         return sch.job_json(svc.get_job(who, job_id))
 
     @r.post("/jobs/{job_id}/accept")
-    def accept_job(job_id: str, who: AsProvider) -> dict[str, Any]:
+    def accept_job(job_id: sch.RecordId, who: AsProvider) -> dict[str, Any]:
         return sch.job_json(svc.accept(who, job_id))
 
     @r.post("/jobs/{job_id}/start")
-    def start_job(job_id: str, who: AsProvider) -> dict[str, Any]:
+    def start_job(job_id: sch.RecordId, who: AsProvider) -> dict[str, Any]:
         return sch.job_json(svc.start(who, job_id))
 
     @r.post("/jobs/{job_id}/complete")
-    def complete_job(job_id: str, who: AsProvider,
+    def complete_job(job_id: sch.RecordId, who: AsProvider,
                      body: sch.CompleteIn | None = None) -> dict[str, Any]:
         usage = body.usage_seconds if body else None
         return sch.job_json(svc.complete(who, job_id, usage))
 
     @r.post("/jobs/{job_id}/cancel")
-    def cancel_job(job_id: str, who: Anyone) -> dict[str, Any]:
+    def cancel_job(job_id: sch.RecordId, who: Anyone) -> dict[str, Any]:
         return sch.job_json(svc.cancel(who, job_id))
 
     @r.post("/jobs/{job_id}/dispute")
-    def dispute_job(job_id: str, body: sch.DisputeIn, who: AsRenter) -> dict[str, Any]:
+    def dispute_job(job_id: sch.RecordId, body: sch.DisputeIn, who: AsRenter) -> dict[str, Any]:
         return sch.job_json(svc.dispute(who, job_id, body.reason))
 
     @r.post("/jobs/{job_id}/resolve")
-    def resolve_job(job_id: str, body: sch.ResolveIn, who: Anyone) -> dict[str, Any]:
+    def resolve_job(job_id: sch.RecordId, body: sch.ResolveIn, who: Anyone) -> dict[str, Any]:
         # The validators' evidence bundle, when they kept one, is what the resolution cites.
-        signed = evidence.evidence(job_id) if len(job_id) <= 36 else None
+        signed = evidence.evidence(job_id)
         sha = signed.bundle.sha256 if signed is not None else None
         out = sch.job_json(svc.resolve(who, job_id, body.outcome, evidence_sha256=sha))
         return {**out, "evidence_sha256": sha}

@@ -7,8 +7,9 @@ safe integers) and are accepted as JSON integers or decimal strings in requests.
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from hcp.fields import SafeStr, StrictCount, StrictPositive, TokenAmount
@@ -19,6 +20,9 @@ from hcp.marketplace.views import JobView, ReputationView
 
 # Token units (uint256) as a JSON integer or a string of ASCII digits: the edge's one rule.
 Amount = TokenAmount
+# A job's, offer's or instance's id in a path: the service's ids are UUIDs; anything longer or
+# stranger is refused at the edge as invalid input, before it reaches a store.
+RecordId = Annotated[str, Path(min_length=1, max_length=36, pattern=r"^[A-Za-z0-9-]+$")]
 
 
 class _Body(BaseModel):

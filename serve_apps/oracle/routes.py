@@ -31,6 +31,7 @@ from hcp.oracle.repository import OracleRepository
 from hcp.oracle.signing import Verifier
 from serve_apps.auth import principal_dependency, require_roles
 from serve_apps.errors import ERROR_SCHEMA
+from serve_apps.marketplace.schemas import RecordId
 from serve_apps.ratelimit import RequestLimits, rate_guard, standalone_limits
 
 _ERR = {"content": {"application/json": {"schema": ERROR_SCHEMA}}}
@@ -44,7 +45,6 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
     503: {"description": "validators not running", **_ERR},
 }
 _WHO = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@-]+$")]
-_JOB = Annotated[str, Path(min_length=1, max_length=36, pattern=r"^[A-Za-z0-9-]+$")]
 
 
 class KeyIn(BaseModel):
@@ -147,7 +147,7 @@ def router(settings: Settings, limits: RequestLimits | None = None,
 
     @r.get("/evidence/{job_id}", summary="A disputed job's evidence bundle, as the validators "
            "signed it")
-    def evidence(job_id: _JOB, who: Anyone) -> dict[str, Any]:
+    def evidence(job_id: RecordId, who: Anyone) -> dict[str, Any]:
         parties = d.evidence.parties(job_id)
         if parties is None or not (who.is_admin or who.subject in parties):
             raise NotFoundError("no evidence for this job", job_id=job_id)  # ids do not leak

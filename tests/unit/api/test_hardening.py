@@ -197,3 +197,20 @@ def test_a_forged_offer_cursor_is_a_422(harness: Harness, client: TestClient) ->
         r = client.get(f"/api/v1/marketplace/offers?sort={sort}&cursor={cur}",
                        headers=harness.headers(Role.CUSTOMER, CUSTOMER))
         assert r.status_code == 422 and r.json()["error"] == "validation_error", (forged, r.text)
+
+
+@pytest.mark.parametrize(("method", "path", "role"), [
+    ("GET", "/api/v1/marketplace/jobs/{}", Role.CUSTOMER),
+    ("POST", "/api/v1/marketplace/jobs/{}/resolve", Role.ADMIN),
+    ("GET", "/api/v1/marketplace/offers/{}", Role.CUSTOMER),
+    ("GET", "/api/v1/instances/{}", Role.CUSTOMER),
+])
+def test_record_ids_in_paths_are_bounded_at_the_edge(harness: Harness, client: TestClient,
+                                                      method: str, path: str, role: Role) -> None:
+    hdr = harness.headers(role, "ops" if role is Role.ADMIN else CUSTOMER)
+    for bad in ("a" * 37, "%E2%80%AE1", "a.b", "a%20b"):  # (a NUL is the edge's 400)
+        r = client.request(method, path.format(bad), headers=hdr, json={"outcome": "user_fault"})
+        assert r.status_code == 422 and r.json()["error"] == "validation_error", (path, bad, r.text)
+    # A well-formed id that names nothing is a 404, as before.
+    r = client.request(method, path.format("0" * 36), headers=hdr, json={"outcome": "user_fault"})
+    assert r.status_code == 404, r.text
