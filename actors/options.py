@@ -134,6 +134,12 @@ def sweep_task_options() -> dict[str, Any]:
     return {"num_cpus": 1, "max_retries": 2}
 
 
+def embed_task_options() -> dict[str, Any]:
+    # One CPU per batch of texts (the model's forward pass is CPU-bound without a GPU);
+    # retried on a lost worker: a batch's vectors are a pure function of its texts.
+    return {"num_cpus": 1, "max_retries": 2}
+
+
 def notary_runner_name(index: int) -> str:
     return ActorName.NOTARY_SANDBOX.of(index)
 

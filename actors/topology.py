@@ -147,7 +147,7 @@ def start_cluster(settings: Settings, *, log_to_driver: bool = True, record: boo
     env = cluster_env(settings)
     os.environ.update(env)
     if env.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER") == "0":
-        _keep_loopback()
+        keep_loopback()
     kwargs.update(include_dashboard=False, _node_ip_address=settings.ray.node_ip)
     if settings.ray.temp_dir:
         kwargs["_temp_dir"] = str(settings.ray.temp_dir)
@@ -159,7 +159,7 @@ def start_cluster(settings: Settings, *, log_to_driver: bool = True, record: boo
                       token_path=os.environ["RAY_AUTH_TOKEN_PATH"]).save(settings)
 
 
-def _keep_loopback() -> None:
+def keep_loopback() -> None:
     """Make this process's Ray keep loopback addresses as they are.
 
     Ray on Linux replaces a loopback address with the machine's own (for its node and for a
@@ -173,7 +173,7 @@ def _keep_loopback() -> None:
     ray_constants.ENABLE_RAY_CLUSTER = False
 
 
-def _use_token(path: str) -> None:
+def use_token(path: str) -> None:
     """Token auth with the token at ``path`` for this process's Ray client.
 
     Ray turns token auth on by itself only for a cluster it finds on its own, never for an
@@ -203,9 +203,9 @@ def join_cluster(settings: Settings) -> ClusterRecord | None:
         raise NoClusterError(f"no hcp platform is running for {settings.home} "
                              "(start one with `hcp run`)")
     if rec.token_path:
-        _use_token(rec.token_path)
+        use_token(rec.token_path)
     if rec.gcs_address.rsplit(":", 1)[0] in _LOOPBACK:
-        _keep_loopback()  # else Ray dials the machine's own address, where nothing listens
+        keep_loopback()  # else Ray dials the machine's own address, where nothing listens
     try:
         ray.init(address=rec.gcs_address, namespace=rec.namespace, log_to_driver=False,
                  logging_level=logging.WARNING)

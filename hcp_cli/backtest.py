@@ -177,18 +177,9 @@ def _sweep(history: Any, devices: Any, facilities: Any, params: Any, thresholds:
     points = grid(thresholds, dwells)
     if not use_ray:
         return run_local(history, devices, facilities, params, points, optimum)
-    import ray
-
+    from actors.batch import batch_cluster
     from actors.sweep import ray_mapper
-    from actors.topology import start_cluster
     from hcp.config import Settings
 
-    started = False
-    if not ray.is_initialized():
-        start_cluster(Settings(), log_to_driver=False, record=False)
-        started = True
-    try:
+    with batch_cluster(Settings()):
         return run_local(history, devices, facilities, params, points, optimum, mapper=ray_mapper)
-    finally:
-        if started:
-            ray.shutdown()

@@ -1,0 +1,1 @@
+"""Batch work (Ray jobs) and the Ray head it runs on."""
