@@ -63,6 +63,17 @@ def test_batch_jobs_on_a_head_of_their_own(tmp_path: Path) -> None:
     # Redis holds Ray's default GCS port on this machine: the head must not need it.
     with socket.create_connection(("127.0.0.1", 6379), timeout=2):
         pass
+    # Another cluster holds Ray's default ports (dashboard, client server, dashboard agent):
+    # listeners on each that is free stand in for it for the length of the test.
+    squatters = []
+    for port in (8265, 10001, 52365, 52366):
+        sock = socket.socket()
+        try:
+            sock.bind(("127.0.0.1", port))
+            sock.listen()
+            squatters.append(sock)
+        except OSError:
+            sock.close()  # held already, by something else: just as good
     home = tmp_path / "home"
     base = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "HCP_"))}
     base |= {"HCP_HOME": str(home), "PATH": f"{BIN}:{base.get('PATH', '')}"}
@@ -168,3 +179,5 @@ def test_batch_jobs_on_a_head_of_their_own(tmp_path: Path) -> None:
     finally:
         bystander.kill()
         bystander.wait()
+        for sock in squatters:
+            sock.close()
