@@ -42,6 +42,7 @@ from hcp.oracle.escalation import Warning
 from hcp.oracle.findings import Observation
 from hcp.oracle.heartbeat import Heartbeat
 from hcp.oracle.identities import IdentityBook, Role
+from hcp.oracle.outbox import VoteOutbox
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,8 @@ class ValidatorActor:
         book.register(identity, Role.VALIDATOR, signer.public_key)
         self._repo = OracleRepository(engine, clock)
         self._node = ValidatorNode(signer, book, self._repo, settings.oracle, clock)
+        self._outbox = VoteOutbox(self._repo.record_observations,
+                                  lambda votes: self._coordinator.observe.remote(votes))
         self._evidence = EvidenceCollector(engine, self._repo, platform_blocks(settings, engine))
         self._node.restore()
         self._coordinator = coordinator
@@ -117,10 +120,7 @@ class ValidatorActor:
                              f"validator {identity}")
 
     def _vote(self, votes: list[Observation]) -> None:
-        if votes:
-            # Kept first: a coordinator that restarts before it counts them finds them there.
-            self._repo.record_observations(votes)
-            self._coordinator.observe.remote(votes)
+        self._outbox.send(votes)
 
     def tick(self) -> int:
         with self._lock:
