@@ -33,6 +33,7 @@ from hcp.oracle.challenge import (
     build_challenge,
 )
 from hcp.oracle.coordinator import OracleCoordinator
+from hcp.oracle.disputes import EvidenceCollector
 from hcp.oracle.escalation import PenaltyReason, ProviderState
 from hcp.oracle.findings import Check, Observation, Outcome, downtime_subject
 from hcp.oracle.heartbeat import Heartbeat
@@ -459,11 +460,49 @@ def test_a_dispute_gets_one_bundle_every_validator_rebuilt_and_the_resolution_ci
     validators = Verifier(RoleRegistry(c.identities, Role.VALIDATOR))
     providers = Verifier(RoleRegistry(c.identities, Role.PROVIDER))
     assert verify_bundle(kept, validators, 2, providers) == bundle.sha256
+    _evidence_over_http(c, collector, tmp_path, job, bundle.sha256)
     admin = Principal("root", TokenRole.ADMIN)
     market.resolve(admin, job, DisputeOutcome.PROVIDER_FAULT, evidence_sha256=bundle.sha256)
     with Session(engine) as s:
         details = [e.detail for e in s.scalars(select(mk.JobEvent).where(mk.JobEvent.job_id == job))]
     assert {"outcome": "provider_fault", "evidence_sha256": bundle.sha256} in details
+
+
+def _evidence_over_http(c: Cluster, collector: EvidenceCollector, tmp_path: Path, job: str,
+                        sha256: str) -> None:
+    """GET /api/v1/oracle/evidence/{job}: the job's parties and admins read it, verified;
+    anyone else is told it does not exist; a malformed id is refused at the edge."""
+    from fastapi.testclient import TestClient
+
+    from hcp.auth.tokens import Role as TokenRole
+    from hcp.auth.tokens import TokenService
+    from hcp.config import Settings
+    from serve_apps.edge import new_app
+    from serve_apps.oracle.routes import OracleDeps, router
+
+    secret = "e" * 40
+    tokens = TokenService(secret, clock=c.clock)
+    settings = Settings(home=tmp_path / "http", jwt_secret=secret, api_rate_limit=100_000)
+    app = new_app(settings, title="oracle", version="1")
+    app.include_router(router(settings, deps=OracleDeps(tokens, c.identities, ClusterPort(c), c.repo,
+                                                        collector, c.settings.quorum)))
+
+    def get(who: str, role: TokenRole, job_id: str = job) -> tuple[int, dict]:  # type: ignore[type-arg]
+        r = client.get(f"/api/v1/oracle/evidence/{job_id}",
+                       headers={"Authorization": f"Bearer {tokens.issue(who, role)}"})
+        return r.status_code, r.json()
+
+    with TestClient(app) as client:
+        for who, role in (("rent", TokenRole.CUSTOMER), ("prov-a", TokenRole.PROVIDER),
+                          ("root", TokenRole.ADMIN)):
+            status, body = get(who, role)
+            assert status == 200 and body["sha256"] == sha256 and body["verified"] is True, body
+            assert len(body["signatures"]) == 3 and body["job_id"] == job
+        for who, role in (("someone-else", TokenRole.CUSTOMER), ("prov-b", TokenRole.PROVIDER)):
+            status, body = get(who, role)
+            assert status == 404 and body["error"] == "not_found" and "bundle" not in body
+        assert get("rent", TokenRole.CUSTOMER, "x" * 40)[0] == 422
+        assert client.get(f"/api/v1/oracle/evidence/{job}").status_code == 401
 
 
 def test_the_validators_series_follow_what_they_did(cluster: Cluster, store: EmbeddedStore) -> None:
