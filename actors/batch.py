@@ -21,7 +21,7 @@ from ray.job_submission import JobSubmissionClient
 
 from actors.options import embed_task_options
 from actors.topology import keep_loopback, start_cluster, use_token
-from hcp.batch.embeddings import TextRow, Written, chunks, read_texts, write_parquet
+from hcp.batch.embeddings import TextRow, Written, chunks, embed_all, read_texts, write_parquet
 from hcp.batch.head import HeadRecord
 from hcp.config import Settings
 from hcp.errors import NoClusterError, ValidationError
@@ -100,8 +100,7 @@ def embed_file(settings: Settings, input_path: Path, output: Path, model_name: s
         with batch_cluster(settings):
             vectors = _on_ray(model_name, parts, in_flight)
     else:
-        model = _model(model_name)
-        vectors = np.concatenate([model.embed([r.text for r in c]) for c in parts])
+        vectors = embed_all(loaded.rows, _model(model_name).embed, batch_size)
     return write_parquet(output, loaded.rows, vectors, model_name, loaded.rejects)
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import secrets
 import socket
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,7 +33,7 @@ import ray
 from actors.fleet import find_fleet, launch_fleet, shutdown_fleet
 from actors.handles import FleetClient
 from actors.options import ActorName
-from hcp.config import Settings, prepare_home
+from hcp.config import Settings, prepare_home, secret_file
 from hcp.errors import NoClusterError, NotFoundError
 from hcp.fleet.modes import GpuMode
 from hcp.fleet.spec import FleetSpec
@@ -104,12 +103,7 @@ def _token_path(settings: Settings) -> Path:
     path = settings.home / "ray.token"
     if not path.exists():
         prepare_home(settings)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return path
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_hex(32))
+        secret_file(path)
     return path
 
 

@@ -463,3 +463,17 @@ def prepare_home(settings: Settings) -> Path:
     except OSError:
         pass  # a home we may not change: its files are still created private
     return home
+
+
+def secret_file(path: Path) -> Path:
+    """``path`` holding a random 64-hex-digit token, readable by its owner only; created once
+    (O_EXCL: two processes starting at once agree on the first one's token)."""
+    import secrets
+
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secrets.token_hex(32))
+    return path

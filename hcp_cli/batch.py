@@ -14,16 +14,12 @@ import typer
 from hcp.config import Settings, prepare_home
 from hcp.errors import HcpError
 from hcp.inference.minilm import MODEL_NAME
+from hcp_cli.common import fail
 
 batch_app = typer.Typer(help="Batch work (run it with `ray job submit`, docs/batch.md).",
                         no_args_is_help=True)
 cluster_app = typer.Typer(help="A Ray head for batch jobs: free loopback ports, token auth.",
                           no_args_is_help=True)
-
-
-def _fail(exc: HcpError) -> typer.Exit:
-    typer.echo(json.dumps(exc.to_dict() | {"detail": exc.detail}), err=True)
-    return typer.Exit(2 if exc.http_status < 500 else 1)
 
 
 @batch_app.command("embed")
@@ -46,7 +42,7 @@ def embed(
     try:
         written = embed_file(s, input_path, output.resolve(), model, batch_size, in_flight, ray_tasks)
     except HcpError as exc:
-        raise _fail(exc) from None
+        fail(exc)
     typer.echo(json.dumps(asdict(written)))
 
 
@@ -62,7 +58,7 @@ def cluster_start(
     try:
         rec = start_head(s.home, ray_bin=_ray_bin(), num_cpus=num_cpus)
     except HcpError as exc:
-        raise _fail(exc) from None
+        fail(exc)
     for k, v in rec.client_env().items():
         typer.echo(f"export {k}={shlex.quote(v)}")
 
@@ -75,7 +71,7 @@ def cluster_stop() -> None:
     try:
         n = stop_head(Settings().home)
     except HcpError as exc:
-        raise _fail(exc) from None
+        fail(exc)
     typer.echo(f"stopped ({n} processes)")
 
 

@@ -30,6 +30,7 @@ from pathlib import Path
 import httpx
 import psutil
 
+from hcp.config import secret_file
 from hcp.errors import ConfigError, ConflictError, NoClusterError, ServiceUnavailableError
 
 log = logging.getLogger(__name__)
@@ -128,17 +129,6 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def _token(home: Path) -> Path:
-    path = home / TOKEN
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path
-    with os.fdopen(fd, "w") as fh:
-        fh.write(secrets.token_hex(32))
-    return path
-
-
 def _env(token: Path) -> dict[str, str]:
     return {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token),
             "RAY_USAGE_STATS_ENABLED": "0",
@@ -157,7 +147,7 @@ def start_head(home: Path, ray_bin: str = "ray", num_cpus: int | None = None,
     ports = dict(zip(_LISTENERS, _free_ports(len(_LISTENERS)), strict=True))
     workers = _free_range(WORKER_PORTS)
     temp = temp_dir_for(home)
-    token = _token(home)
+    token = secret_file(home / TOKEN)
     rec = HeadRecord(ports, workers, str(temp), str(token), time.time())
     args = [ray_bin, "start", "--head", "--node-ip-address", "127.0.0.1", "--dashboard-host",
             "127.0.0.1", "--temp-dir", str(temp), "--disable-usage-stats",
@@ -227,32 +217,32 @@ def _alive(procs: list[psutil.Process]) -> Iterator[psutil.Process]:
             continue
 
 
-def stop_head(home: Path, grace_s: float = 15) -> int:
-    """Stop this home's head (SIGTERM, then SIGKILL after ``grace_s``); processes stopped."""
-    rec = HeadRecord.load(home)
-    if rec is None:
-        raise NoClusterError("no Ray head was started for this HCP_HOME")
-    procs = head_processes(rec)
+def _end(procs: list[psutil.Process], grace_s: float) -> None:
+    """SIGTERM each, SIGKILL what still runs after ``grace_s``, and reap."""
     for p in procs:
         try:
-            p.terminate()
+            p.terminate() if grace_s > 0 else p.kill()
         except psutil.NoSuchProcess:
             pass
-    _, alive = psutil.wait_procs(procs, timeout=grace_s)
+    _, alive = psutil.wait_procs(procs, timeout=grace_s or 5)
     for p in alive:
         try:
             p.kill()
         except psutil.NoSuchProcess:
             pass
     psutil.wait_procs(alive, timeout=5)
+
+
+def stop_head(home: Path, grace_s: float = 15) -> int:
+    """Stop this home's head (SIGTERM, then SIGKILL after ``grace_s``); processes stopped."""
+    rec = HeadRecord.load(home)
+    if rec is None:
+        raise NoClusterError("no Ray head was started for this HCP_HOME")
+    procs = head_processes(rec)
+    _end(procs, grace_s)
     # Processes started while the first set was stopping (a worker being forked) go too.
     late = list(_alive(head_processes(rec)))
-    for p in late:
-        try:
-            p.kill()
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(late, timeout=5)
+    _end(late, 0)
     (home / RECORD).unlink(missing_ok=True)
     return len(procs) + len(late)
 

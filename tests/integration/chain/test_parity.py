@@ -11,7 +11,6 @@ tokens still escrowed and the provider's score must agree exactly.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -27,6 +26,7 @@ from hcp.marketplace.offers import OfferSpec
 from hcp.marketplace.service import MarketplaceService
 from hcp.marketplace.sql_ledger import SqlEscrowBackend
 from hcp.store.db import connect, migrate
+from tests.unit.marketplace.conftest import ManualClock
 
 CID = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"
 # An awkward price: every cost, fee and refund below has a remainder to floor.
@@ -65,27 +65,13 @@ JOBS = [
 ]
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.t = datetime(2026, 1, 1, tzinfo=UTC)
-
-    def now(self) -> datetime:
-        return self.t
-
-    def monotonic(self) -> float:
-        return self.t.timestamp()
-
-    def advance(self, seconds: float) -> None:
-        self.t += timedelta(seconds=seconds)
-
-
 @dataclass
 class SqlSide:
     """The marketplace service (its own job records) over one escrow ledger."""
 
     service: MarketplaceService
     escrow: EscrowBackend
-    clock: Clock
+    clock: ManualClock
     offer_id: str
 
     def run(self, job: Job) -> int:
@@ -147,7 +133,7 @@ class ContractSide:
 
 def _service(engine: Engine, escrow: EscrowBackend, home: Path) -> SqlSide:
     settings = Settings(home=home, jwt_secret="s" * 40, marketplace_oracles=[ORACLE.subject])
-    service = MarketplaceService(engine, escrow, settings, Clock())
+    service = MarketplaceService(engine, escrow, settings, ManualClock())
     escrow.mint("renter", FUNDS, "parity-faucet")
     offer = service.register_offer(PROV, OfferSpec("H100", 26, 80, 2000, PRICE, "us-east"))
     return SqlSide(service, escrow, service.clock, offer.id)  # type: ignore[arg-type]
