@@ -9,10 +9,11 @@ import ray
 from actors.handles import FleetClient
 from hcp.config import Settings
 from hcp.fleet.facility import Facility, FacilityReport
+from hcp.fleet.repository import FleetRepository
 from hcp.fleet.spec import FacilitySpec
 from hcp.fleet.status import GpuStatus, SwitchResult
 from hcp.logging_setup import configure_for
-from hcp.store import FleetRepository, engine_for
+from hcp.store import engine_for
 
 
 @ray.remote

@@ -11,12 +11,13 @@ from hcp.fleet.builder import build_gpu_worker
 from hcp.fleet.device import GpuDevice
 from hcp.fleet.holds import Hold
 from hcp.fleet.modes import GpuMode
+from hcp.fleet.repository import FleetRepository
 from hcp.fleet.spec import GpuSpec
 from hcp.fleet.status import GpuStatus, SwitchResult
 from hcp.fleet.worker import WorkerStatus
 from hcp.logging_setup import configure_for
 from hcp.observability.fleet import record_device, record_switch
-from hcp.store import FleetRepository, engine_for
+from hcp.store import engine_for
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """IndexerActor: follows the contracts' events into the store in the background.
 
-A thin shell over ``hcp.chain.indexer.ChainIndexer``. The cursor lives in the store, so a
+A thin shell over ``hcp.marketplace.chain.indexer.ChainIndexer``. The cursor lives in the store, so a
 restarted actor picks up where the last committed batch ended. It needs a chain other
 processes can reach (``HCP_CHAIN_RPC_URL``) and a deployment file (``HCP_CHAIN_DEPLOYMENT``):
 the in-process py-evm chain lives inside one Python process and cannot be followed from here.
@@ -18,11 +18,11 @@ from typing import Any
 import ray
 
 from actors.options import indexer_actor_options
-from hcp.chain.client import ChainClient
-from hcp.chain.deploy import Contracts, Deployment
-from hcp.chain.indexer import ChainIndexer
 from hcp.config import Settings
 from hcp.errors import ConfigError
+from hcp.marketplace.chain.client import ChainClient
+from hcp.marketplace.chain.deploy import Contracts, Deployment
+from hcp.marketplace.chain.indexer import ChainIndexer
 from hcp.store.db import engine_for
 
 log = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 
 Decisions go to the fleet through ``RayFleetPort``: every order is sent first (GPU actors'
 ``switch``, facility actors' ``set_asic_mode``), then all are awaited together up to the apply
-timeout. Restart safety lives in ``hcp.optimizer.service``; a restarted actor picks up the
+timeout. Restart safety lives in ``hcp.economics.optimizer.service``; a restarted actor picks up the
 policy's dwell state and settles any decision left unacknowledged by the crash.
 """
 
@@ -19,15 +19,10 @@ import ray
 from actors.handles import FleetClient, as_hcp_error, get
 from actors.options import ActorName, optimizer_actor_name, optimizer_actor_options
 from hcp.config import Settings
-from hcp.errors import HcpError, NotFoundError
-from hcp.fleet.holds import Hold, HoldKind
-from hcp.fleet.spec import FleetSpec
-from hcp.fleet.status import SwitchResult
-from hcp.logging_setup import configure_for
-from hcp.market.source import PriceFeed
-from hcp.optimizer import OptimizerRepository, OptimizerService
-from hcp.optimizer.economics import FleetProfit
-from hcp.optimizer.types import (
+from hcp.economics.market.source import PriceFeed
+from hcp.economics.optimizer import OptimizerRepository, OptimizerService
+from hcp.economics.optimizer.economics import FleetProfit
+from hcp.economics.optimizer.types import (
     ApplyOrder,
     ApplyResult,
     DecisionOutcome,
@@ -37,6 +32,11 @@ from hcp.optimizer.types import (
     Profitability,
     StepResult,
 )
+from hcp.errors import HcpError, NotFoundError
+from hcp.fleet.holds import Hold, HoldKind
+from hcp.fleet.spec import FleetSpec
+from hcp.fleet.status import SwitchResult
+from hcp.logging_setup import configure_for
 from hcp.store import engine_for
 
 log = logging.getLogger(__name__)
@@ -124,8 +124,8 @@ class OptimizerActor:
     def __init__(self, spec: FleetSpec, settings: Settings, gpus: dict[str, Any], facilities: dict[str, Any],
                  feed: PriceFeed | None = None, policy: PolicyLike | None = None,
                  autostart: bool = True) -> None:
-        from hcp.optimizer.feeds import live_policy_params, make_feed
-        from hcp.policy import FleetPolicy
+        from hcp.economics.optimizer.feeds import live_policy_params, make_feed
+        from hcp.economics.policy import FleetPolicy
 
         configure_for(settings)
         engine = engine_for(settings.resolved_database_url)

@@ -9,10 +9,10 @@ from typing import Any
 import ray
 
 from actors.options import sweep_task_options
-from hcp.backtest.sweep import SweepPoint, evaluate_point
+from hcp.economics.backtest.sweep import SweepPoint, evaluate_point
 from hcp.economics.devices import DeviceEconomics, FacilityEconomics
-from hcp.market.replay import MarketHistory
-from hcp.policy.params import PolicyParams
+from hcp.economics.market.replay import MarketHistory
+from hcp.economics.policy.params import PolicyParams
 
 log = logging.getLogger(__name__)
 

@@ -36,8 +36,9 @@ from actors.options import ActorName
 from hcp.config import Settings, prepare_home, secret_file
 from hcp.errors import NoClusterError, NotFoundError
 from hcp.fleet.modes import GpuMode
+from hcp.fleet.repository import FleetRepository
 from hcp.fleet.spec import FleetSpec
-from hcp.store import FleetRepository, engine_for, migrate
+from hcp.store import engine_for, migrate
 
 log = logging.getLogger(__name__)
 # Ray says at every connection that token auth is on; it is, by design, for every hcp cluster.

@@ -20,10 +20,10 @@ from pathlib import Path
 import httpx
 
 from bench.common import emit, note, percentile
-from hcp.chain.ids import op_key
-from hcp.chain.settlement import PATHS, register_many, settlement_gas
-from hcp.chain.stack import ChainStack, open_chain, run_lifecycle
 from hcp.config import Settings
+from hcp.marketplace.chain.ids import op_key
+from hcp.marketplace.chain.settlement import PATHS, register_many, settlement_gas
+from hcp.marketplace.chain.stack import ChainStack, open_chain, run_lifecycle
 from hcp.marketplace.escrow_backend import ONE_TOKEN
 
 ANVIL = Path(__file__).resolve().parents[1] / "node_modules" / ".bin" / "anvil"

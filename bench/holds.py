@@ -24,8 +24,9 @@ from hcp.fleet.builder import build_gpu_worker
 from hcp.fleet.device import GpuDevice
 from hcp.fleet.holds import Hold
 from hcp.fleet.modes import GpuMode
+from hcp.fleet.repository import FleetRepository
 from hcp.fleet.spec import parse_fleet_spec
-from hcp.store import FleetRepository, connect, migrate
+from hcp.store import connect, migrate
 
 B = "holds"
 _SPEC = {"fleet": "bench", "facilities": [{"name": "bench", "location": "x", "capacity_mw": 1,

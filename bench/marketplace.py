@@ -3,7 +3,7 @@
 One JSON object per line:
 - ``lifecycle_jobs_per_s`` per backend (``backend``: sql-sqlite, sql-postgresql = MarketplaceService
   over the SQL ledger; chain-pyevm, chain-anvil = the on-chain Marketplace contract via
-  ``hcp.chain.stack.run_lifecycle``; service+chain-escrow-pyevm = MarketplaceService with
+  ``hcp.marketplace.chain.stack.run_lifecycle``; service+chain-escrow-pyevm = MarketplaceService with
   ChainEscrowBackend): create (escrow lock) -> accept -> start -> complete (release 98/2 + refund),
   one job at a time; baseline: the SQLite figure of the same run.
 - ``search_ms_p50`` / ``search_ms_p99`` over 100,000 offers (filters: model, price range, min
@@ -83,7 +83,7 @@ def _sql_lifecycle(url: str, n: int, home: Path, escrow: Any = None) -> float:
 
 
 def _chain_lifecycle(settings: Settings, n: int) -> float:
-    from hcp.chain.stack import open_chain, run_lifecycle
+    from hcp.marketplace.chain.stack import open_chain, run_lifecycle
 
     stack = open_chain(settings)
     stack.escrow.mint("renter", 10 * (n + 2) * ONE_TOKEN, "faucet")
@@ -242,7 +242,7 @@ def main() -> None:
             rate = _chain_lifecycle(Settings(home=work / "evm", chain_wallet_seed="bench-seed-0123456789abcdef"),
                                     args.chain_jobs)
             emit(BENCH, "lifecycle_jobs_per_s", rate, "jobs/s", base, backend="chain-pyevm", n=args.chain_jobs)
-            from hcp.chain.stack import open_chain
+            from hcp.marketplace.chain.stack import open_chain
 
             hybrid = open_chain(Settings(home=work / "evm2", chain_wallet_seed="bench-seed-0123456789abcdef"))
             rate_h = _sql_lifecycle(f"sqlite:///{work / 'hybrid.db'}", args.chain_jobs, work, hybrid.escrow)

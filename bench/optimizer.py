@@ -22,9 +22,9 @@ import numpy as np
 from bench.common import emit, note, percentile
 from hcp.economics.devices import DeviceEconomics, FacilityEconomics
 from hcp.economics.formulas import HASHES_PER_DIFFICULTY
-from hcp.market.tick import PriceTick
-from hcp.policy.fleet_policy import FleetPolicy
-from hcp.policy.params import PolicyParams
+from hcp.economics.market.tick import PriceTick
+from hcp.economics.policy.fleet_policy import FleetPolicy
+from hcp.economics.policy.params import PolicyParams
 
 BENCH = "optimizer"
 _GPU_MODELS = (("H100", 700, 80, 3.44), ("L40S", 350, 35, 1.09), ("A100", 400, 50, 2.2))

@@ -37,7 +37,7 @@ class _FlipGpus:
 
     def decide(self, tick: Any, current_modes: Mapping[str, str], now: datetime,
                fixed: Collection[str] = ()) -> list[Any]:
-        from hcp.policy.decision import Decision, DecisionReason
+        from hcp.economics.policy.decision import Decision, DecisionReason
 
         return [Decision(Decision.make_id(tick.at, g), g, fac, "gpu", current_modes[g], _FLIP[current_modes[g]],
                          DecisionReason.BETTER_PROFIT, 0.0, tick.at) for g, fac in self._gpus]
@@ -75,11 +75,11 @@ def run(broadcasts: int = 100) -> list[dict[str, Any]]:
     from actors.optimizer import RayFleetPort
     from actors.topology import prepare_store, start_cluster
     from hcp.config import DEFAULT_FLEET_SPEC, Settings
+    from hcp.economics.market import MarketSimulator
+    from hcp.economics.optimizer import OptimizerRepository, OptimizerService
+    from hcp.economics.optimizer.economics import FleetProfit
+    from hcp.economics.optimizer.types import ApplyOrder
     from hcp.fleet.spec import load_fleet_spec
-    from hcp.market import MarketSimulator
-    from hcp.optimizer import OptimizerRepository, OptimizerService
-    from hcp.optimizer.economics import FleetProfit
-    from hcp.optimizer.types import ApplyOrder
 
     home = Path(tempfile.mkdtemp(prefix="hcp-bench-opt-", dir="/tmp"))
     settings = Settings(home=home, ray_namespace="hcp-bench-optimizer", ray_temp_dir=home / "ray",

@@ -208,7 +208,7 @@ class ChainSettings(BaseModel):
         default=None, description="EVM JSON-RPC URL (anvil, geth); None: in-process py-evm chain."
     )
     deployment: Path | None = Field(
-        default=None, description="JSON file of deployed contract addresses (hcp.chain.Deployment)."
+        default=None, description="JSON file of deployed contract addresses (hcp.marketplace.chain.Deployment)."
     )
     operator_key: str | None = Field(
         default=None, description="Hex key of the operator/oracle; None: the node's first unlocked account."

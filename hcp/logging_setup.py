@@ -29,17 +29,18 @@ _QUIET = ("alembic", "ray", "filelock", "urllib3", "httpx", "httpcore")
 def configure_logging(level: str = "INFO", *, json: bool = False) -> None:
     """Plain lines on stderr; ``json``: one JSON object per line with the correlation id
     (``HCP_OPS__LOG_JSON``, for a log shipper)."""
-    if json:
-        from hcp.observability.logs import configure_json_logging
-
-        configure_json_logging(level)
-        return
     root = logging.getLogger()
     if not any(getattr(h, "_hcp", False) for h in root.handlers):
         handler = _CurrentStderrHandler()
         handler.setFormatter(logging.Formatter(_FORMAT))
         handler._hcp = True  # type: ignore[attr-defined]
         root.addHandler(handler)
+    if json:
+        from hcp.observability.logs import use_json_lines
+
+        for handler in root.handlers:
+            if getattr(handler, "_hcp", False):
+                use_json_lines(handler)
     root.setLevel(level.upper())
     for name in _QUIET:
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))

@@ -14,8 +14,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from hcp.config import DEFAULT_FLEET_SPEC
+from hcp.economics.market.epochs import DifficultyBeyond
 from hcp.errors import HcpError, ValidationError
-from hcp.market.epochs import DifficultyBeyond
 
 log = logging.getLogger(__name__)
 console = Console(soft_wrap=not sys.stdout.isatty(), width=None if sys.stdout.isatty() else 160)
@@ -95,15 +95,15 @@ def backtest_cmd(
 ) -> None:
     """Backtest always_mine, always_inference, always_rent, greedy, hcp, hcp_rent and the
     perfect-foresight optimum."""
-    from hcp.backtest.engine import run_backtest
-    from hcp.backtest.report import assumptions_text, table_rows
+    from hcp.economics.backtest.engine import run_backtest
+    from hcp.economics.backtest.report import assumptions_text, table_rows
     from hcp.economics.devices import EconomicsParams, from_fleet_spec
+    from hcp.economics.market.replay import MarketHistory
+    from hcp.economics.policy.params import PolicyParams
     from hcp.fleet.spec import load_fleet_spec
-    from hcp.market.replay import MarketHistory
-    from hcp.policy.params import PolicyParams
 
     logging.basicConfig(level=logging.WARNING)
-    logging.getLogger("hcp.market.quality").setLevel(logging.ERROR)  # printed with the result instead
+    logging.getLogger("hcp.economics.market.quality").setLevel(logging.ERROR)  # printed with the result instead
     try:
         economics = EconomicsParams(gpu_utilization=utilization, gpu_rental_occupancy=rental_occupancy,
                                     gpu_switch_seconds=gpu_switch_seconds,
@@ -127,7 +127,7 @@ def backtest_cmd(
                                   _floats(sweep_dwell_hours, "--sweep-dwell-hours"),
                                   result.outcomes["perfect_foresight"].profit_usd, ray_tasks)
         if plot is not None:
-            from hcp.backtest.plot import plot_backtest
+            from hcp.economics.backtest.plot import plot_backtest
 
             plot_backtest(result, plot)
     except HcpError as exc:
@@ -172,7 +172,7 @@ def _print_warnings(warnings: Any) -> None:
 
 def _sweep(history: Any, devices: Any, facilities: Any, params: Any, thresholds: list[float],
            dwells: list[float], optimum: float, use_ray: bool) -> list[dict[str, Any]]:
-    from hcp.backtest.sweep import grid, run_local
+    from hcp.economics.backtest.sweep import grid, run_local
 
     points = grid(thresholds, dwells)
     if not use_ray:

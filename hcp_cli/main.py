@@ -52,7 +52,8 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print JSON instea
 def _stored_status(settings: Settings, as_json: bool) -> None:
     from sqlalchemy import inspect
 
-    from hcp.store import FleetRepository, engine_for
+    from hcp.fleet.repository import FleetRepository
+    from hcp.store import engine_for
     from hcp_cli.views import stored_table
 
     engine = engine_for(settings.resolved_database_url)
@@ -95,7 +96,8 @@ def events(device: str | None = typer.Option(None), limit: int = typer.Option(20
     """The latest events from the append-only log."""
     from rich.table import Table
 
-    from hcp.store import FleetRepository, engine_for
+    from hcp.fleet.repository import FleetRepository
+    from hcp.store import engine_for
 
     settings = _settings()
     try:

@@ -50,7 +50,7 @@ def keygen(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Create an Ed25519 key pair and miner id; the key file gets mode 0600."""
-    from hcp.miner.keys import MinerKey
+    from hcp.notary.miner.keys import MinerKey
 
     path = _key_path(_settings(), out)
     try:
@@ -79,8 +79,8 @@ def register(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Register this miner's public key and stake with the notary (an admin's token)."""
-    from hcp.miner.client import NotaryClient
-    from hcp.miner.keys import load_key
+    from hcp.notary.miner.client import NotaryClient
+    from hcp.notary.miner.keys import load_key
 
     settings = _settings()
     try:
@@ -122,10 +122,10 @@ def run(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Fetch the task, search hyperparameters, score locally, sign, submit, report."""
-    from hcp.miner.client import NotaryClient, RetryPolicy
-    from hcp.miner.keys import load_key
-    from hcp.miner.round import RoundConfig, run_round
-    from hcp.miner.search import Trial
+    from hcp.notary.miner.client import NotaryClient, RetryPolicy
+    from hcp.notary.miner.keys import load_key
+    from hcp.notary.miner.round import RoundConfig, run_round
+    from hcp.notary.miner.search import Trial
 
     settings = _settings()
     cfg = RoundConfig(trials=trials, seed=seed, engine=engine,

@@ -32,7 +32,7 @@ def recent_decisions(handle: Any, limit: int = 8) -> list[dict[str, Any]]:
     """The latest decisions with outcomes; empty (not an error) while the optimizer restarts."""
     import ray
 
-    from hcp.optimizer import outcome_dict
+    from hcp.economics.optimizer import outcome_dict
 
     try:
         return [outcome_dict(r.decision, r.outcome)
@@ -62,7 +62,7 @@ def decisions_cmd(
     """The optimizer's latest decisions and their outcomes, from the store."""
     from rich.console import Console
 
-    from hcp.optimizer import OptimizerRepository, outcome_dict
+    from hcp.economics.optimizer import OptimizerRepository, outcome_dict
     from hcp.store import engine_for, migrate
     from hcp_cli.views import decisions_table
 

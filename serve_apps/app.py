@@ -15,9 +15,10 @@ from ray import serve
 
 from actors.options import API_APP_NAME, api_ingress_options
 from hcp.agent.store import SqlRunStore
-from hcp.api.usage import SqlUsageLedger
 from hcp.auth.tokens import TokenService
 from hcp.config import Settings
+from hcp.fleet.repository import FleetRepository
+from hcp.inference.usage import SqlUsageLedger
 from hcp.logging_setup import configure_for
 from hcp.ratelimit import (
     LeasedRateLimiter,
@@ -26,7 +27,7 @@ from hcp.ratelimit import (
     RedisRateLimiter,
     SqlRateLimiter,
 )
-from hcp.store import FleetRepository, engine_for
+from hcp.store import engine_for
 from hcp.workloads.repository import WorkloadRepository
 from serve_apps.backends import ActorFleet, OptimizerEconomics, RouterWorkloads
 from serve_apps.eventlog import StoreEventFeed, StoreSwitchLog

@@ -12,10 +12,9 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from hcp.errors import StoreError
-from hcp.store import FleetRepository
+from hcp.fleet.repository import EventRecord, FleetRepository, event_record
 from hcp.store import models as m
 from hcp.store.events import EventKind
-from hcp.store.repository import EventRecord, event_record
 
 SWITCH_KIND = EventKind.MODE_CHANGE.value
 WORKLOAD_KIND = EventKind.WORKLOAD.value

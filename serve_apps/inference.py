@@ -16,11 +16,11 @@ import logging
 from collections import defaultdict
 
 from actors.handles import FleetClient
-from hcp.api.usage import SqlUsageLedger
 from hcp.asyncbatch import NaturalBatcher
 from hcp.config import Settings
 from hcp.errors import ConfigError, ContextUnavailableError, DeviceUnavailableError
 from hcp.inference.base import DEFAULT_MAX_TEXTS
+from hcp.inference.usage import SqlUsageLedger
 from serve_apps.backends import RouterWorkloads
 
 log = logging.getLogger(__name__)

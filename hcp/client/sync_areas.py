@@ -11,7 +11,7 @@ from hcp.client.marketplace import SortOrder
 from hcp.client.models import Page
 from hcp.client.transport import SyncTransport
 from hcp.marketplace.jobs import DisputeOutcome, JobStatus
-from hcp.miner.claim import SignedClaim
+from hcp.notary.miner.claim import SignedClaim
 
 
 class NotaryApi:
@@ -26,12 +26,12 @@ class NotaryApi:
         return self._t.run(nt.dataset(dataset_hash))
 
     def submit_claim(self, payload_json: str, signature: str, artifact: bytes) -> nt.ClaimVerdict:
-        """A signed claim (``hcp.miner.claim.SignedClaim``'s ``payload_json``, ``signature``,
+        """A signed claim (``hcp.notary.miner.claim.SignedClaim``'s ``payload_json``, ``signature``,
         ``artifact``); refusals raise, e.g. ``VerificationFailedError``."""
         return self._t.run(nt.submit_claim(payload_json, signature, artifact))
 
     def submit_signed(self, claim: SignedClaim) -> nt.ClaimVerdict:
-        """A claim as ``hcp.miner.claim.sign_claim`` built it."""
+        """A claim as ``hcp.notary.miner.claim.sign_claim`` built it."""
         return self._t.run(nt.submit_claim(claim.payload_json, claim.signature, claim.artifact))
 
     def claim(self, submission_id: str) -> nt.Claim:

@@ -16,11 +16,10 @@ from hcp.errors import (
 )
 from hcp.fleet.holds import Hold, HoldKind
 from hcp.fleet.modes import GpuMode
+from hcp.fleet.repository import KEEP, FleetRepository
 from hcp.fleet.status import DeviceKind, GpuStatus, SwitchResult
 from hcp.fleet.worker import GpuWorker, WorkerStatus
 from hcp.mining import MiningState
-from hcp.store import FleetRepository
-from hcp.store.repository import KEEP
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from hcp.fleet.modes import GpuMode, SwitchPhases, SwitchReport
 from hcp.fleet.status import DeviceKind, GpuStatus, SwitchResult
 
 if TYPE_CHECKING:
+    from hcp.fleet.repository import FleetRepository
     from hcp.fleet.spec import AsicSpec, FacilitySpec
-    from hcp.store import FleetRepository
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ def build_escrow_backend(settings: Settings, engine: Engine | None = None) -> Es
         return SqlEscrowBackend(engine, platform_account=settings.marketplace.platform_account)
     if kind == "chain":
         try:
-            stack = importlib.import_module("hcp.chain.stack")
+            stack = importlib.import_module("hcp.marketplace.chain.stack")
         except ImportError as exc:
             raise ConfigError(f"the chain escrow backend is not available: {exc}") from exc
         backend: EscrowBackend = stack.open_chain(

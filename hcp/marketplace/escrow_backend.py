@@ -1,7 +1,7 @@
 """The money rules of escrow, and the interface both ledgers implement.
 
 Two backends keep the same books: the SQL double-entry ledger (embedded default) and the
-on-chain ``PaymentEscrow`` contract (``hcp.chain``). Every amount is an integer in the
+on-chain ``PaymentEscrow`` contract (``hcp.marketplace.chain``). Every amount is an integer in the
 token's smallest unit (18 decimals). Every operation is idempotent, keyed by ``job_id``
 (and ``op_id`` for mints), so a retry after a crash never moves money twice.
 
@@ -87,7 +87,7 @@ class Slash:
 
 class EscrowBackend(Protocol):
     """Implemented by ``hcp.marketplace.sql_ledger.SqlEscrowBackend`` and
-    ``hcp.chain.escrow_backend.ChainEscrowBackend``."""
+    ``hcp.marketplace.chain.escrow_backend.ChainEscrowBackend``."""
 
     platform_account: str
 

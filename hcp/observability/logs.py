@@ -22,8 +22,6 @@ from typing import Any, TypeVar
 
 from pythonjsonlogger.json import JsonFormatter
 
-from hcp.logging_setup import configure_logging
-
 _CORRELATION: ContextVar[str | None] = ContextVar("hcp_correlation_id", default=None)
 # What a client may send as X-Request-ID: short, printable, no separators that break logs.
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -112,16 +110,10 @@ class HcpJsonFormatter(JsonFormatter):
         log_record["time"] = datetime.fromtimestamp(record.created, tz=UTC).isoformat()
 
 
-def configure_json_logging(level: str = "INFO") -> None:
-    """Switch the platform's stderr handler to JSON lines (installing it if needed).
-
-    Call it where ``hcp.logging_setup.configure_logging`` is called today when JSON logs are
-    wanted (``HCP_OPS__LOG_JSON=true``); it is idempotent.
-    """
-    configure_logging(level)  # plain first: installs the handler this one reformats
-    for handler in logging.getLogger().handlers:
-        if getattr(handler, "_hcp", False):
-            if not isinstance(handler.formatter, HcpJsonFormatter):
-                handler.setFormatter(HcpJsonFormatter())
-            if not any(isinstance(f, CorrelationFilter) for f in handler.filters):
-                handler.addFilter(CorrelationFilter())
+def use_json_lines(handler: logging.Handler) -> None:
+    """Reformat one of the platform's handlers as JSON lines with the correlation id
+    (``HCP_OPS__LOG_JSON=true``); idempotent."""
+    if not isinstance(handler.formatter, HcpJsonFormatter):
+        handler.setFormatter(HcpJsonFormatter())
+    if not any(isinstance(f, CorrelationFilter) for f in handler.filters):
+        handler.addFilter(CorrelationFilter())

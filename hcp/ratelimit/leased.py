@@ -22,7 +22,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from hcp.ratelimit import (
+from hcp.ratelimit.window import (
     RateDecision,
     RateLimiter,
     retry_after_seconds,

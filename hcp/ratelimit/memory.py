@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from datetime import datetime
 
-from hcp.ratelimit import WindowLimiter
+from hcp.ratelimit.window import WindowLimiter
 
 
 class MemoryRateLimiter(WindowLimiter):

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from hcp.errors import ServiceUnavailableError
-from hcp.ratelimit import WindowLimiter
+from hcp.ratelimit.window import WindowLimiter
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from hcp.errors import StoreError
-from hcp.ratelimit import WindowLimiter
 from hcp.ratelimit.models import RateCounter
+from hcp.ratelimit.window import WindowLimiter
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,6 @@
-"""Relational store: SQLAlchemy 2 models, Alembic migrations, repositories."""
+"""Relational store: SQLAlchemy 2 models, Alembic migrations and the engine; each area owns its
+repository (the fleet's is ``hcp.fleet.repository``)."""
 
 from hcp.store.db import connect, engine_for, migrate
-from hcp.store.repository import DeviceStateRecord, EventRecord, FleetRepository
 
-__all__ = ["connect", "engine_for", "migrate", "FleetRepository", "DeviceStateRecord",
-           "EventRecord"]
+__all__ = ["connect", "engine_for", "migrate"]

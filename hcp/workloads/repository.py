@@ -14,9 +14,9 @@ from sqlalchemy.orm import sessionmaker
 from hcp.clock import utcnow
 from hcp.errors import StoreError, ValidationError
 from hcp.fields import check_cursor_int
+from hcp.fleet.repository import StoreTransaction
 from hcp.store import models as m
 from hcp.store.events import EventKind
-from hcp.store.repository import StoreTransaction
 from hcp.workloads.models import WorkloadRow
 from hcp.workloads.types import (
     ACTIVE_STATES,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from hcp.market.history import packaged
+from hcp.economics.market.history import packaged
 
 HCP = str(Path(sys.executable).parent / "hcp")
 POLICIES = {"always_mine", "always_inference", "always_rent", "greedy", "hcp", "hcp_rent",

@@ -13,8 +13,9 @@ from actors.facility import FacilityActor
 from actors.gpu import GpuActor
 from actors.options import facility_actor_options, gpu_actor_options
 from hcp.config import Settings
+from hcp.fleet.repository import FleetRepository
 from hcp.fleet.spec import parse_fleet_spec
-from hcp.store import FleetRepository, connect, migrate
+from hcp.store import connect, migrate
 from tests.waiting import wait_until
 
 SPEC = {

@@ -10,9 +10,10 @@ import sqlalchemy as sa
 from hcp.config import DEFAULT_FLEET_SPEC
 from hcp.errors import ConflictError, StoreError, UnknownDeviceError
 from hcp.fleet.modes import GpuMode, SwitchPhases, SwitchReport
+from hcp.fleet.repository import FleetRepository
 from hcp.fleet.spec import load_fleet_spec
 from hcp.mining import Share
-from hcp.store import FleetRepository, connect, migrate
+from hcp.store import connect, migrate
 
 
 @pytest.fixture

@@ -10,10 +10,11 @@ import pytest
 from hcp.errors import InvalidTransitionError, UnknownDeviceError
 from hcp.fleet.facility import Facility, facility_report
 from hcp.fleet.modes import GpuMode
+from hcp.fleet.repository import FleetRepository
 from hcp.fleet.spec import parse_fleet_spec
 from hcp.fleet.status import DeviceKind, GpuStatus
 from hcp.fleet.telemetry import TelemetrySample
-from hcp.store import FleetRepository, connect, migrate
+from hcp.store import connect, migrate
 
 SPEC = parse_fleet_spec({"fleet": "f", "facilities": [{
     "name": "site", "location": "x", "capacity_mw": 0.01, "pue": 1.25,

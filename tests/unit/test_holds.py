@@ -11,8 +11,8 @@ from hcp.errors import GpuBusyError, InvalidTransitionError, ValidationError
 from hcp.fleet.device import GpuDevice
 from hcp.fleet.holds import Hold, HoldKind
 from hcp.fleet.modes import GpuMode
+from hcp.fleet.repository import FleetRepository
 from hcp.fleet.worker import GpuWorker
-from hcp.store import FleetRepository
 from tests.unit.test_worker import _wait, model, repo, worker  # noqa: F401 -- fixtures
 
 JOB = Hold.job("job-1")

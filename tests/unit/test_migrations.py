@@ -15,8 +15,8 @@ from hcp.store.db import connect, migrate
 from hcp.store.models import Base
 
 VERSIONS = Path(__file__).parents[2] / "hcp/store/migrations/versions"
-MODEL_MODULES = ["hcp.agent.models", "hcp.api.usage", "hcp.chain.models", "hcp.images.models",
-                 "hcp.marketplace.models", "hcp.notary.models", "hcp.optimizer.models",
+MODEL_MODULES = ["hcp.agent.models", "hcp.inference.usage", "hcp.marketplace.chain.models", "hcp.images.models",
+                 "hcp.marketplace.models", "hcp.notary.models", "hcp.economics.optimizer.models",
                  "hcp.oracle.models", "hcp.ratelimit.models", "hcp.store.models",
                  "hcp.workloads.models"]
 # What a migration may import: the libraries, and the migrations' own frozen helpers.

@@ -13,10 +13,11 @@ from hcp.errors import ConflictError, ContextUnavailableError, InvalidModeError,
 from hcp.fleet.builder import build_gpu_worker
 from hcp.fleet.device import GpuDevice
 from hcp.fleet.modes import GpuMode
+from hcp.fleet.repository import FleetRepository
 from hcp.fleet.spec import GpuSpec, parse_fleet_spec
 from hcp.fleet.worker import GpuWorker
 from hcp.inference import InferenceModel, create_model
-from hcp.store import FleetRepository, connect, migrate
+from hcp.store import connect, migrate
 
 SPEC = GpuSpec(id="u-gpu-0", facility="u-lab", model="L4", memory_gb=24, power_w=72, idle_w=16)
 

@@ -18,12 +18,13 @@ from actors.handles import FleetClient
 from actors.optimizer import RayFleetPort
 from actors.options import gpu_actor_options
 from hcp.config import Settings
+from hcp.economics.optimizer.types import ApplyOrder
 from hcp.errors import GpuBusyError
 from hcp.fleet.holds import Hold
 from hcp.fleet.modes import GpuMode
+from hcp.fleet.repository import FleetRepository
 from hcp.fleet.spec import parse_fleet_spec
-from hcp.optimizer.types import ApplyOrder
-from hcp.store import FleetRepository, engine_for
+from hcp.store import engine_for
 from tests.integration.agent.conftest import PRICE, AgentThread, Platform
 from tests.waiting import wait_until
 

@@ -11,12 +11,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from hcp.chain.client import ChainClient
-from hcp.chain.escrow_backend import ChainEscrowBackend
-from hcp.chain.keys import KeyRing
-from hcp.chain.market import ChainMarketplace
-from hcp.chain.stack import ChainStack, open_chain
 from hcp.config import Settings
+from hcp.marketplace.chain.client import ChainClient
+from hcp.marketplace.chain.escrow_backend import ChainEscrowBackend
+from hcp.marketplace.chain.keys import KeyRing
+from hcp.marketplace.chain.market import ChainMarketplace
+from hcp.marketplace.chain.stack import ChainStack, open_chain
 
 ANVIL = Path(__file__).resolve().parents[3] / "node_modules" / ".bin" / "anvil"
 SEED = "integration-wallet-seed-0123456789"

@@ -8,16 +8,16 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hcp.chain.deploy import Deployment
-from hcp.chain.escrow_backend import ChainEscrowBackend
-from hcp.chain.ids import job_key
-from hcp.chain.indexer import ChainIndexer
-from hcp.chain.keys import KeyRing
-from hcp.chain.market import JobStatus, Outcome
-from hcp.chain.models import ChainEvent, ChainJob
-from hcp.chain.stack import ChainStack, open_chain, run_lifecycle
 from hcp.config import Settings
 from hcp.errors import EscrowStateError, JobTransitionError
+from hcp.marketplace.chain.deploy import Deployment
+from hcp.marketplace.chain.escrow_backend import ChainEscrowBackend
+from hcp.marketplace.chain.ids import job_key
+from hcp.marketplace.chain.indexer import ChainIndexer
+from hcp.marketplace.chain.keys import KeyRing
+from hcp.marketplace.chain.market import JobStatus, Outcome
+from hcp.marketplace.chain.models import ChainEvent, ChainJob
+from hcp.marketplace.chain.stack import ChainStack, open_chain, run_lifecycle
 from hcp.marketplace.escrow_backend import ONE_TOKEN
 from hcp.store.db import connect, migrate
 

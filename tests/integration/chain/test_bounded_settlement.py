@@ -9,9 +9,9 @@ one-resource provider pays.
 
 from __future__ import annotations
 
-from hcp.chain.market import JobStatus
-from hcp.chain.settlement import PATHS, register_many, settlement_gas
-from hcp.chain.stack import ChainStack
+from hcp.marketplace.chain.market import JobStatus
+from hcp.marketplace.chain.settlement import PATHS, register_many, settlement_gas
+from hcp.marketplace.chain.stack import ChainStack
 from hcp.marketplace.escrow_backend import ONE_TOKEN
 
 MANY = 4000

@@ -10,10 +10,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from actors.indexer import launch_indexer, wait_for_block
-from hcp.chain.ids import job_key
-from hcp.chain.models import ChainEvent, ChainJob
-from hcp.chain.stack import ChainStack
 from hcp.config import Settings
+from hcp.marketplace.chain.ids import job_key
+from hcp.marketplace.chain.models import ChainEvent, ChainJob
+from hcp.marketplace.chain.stack import ChainStack
 from hcp.store import engine_for, migrate
 from hcp.store.db import connect
 

@@ -16,10 +16,10 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from hcp.auth.tokens import Principal, Role
-from hcp.chain.escrow_backend import ChainEscrowBackend
-from hcp.chain.market import ChainMarketplace, Outcome
-from hcp.chain.stack import ChainStack
 from hcp.config import Settings
+from hcp.marketplace.chain.escrow_backend import ChainEscrowBackend
+from hcp.marketplace.chain.market import ChainMarketplace, Outcome
+from hcp.marketplace.chain.stack import ChainStack
 from hcp.marketplace.escrow_backend import ONE_TOKEN, EscrowBackend
 from hcp.marketplace.jobs import DisputeOutcome
 from hcp.marketplace.offers import OfferSpec

@@ -1,5 +1,5 @@
 """The same random operation sequences as the SQL ledger's, on the chain ledger
-(``hcp.chain.ChainEscrowBackend`` over py-evm in process): after every step the token's total
+(``hcp.marketplace.chain.ChainEscrowBackend`` over py-evm in process): after every step the token's total
 supply equals every holder's balance plus what PaymentEscrow holds (locked and staked),
 and equals the model.
 
@@ -15,10 +15,10 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, settings
 
-from hcp.chain.escrow_backend import ChainEscrowBackend
-from hcp.chain.keys import KeyRing
-from hcp.chain.stack import ChainStack, open_chain
 from hcp.config import Settings
+from hcp.marketplace.chain.escrow_backend import ChainEscrowBackend
+from hcp.marketplace.chain.keys import KeyRing
+from hcp.marketplace.chain.stack import ChainStack, open_chain
 from tests.unit.marketplace.ledger_machine import make_machine
 
 SEED = "stateful-ledger-seed-0123456789"

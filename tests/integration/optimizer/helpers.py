@@ -6,7 +6,7 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from hcp.policy.decision import Decision, DecisionReason
+from hcp.economics.policy.decision import Decision, DecisionReason
 
 _FLIP = {"gpu": {"MINING": "INFERENCE", "INFERENCE": "MINING", "IDLE": "MINING", "CURTAILED": "MINING"},
          "asic": {"MINING": "CURTAILED", "CURTAILED": "MINING", "IDLE": "MINING"}}

@@ -18,10 +18,11 @@ from actors.optimizer import launch_optimizer, stop_optimizer
 from actors.options import facility_actor_options, gpu_actor_options
 from hcp.clock import utcnow
 from hcp.config import DEFAULT_FLEET_SPEC, Settings
+from hcp.economics.market import MarketSimulator
+from hcp.economics.optimizer import OptimizerRepository, OutcomeStatus
+from hcp.fleet.repository import FleetRepository
 from hcp.fleet.spec import FleetSpec, load_fleet_spec
-from hcp.market import MarketSimulator
-from hcp.optimizer import OptimizerRepository, OutcomeStatus
-from hcp.store import FleetRepository, connect, migrate
+from hcp.store import connect, migrate
 from hcp.store.models import Event
 from tests.integration.optimizer.helpers import FlipPolicy
 from tests.waiting import wait_until

@@ -7,8 +7,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tests.unit.marketplace.test_ledger_stateful import run_postgres_machine, run_sqlite_machine
-from tests.unit.marketplace.test_ledger_stateful import workdir  # noqa: F401 -- fixture
+from tests.unit.marketplace.test_ledger_stateful import (
+    run_postgres_machine,
+    run_sqlite_machine,
+    workdir,  # noqa: F401 -- fixture
+)
 
 SOAK = int(os.environ.get("HCP_LEDGER_SOAK_EXAMPLES", "1000"))
 

@@ -22,8 +22,9 @@ from hcp.errors import (
     WorkloadNotFoundError,
     WorkloadTransitionError,
 )
+from hcp.fleet.repository import FleetRepository
 from hcp.fleet.spec import load_fleet_spec
-from hcp.store import FleetRepository, connect, migrate
+from hcp.store import connect, migrate
 from hcp.workloads.metering import PriceTable, cost_micro_usd
 from hcp.workloads.repository import WorkloadRepository
 from tests.waiting import wait_until

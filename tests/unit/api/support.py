@@ -16,7 +16,6 @@ import httpx
 from fastapi import FastAPI
 
 from hcp.agent.store import SqlRunStore
-from hcp.api.usage import SqlUsageLedger
 from hcp.auth.tokens import Role, TokenService
 from hcp.config import Settings
 from hcp.errors import (
@@ -27,11 +26,13 @@ from hcp.errors import (
 )
 from hcp.fleet.facility import FacilityReport
 from hcp.fleet.modes import GpuMode, SwitchPhases, SwitchReport
+from hcp.fleet.repository import FleetRepository
 from hcp.fleet.spec import parse_fleet_spec
 from hcp.fleet.status import GpuStatus, SwitchResult
 from hcp.fleet.telemetry import TelemetrySample
+from hcp.inference.usage import SqlUsageLedger
 from hcp.ratelimit import LeasedRateLimiter, MemoryRateLimiter
-from hcp.store import FleetRepository, connect, migrate
+from hcp.store import connect, migrate
 from hcp.workloads.repository import WorkloadRepository
 from hcp.workloads.types import Admission, WorkloadSpec
 from serve_apps.eventlog import StoreEventFeed, StoreSwitchLog

@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from hcp.api.usage import SqlUsageLedger
 from hcp.errors import ValidationError
+from hcp.inference.usage import SqlUsageLedger
 from hcp.store import connect, migrate
 
 

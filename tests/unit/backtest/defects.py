@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from hcp.market.history import (
+from hcp.economics.market.history import (
     DEFAULT_BTC_DAILY,
     DEFAULT_DIFFICULTY,
     DEFAULT_POWER,

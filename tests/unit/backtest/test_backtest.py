@@ -7,13 +7,13 @@ import itertools
 import numpy as np
 import pytest
 
-from hcp.backtest import POLICIES, BacktestResult, perfect_foresight, run_backtest
-from hcp.backtest.engine import _account, initial_modes
 from hcp.config import DEFAULT_FLEET_SPEC
 from hcp.economics import DeviceEconomics, FacilityEconomics
+from hcp.economics.backtest import POLICIES, BacktestResult, perfect_foresight, run_backtest
+from hcp.economics.backtest.engine import _account, initial_modes
+from hcp.economics.market import MarketHistory
+from hcp.economics.policy.profit import CURTAILED, IDLE, INFERENCE, MODES, RENTED, FleetArrays
 from hcp.fleet.spec import load_fleet_spec
-from hcp.market import MarketHistory
-from hcp.policy.profit import CURTAILED, IDLE, INFERENCE, MODES, RENTED, FleetArrays
 
 M = len(MODES)
 
@@ -119,7 +119,7 @@ def test_renting_is_a_third_gpu_option_priced_from_the_2024_rental_levels() -> N
     of the hour as inference loses the platform's 2 % and is never chosen; when demand keeps an
     offered GPU rented 80 % of the hour it beats inference, and hcp_rent takes it."""
     from hcp.economics import EconomicsParams
-    from hcp.policy import PolicyParams
+    from hcp.economics.policy import PolicyParams
 
     spec = load_fleet_spec(DEFAULT_FLEET_SPEC)
     history = MarketHistory.load()

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from hcp.backtest import run_backtest
 from hcp.config import DEFAULT_FLEET_SPEC
+from hcp.economics.backtest import run_backtest
+from hcp.economics.market import MarketHistory
 from hcp.fleet.spec import load_fleet_spec
-from hcp.market import MarketHistory
 from hcp_cli.main import app
 from tests.unit.backtest import defects
 
@@ -21,7 +21,7 @@ POLICIES = ("greedy", "hcp")
 
 @pytest.fixture(autouse=True)
 def _quiet(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="hcp.market.quality")
+    caplog.set_level(logging.WARNING, logger="hcp.economics.market.quality")
 
 
 @pytest.fixture(scope="module")

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from hcp.economics.market import MarketHistory
+from hcp.economics.market.history import DEFAULT_BTC_DAILY, packaged
+from hcp.economics.market.quality import Action, DataIssue, IssueKind
 from hcp.errors import MarketDataError, MarketDataGapError
-from hcp.market import MarketHistory
-from hcp.market.history import DEFAULT_BTC_DAILY, packaged
-from hcp.market.quality import Action, DataIssue, IssueKind
 from tests.unit.backtest import defects
 
 FULL_HOURS = len(packaged("electricity_be_hourly_2022h1.csv").read_text().splitlines()) - 1
@@ -26,7 +26,7 @@ FULL_HOURS = len(packaged("electricity_be_hourly_2022h1.csv").read_text().splitl
 
 @pytest.fixture(autouse=True)
 def _quiet(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="hcp.market.quality")
+    caplog.set_level(logging.WARNING, logger="hcp.economics.market.quality")
 
 
 def _kinds(history: MarketHistory) -> dict[IssueKind, DataIssue]:

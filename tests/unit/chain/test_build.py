@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from contracts import build
-from hcp.chain.artifacts import ARTIFACTS_DIR, CONTRACT_NAMES
+from hcp.marketplace.chain.artifacts import ARTIFACTS_DIR, CONTRACT_NAMES
 
 
 def test_source_hash_of_artifacts_matches_the_sources() -> None:

@@ -6,11 +6,11 @@ import socket
 
 import pytest
 
-from hcp.chain.client import ChainClient
-from hcp.chain.ids import op_key
-from hcp.chain.keys import KeyRing, Signer
-from hcp.chain.stack import ChainStack
 from hcp.errors import ChainUnavailableError, ConfigError
+from hcp.marketplace.chain.client import ChainClient
+from hcp.marketplace.chain.ids import op_key
+from hcp.marketplace.chain.keys import KeyRing, Signer
+from hcp.marketplace.chain.stack import ChainStack
 
 
 def test_a_key_used_elsewhere_resyncs_the_nonce(stack: ChainStack) -> None:

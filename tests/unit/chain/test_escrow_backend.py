@@ -6,10 +6,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hcp.chain.escrow_backend import ChainEscrowBackend
-from hcp.chain.ids import job_key, op_key
-from hcp.chain.keys import KeyRing
-from hcp.chain.stack import ChainStack
 from hcp.errors import (
     ChainRevertError,
     EscrowStateError,
@@ -17,6 +13,10 @@ from hcp.errors import (
     InsufficientFundsError,
     ValidationError,
 )
+from hcp.marketplace.chain.escrow_backend import ChainEscrowBackend
+from hcp.marketplace.chain.ids import job_key, op_key
+from hcp.marketplace.chain.keys import KeyRing
+from hcp.marketplace.chain.stack import ChainStack
 from hcp.marketplace.escrow_backend import ONE_TOKEN, cost_for, split_payment
 
 from .conftest import SEED

@@ -5,12 +5,12 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from hcp.chain.escrow_backend import ChainEscrowBackend
-from hcp.chain.ids import job_key
-from hcp.chain.indexer import ChainIndexer
-from hcp.chain.keys import KeyRing
-from hcp.chain.models import ChainCursor, ChainEvent, ChainJob
-from hcp.chain.stack import ChainStack, run_lifecycle
+from hcp.marketplace.chain.escrow_backend import ChainEscrowBackend
+from hcp.marketplace.chain.ids import job_key
+from hcp.marketplace.chain.indexer import ChainIndexer
+from hcp.marketplace.chain.keys import KeyRing
+from hcp.marketplace.chain.models import ChainCursor, ChainEvent, ChainJob
+from hcp.marketplace.chain.stack import ChainStack, run_lifecycle
 from hcp.marketplace.escrow_backend import ONE_TOKEN
 from hcp.store.db import connect, migrate
 

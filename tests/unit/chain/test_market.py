@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from hcp.chain.ids import job_key
-from hcp.chain.market import JobStatus, Outcome
-from hcp.chain.stack import ChainStack, run_lifecycle
 from hcp.errors import ChainRevertError, JobTransitionError, ValidationError
+from hcp.marketplace.chain.ids import job_key
+from hcp.marketplace.chain.market import JobStatus, Outcome
+from hcp.marketplace.chain.stack import ChainStack, run_lifecycle
 from hcp.marketplace.escrow_backend import ONE_TOKEN
 
 PRICE = 10 * ONE_TOKEN  # 10 tokens per hour

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from contracts.build import compile_with
-from hcp.chain.client import ChainClient
-from hcp.chain.ids import job_key, op_key
+from hcp.marketplace.chain.client import ChainClient
+from hcp.marketplace.chain.ids import job_key, op_key
 
 ATTACKER = Path(__file__).with_name("contracts") / "ReentrantToken.sol"
 LOCKED, RELEASED = 1, 2

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from hcp.chain.stack import ChainStack
 from hcp.errors import ChainRevertError, InsufficientStakeError
+from hcp.marketplace.chain.stack import ChainStack
 from hcp.marketplace.escrow_backend import ONE_TOKEN, UNBONDING_SECONDS
 from tests.unit.marketplace.stake_scenario import run_stake_story
 

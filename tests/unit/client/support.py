@@ -25,12 +25,12 @@ import uvicorn
 from fastapi import FastAPI
 
 from hcp.auth.tokens import Role
-from hcp.market.tick import PriceTick
+from hcp.economics.market.tick import PriceTick
+from hcp.economics.optimizer.ticks import tick_to_dict
 from hcp.marketplace.service import MarketplaceService
 from hcp.marketplace.sql_ledger import SqlEscrowBackend
 from hcp.marketplace.wallet import WalletLogin
 from hcp.notary.service import NotaryService
-from hcp.optimizer.ticks import tick_to_dict
 from hcp.store import connect
 from hcp.workloads.router import WorkloadRouter
 from serve_apps.factory import build_app

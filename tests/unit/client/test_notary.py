@@ -17,8 +17,8 @@ from hcp.errors import (
     ReplayDetectedError,
     UnexpectedResponseError,
 )
-from hcp.miner.claim import build_artifact, build_payload, sign_claim
-from hcp.miner.keys import MinerKey
+from hcp.notary.miner.claim import build_artifact, build_payload, sign_claim
+from hcp.notary.miner.keys import MinerKey
 from hcp.notary.storage import sha256_ref
 from tests.unit.client.support import leftovers, make_platform, run
 from tests.unit.notary import wat_modules as wat

@@ -7,10 +7,17 @@ from pathlib import Path
 
 import pytest
 
+from hcp.economics.market import (
+    LiveFeed,
+    MarketHistory,
+    MarketSimulator,
+    PriceFeed,
+    PriceTick,
+    ReplayFeed,
+)
+from hcp.economics.market.gpu_prices import load_gpu_prices, normalize_model
+from hcp.economics.market.history import block_subsidy_btc, load_btc_daily, packaged
 from hcp.errors import MarketDataError
-from hcp.market import LiveFeed, MarketHistory, MarketSimulator, PriceFeed, PriceTick, ReplayFeed
-from hcp.market.gpu_prices import load_gpu_prices, normalize_model
-from hcp.market.history import block_subsidy_btc, load_btc_daily, packaged
 
 
 @pytest.fixture(scope="module")

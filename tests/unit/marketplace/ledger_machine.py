@@ -1,6 +1,6 @@
 """A hypothesis state machine that drives any EscrowBackend against an exact model.
 
-Reused for the SQL ledger (here) and the chain ledger (when ``hcp.chain`` is importable).
+Reused for the SQL ledger (here) and the chain ledger (when ``hcp.marketplace.chain`` is importable).
 A harness supplies the backend and how to "crash" it: ``restart()`` rebuilds the backend from
 the same database or chain (an actor killed between steps), ``faulty()`` returns a backend
 whose next write fails inside its transaction (``None`` when the backend cannot inject), and

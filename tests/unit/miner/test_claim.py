@@ -16,10 +16,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hcp.errors import ValidationError
-from hcp.miner.claim import artifact_hash, build_artifact, build_payload, sign_claim
-from hcp.miner.keys import MinerKey
 from hcp.notary.artifact import safe_extract
 from hcp.notary.canonical import jcs_bytes
+from hcp.notary.miner.claim import artifact_hash, build_artifact, build_payload, sign_claim
+from hcp.notary.miner.keys import MinerKey
 from hcp.notary.payload import parse_payload
 
 KEY = MinerKey.generate()

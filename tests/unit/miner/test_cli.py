@@ -8,7 +8,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from hcp.miner.keys import load_key
+from hcp.notary.miner.keys import load_key
 from hcp_cli.main import app
 
 

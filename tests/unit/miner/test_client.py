@@ -8,10 +8,10 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from hcp.miner.claim import build_artifact, build_payload, sign_claim
-from hcp.miner.client import NotaryClient, RetryPolicy
-from hcp.miner.errors import NotaryRequestError
-from hcp.miner.keys import MinerKey
+from hcp.notary.miner.claim import build_artifact, build_payload, sign_claim
+from hcp.notary.miner.client import NotaryClient, RetryPolicy
+from hcp.notary.miner.errors import NotaryRequestError
+from hcp.notary.miner.keys import MinerKey
 from hcp.notary.reference_task import sha256_hash
 
 KEY = MinerKey.generate()

@@ -10,8 +10,8 @@ from pathlib import Path
 import nacl.signing
 import pytest
 
-from hcp.miner.errors import MinerKeyError
-from hcp.miner.keys import MinerKey, load_key
+from hcp.notary.miner.errors import MinerKeyError
+from hcp.notary.miner.keys import MinerKey, load_key
 
 
 def test_saved_key_is_mode_0600_and_round_trips(tmp_path: Path) -> None:

@@ -9,11 +9,11 @@ import httpx
 import pytest
 
 from hcp.errors import ValidationError
-from hcp.miner.client import NotaryClient
-from hcp.miner.keys import MinerKey
-from hcp.miner.round import RoundConfig, run_round
 from hcp.notary import reference_task as rt
 from hcp.notary.canonical import jcs_bytes
+from hcp.notary.miner.client import NotaryClient
+from hcp.notary.miner.keys import MinerKey
+from hcp.notary.miner.round import RoundConfig, run_round
 from hcp.notary.payload import parse_payload
 from hcp.notary.sandbox.wasm import WasmtimeSandbox
 

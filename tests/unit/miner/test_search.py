@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from hcp.errors import ValidationError
-from hcp.miner.evaluate import LocalEvaluator
-from hcp.miner.search import search
 from hcp.notary import reference_task as rt
+from hcp.notary.miner.evaluate import LocalEvaluator
+from hcp.notary.miner.search import search
 from hcp.notary.reference_task import Range
 from hcp.notary.sandbox.base import SandboxLimits, SandboxOutcome, SandboxResult
 from hcp.notary.sandbox.wasm import WasmtimeSandbox
@@ -78,7 +78,7 @@ def test_real_search_on_the_reference_task_reproduces_its_best_score() -> None:
     res = search(ev, rt.wasm_bytes(), SMALL_SPACE, 4, seed=0, engine="optuna")
     assert all(t.outcome is SandboxOutcome.OK for t in res.trials)
     assert 0.8 < res.best_score <= 1.0
-    from hcp.miner.claim import build_artifact
+    from hcp.notary.miner.claim import build_artifact
 
     again = ev.run_artifact(build_artifact(rt.wasm_bytes(), res.best_params))
     assert again.score == res.best_score

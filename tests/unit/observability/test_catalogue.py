@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from hcp.economics.optimizer.types import OutcomeStatus
 from hcp.fleet.modes import GpuMode
 from hcp.notary.metrics import STAGES
 from hcp.observability import catalogue
 from hcp.observability.catalogue import BY_NAME, CATALOGUE
 from hcp.observability.spec import LABEL_NAME, METRIC_NAME, RESERVED_LABELS, Kind
-from hcp.optimizer.types import OutcomeStatus
 from hcp.workloads.types import WorkloadState, WorkloadType
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -7,11 +7,11 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from hcp.economics.market.tick import PriceTick
+from hcp.economics.optimizer.types import ApplyOrder, ApplyResult
+from hcp.economics.policy.decision import Decision, DecisionReason
 from hcp.fleet.modes import GpuMode, SwitchPhases, SwitchReport
-from hcp.market.tick import PriceTick
-from hcp.optimizer.types import ApplyOrder, ApplyResult
-from hcp.policy.decision import Decision, DecisionReason
-from hcp.store import FleetRepository
+from hcp.fleet.repository import FleetRepository
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 

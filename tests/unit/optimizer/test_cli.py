@@ -7,10 +7,11 @@ import json
 from rich.console import Console
 from typer.testing import CliRunner
 
+from hcp.economics.optimizer import OptimizerRepository, OptimizerService, outcome_dict
+from hcp.economics.optimizer.economics import FleetProfit
+from hcp.fleet.repository import FleetRepository
 from hcp.fleet.spec import parse_fleet_spec
-from hcp.optimizer import OptimizerRepository, OptimizerService, outcome_dict
-from hcp.optimizer.economics import FleetProfit
-from hcp.store import FleetRepository, connect, migrate
+from hcp.store import connect, migrate
 from hcp_cli.main import app
 from hcp_cli.views import decisions_table
 from tests.unit.optimizer.fakes import (

@@ -13,10 +13,11 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hcp.economics.optimizer import OptimizerRepository, OptimizerService
+from hcp.economics.optimizer.economics import FleetProfit
+from hcp.fleet.repository import FleetRepository
 from hcp.fleet.spec import parse_fleet_spec
-from hcp.optimizer import OptimizerRepository, OptimizerService
-from hcp.optimizer.economics import FleetProfit
-from hcp.store import FleetRepository, connect, migrate
+from hcp.store import connect, migrate
 from tests.unit.optimizer.fakes import (
     SPEC,
     T0,

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 from hcp.config import Settings
+from hcp.economics.market import MarketHistory, MarketSimulator
+from hcp.economics.optimizer.feeds import SteppedReplay, live_policy_params, make_feed
 from hcp.fleet.spec import parse_fleet_spec
-from hcp.market import MarketHistory, MarketSimulator
-from hcp.optimizer.feeds import SteppedReplay, live_policy_params, make_feed
 from tests.unit.optimizer.fakes import SPEC, T0
 
 

@@ -7,9 +7,9 @@ from datetime import timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hcp.optimizer.profit import mode_segments, realized_profit_micro_usd
-from hcp.optimizer.ticks import tick_from_dict, tick_to_dict
-from hcp.optimizer.types import ModeChange
+from hcp.economics.optimizer.profit import mode_segments, realized_profit_micro_usd
+from hcp.economics.optimizer.ticks import tick_from_dict, tick_to_dict
+from hcp.economics.optimizer.types import ModeChange
 from tests.unit.optimizer.fakes import T0, tick
 
 H = timedelta(hours=1)

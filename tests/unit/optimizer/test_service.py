@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
+from hcp.economics.optimizer import OptimizerRepository, OptimizerService, OutcomeStatus
+from hcp.economics.optimizer.economics import FleetProfit
+from hcp.economics.policy import FleetPolicy, PolicyParams
+from hcp.economics.policy.profit import MODE_INDEX
+from hcp.fleet.repository import FleetRepository
 from hcp.fleet.spec import parse_fleet_spec
-from hcp.optimizer import OptimizerRepository, OptimizerService, OutcomeStatus
-from hcp.optimizer.economics import FleetProfit
-from hcp.policy import FleetPolicy, PolicyParams
-from hcp.policy.profit import MODE_INDEX
-from hcp.store import FleetRepository, connect, migrate
+from hcp.store import connect, migrate
 from tests.unit.optimizer.fakes import (
     SPEC,
     T0,
@@ -296,8 +297,8 @@ def test_rentals_alone_over_the_cap_are_preempted_explicitly_and_recorded(env) -
     from dataclasses import replace
 
     from hcp.economics import from_fleet_spec
+    from hcp.economics.policy import FleetPolicy as Policy
     from hcp.fleet.modes import GpuMode, SwitchPhases, SwitchReport
-    from hcp.policy import FleetPolicy as Policy
 
     spec, fleet, repo = env
     for gpu, job in (("g-h100", "j-1"), ("g-l40s", "j-2")):

@@ -14,10 +14,10 @@ from hcp.economics import (
     FacilityEconomics,
     asic_breakeven_usd_per_mwh,
 )
+from hcp.economics.market.tick import PriceTick
+from hcp.economics.policy import Decision, DecisionReason, FleetPolicy, PolicyParams
 from hcp.errors import ValidationError
 from hcp.fleet.spec import parse_fleet_spec
-from hcp.market.tick import PriceTick
-from hcp.policy import Decision, DecisionReason, FleetPolicy, PolicyParams
 
 T0 = datetime(2022, 6, 1, tzinfo=UTC)
 DIFF = 30e12

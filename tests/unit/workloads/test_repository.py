@@ -7,7 +7,8 @@ import itertools
 import pytest
 
 from hcp.errors import StoreError, WorkloadTransitionError
-from hcp.store import FleetRepository, connect, migrate
+from hcp.fleet.repository import FleetRepository
+from hcp.store import connect, migrate
 from hcp.workloads.metering import PriceTable
 from hcp.workloads.repository import WorkloadRepository
 from hcp.workloads.router import WorkloadRouter

@@ -1,7 +1,0 @@
-"""Backtest of switching policies on real price history (pure hcp, no Ray)."""
-
-from hcp.backtest.engine import POLICIES, BacktestResult, PolicyOutcome, run_backtest
-from hcp.backtest.optimum import OptimumResult, perfect_foresight
-
-__all__ = ["POLICIES", "BacktestResult", "OptimumResult", "PolicyOutcome", "perfect_foresight",
-           "run_backtest"]
