@@ -9,6 +9,7 @@ import ray
 from actors.handles import FleetClient
 from hcp.config import Settings
 from hcp.fleet.facility import Facility, FacilityReport
+from hcp.fleet.modes import SwitchRequest
 from hcp.fleet.repository import FleetRepository
 from hcp.fleet.spec import FacilitySpec
 from hcp.fleet.status import GpuStatus, SwitchResult
@@ -32,9 +33,10 @@ class FacilityActor:
         self._last.update({k: v for k, v in statuses.items() if v.up})
         return self._facility.report(list(statuses.values()))
 
-    def set_asic_mode(self, asic_id: str, mode: str, reason: str = "",
-                      correlation_id: str | None = None) -> SwitchResult:
-        return self._facility.set_asic_mode(asic_id, mode, reason, correlation_id)
+    def switch(self, request: SwitchRequest) -> SwitchResult:
+        """Switch one of this facility's ASICs (a power command; see ``Facility.set_asic_mode``)."""
+        return self._facility.set_asic_mode(request.device_id, request.target, request.reason,
+                                            request.correlation_id)
 
     def gpu_ids(self) -> list[str]:
         return list(self._fleet.gpus)

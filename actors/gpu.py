@@ -7,10 +7,11 @@ import logging
 import ray
 
 from hcp.config import Settings
+from hcp.errors import UnknownDeviceError
 from hcp.fleet.builder import build_gpu_worker
 from hcp.fleet.device import GpuDevice
 from hcp.fleet.holds import Hold
-from hcp.fleet.modes import GpuMode
+from hcp.fleet.modes import GpuMode, SwitchRequest
 from hcp.fleet.repository import FleetRepository
 from hcp.fleet.spec import GpuSpec
 from hcp.fleet.status import GpuStatus, SwitchResult
@@ -61,9 +62,13 @@ class GpuActor:
         self._metrics = _GpuMetrics(spec)
         self._device.start_checkpointing(settings.fleet.checkpoint_seconds, on_status=self._metrics.export)
 
-    def switch(self, target: str, reason: str = "", correlation_id: str | None = None
-               ) -> SwitchResult:
-        result = self._device.switch(target, reason, correlation_id)
+    def switch(self, request: SwitchRequest) -> SwitchResult:
+        if request.device_id != self._device.device_id:
+            # A request sent to the wrong actor is a wiring fault: refuse it, never switch
+            # this GPU for another's request.
+            raise UnknownDeviceError(f"{request.device_id!r} is not {self._device.device_id!r}",
+                                     device_id=request.device_id)
+        result = self._device.switch(request.target, request.reason, request.correlation_id)
         self._metrics.switched(result)
         return result
 

@@ -22,7 +22,7 @@ from ray.exceptions import GetTimeoutError, RayActorError, RayError, RayTaskErro
 from hcp.errors import DeviceUnavailableError, HcpError, UnknownDeviceError
 from hcp.fleet.facility import FacilityReport
 from hcp.fleet.holds import Hold
-from hcp.fleet.modes import GpuMode
+from hcp.fleet.modes import GpuMode, SwitchRequest
 from hcp.fleet.status import GpuStatus, SwitchResult
 
 log = logging.getLogger(__name__)
@@ -100,11 +100,10 @@ class FleetClient:
     # -- refs: for callers that fan out and wait themselves (the optimizer's broadcast) ----
     def switch_ref(self, device_id: str, target: GpuMode | str, reason: str,
                    correlation_id: str | None = None) -> Any:
-        mode = GpuMode.parse(target).value
+        request = SwitchRequest(device_id, GpuMode.parse(target), reason, correlation_id)
         if device_id in self.gpus:
-            return self.gpus[device_id].switch.remote(mode, reason, correlation_id)
-        fac = self.owner_of(device_id)
-        return self.facilities[fac].set_asic_mode.remote(device_id, mode, reason, correlation_id)
+            return self.gpus[device_id].switch.remote(request)
+        return self.facilities[self.owner_of(device_id)].switch.remote(request)
 
     # -- sync ------------------------------------------------------------------------
     def status(self, device_id: str) -> GpuStatus:

@@ -31,6 +31,24 @@ class GpuMode(str, Enum):
 
 
 @dataclass(frozen=True)
+class SwitchRequest:
+    """One caller's ask of one device, GPU or ASIC, as it crosses into the device's actor.
+
+    ``correlation_id`` names the decision or request it answers (an optimizer decision id, an
+    API request id); it is committed in the event's own column, never written into ``reason``.
+    """
+
+    device_id: str
+    target: GpuMode
+    reason: str = ""
+    correlation_id: str | None = None
+
+    def __post_init__(self) -> None:
+        # An unknown mode never leaves the caller's process: the request cannot be built.
+        object.__setattr__(self, "target", GpuMode.parse(self.target))
+
+
+@dataclass(frozen=True)
 class SwitchPhases:
     """Milliseconds spent in each phase of a switch."""
 

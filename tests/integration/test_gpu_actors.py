@@ -13,6 +13,8 @@ from actors.facility import FacilityActor
 from actors.gpu import GpuActor
 from actors.options import facility_actor_options, gpu_actor_options
 from hcp.config import Settings
+from hcp.errors import InvalidModeError
+from hcp.fleet.modes import GpuMode, SwitchRequest
 from hcp.fleet.repository import FleetRepository
 from hcp.fleet.spec import parse_fleet_spec
 from hcp.store import connect, migrate
@@ -55,13 +57,13 @@ def _wait(pred, timeout: float = 30.0, every: float = 0.2):  # type: ignore[no-u
 
 def test_switches_are_fast_durable_and_serve_real_embeddings(fleet) -> None:  # type: ignore[no-untyped-def]
     gpu, facility, repo = fleet
-    r = ray.get(gpu.switch.remote("MINING", "itest"))
+    r = ray.get(gpu.switch.remote(SwitchRequest("it-gpu-0", GpuMode.MINING, "itest")))
     assert (r.from_mode, r.to_mode, r.generation) == ("IDLE", "MINING", 1)
     assert set(r.to_dict()["phases"]) == {"pause_ms", "save_state_ms", "activate_ms",
                                           "health_check_ms"}
     _wait(lambda: ray.get(gpu.status.remote()).hashes_done > 0)
 
-    r = ray.get(gpu.switch.remote("INFERENCE", "itest"))
+    r = ray.get(gpu.switch.remote(SwitchRequest("it-gpu-0", GpuMode.INFERENCE, "itest")))
     assert r.to_mode == "INFERENCE" and r.generation == 2
     vecs = np.array(ray.get(gpu.embed.remote([
         "The GPU switched from mining to inference.",
@@ -77,8 +79,12 @@ def test_switches_are_fast_durable_and_serve_real_embeddings(fleet) -> None:  # 
     assert [(e.from_mode, e.to_mode) for e in evs] == [("MINING", "INFERENCE"), ("IDLE", "MINING")]
     assert all(e.total_ms is not None and e.total_ms >= 0 for e in evs)
 
-    with pytest.raises(ray.exceptions.RayTaskError, match="invalid_mode|unknown mode"):
-        ray.get(gpu.switch.remote("TURBO"))
+    with pytest.raises(InvalidModeError):  # an unknown mode cannot even be asked for
+        SwitchRequest("it-gpu-0", "TURBO")  # type: ignore[arg-type]
+    # A request addressed to another device is refused by this GPU's actor, which stays as it was.
+    with pytest.raises(ray.exceptions.RayTaskError, match="unknown_device|is not"):
+        ray.get(gpu.switch.remote(SwitchRequest("it-gpu-1", GpuMode.MINING, "misrouted")))
+    assert ray.get(gpu.status.remote()).mode == "INFERENCE"
     rep = ray.get(facility.report.remote()).to_dict()
     assert rep["gpu_modes"] == {"INFERENCE": 1}
     assert rep["asic_modes"] == {"MINING": 2}
@@ -89,7 +95,7 @@ def test_switches_are_fast_durable_and_serve_real_embeddings(fleet) -> None:  # 
 
 def test_killed_gpu_actor_comes_back_in_its_committed_mode(fleet) -> None:  # type: ignore[no-untyped-def]
     gpu, _facility, repo = fleet
-    ray.get(gpu.switch.remote("MINING", "itest"))
+    ray.get(gpu.switch.remote(SwitchRequest("it-gpu-0", GpuMode.MINING, "itest")))
     # Mine until a checkpoint has recorded shares and a cursor.
     _wait(lambda: repo.device_state("it-gpu-0").shares_found > 0 and repo.device_state("it-gpu-0").hashes_done > 0,
           timeout=60)

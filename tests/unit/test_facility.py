@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from hcp.errors import InvalidTransitionError, UnknownDeviceError
+from hcp.errors import InvalidModeError, InvalidTransitionError, UnknownDeviceError
 from hcp.fleet.facility import Facility, facility_report
-from hcp.fleet.modes import GpuMode
+from hcp.fleet.modes import GpuMode, SwitchRequest
 from hcp.fleet.repository import FleetRepository
 from hcp.fleet.spec import parse_fleet_spec
 from hcp.fleet.status import DeviceKind, GpuStatus
@@ -73,3 +73,12 @@ def test_asic_modes_are_committed_and_validated(tmp_path: Path) -> None:
     assert reloaded.asic_modes()["s21-0"] is GpuMode.CURTAILED
     [ev] = repo.events(device_id="s21-0", kind="mode_change")
     assert ev.reason == "power price above break-even" and ev.facility == "site"
+
+
+def test_a_switch_request_carries_a_parsed_mode_and_its_correlation_id() -> None:
+    """What crosses into a device's actor: the mode parsed where the request is made."""
+    r = SwitchRequest("s21-0", "curtailed", "power price above break-even", "decision-7")  # type: ignore[arg-type]
+    assert r.target is GpuMode.CURTAILED and r.correlation_id == "decision-7"
+    assert r.reason == "power price above break-even"
+    with pytest.raises(InvalidModeError):
+        SwitchRequest("s21-0", "TURBO")  # type: ignore[arg-type]

@@ -20,6 +20,7 @@ from hcp.clock import utcnow
 from hcp.config import DEFAULT_FLEET_SPEC, Settings
 from hcp.economics.market import MarketSimulator
 from hcp.economics.optimizer import OptimizerRepository, OutcomeStatus
+from hcp.fleet.modes import GpuMode, SwitchRequest
 from hcp.fleet.repository import FleetRepository
 from hcp.fleet.spec import FleetSpec, load_fleet_spec
 from hcp.store import connect, migrate
@@ -71,7 +72,8 @@ def fleet(ray_session, tmp_path_factory) -> Iterator[LocalFleet]:  # type: ignor
 
 def test_simulated_market_moves_gpus_off_mining_within_the_cap(fleet: LocalFleet) -> None:
     f, since = fleet, utcnow()
-    ray.get([h.switch.remote("MINING", "itest start") for h in f.gpus.values()])
+    ray.get([h.switch.remote(SwitchRequest(i, GpuMode.MINING, "itest start"))
+             for i, h in f.gpus.items()])
     opt = launch_optimizer(f.spec, f.settings, f.gpus, f.facilities, name=f"optimizer-{f.tag}",
                            feed=MarketSimulator(11, [x.name for x in f.spec.facilities]))
     try:

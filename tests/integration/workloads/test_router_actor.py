@@ -22,6 +22,7 @@ from hcp.errors import (
     WorkloadNotFoundError,
     WorkloadTransitionError,
 )
+from hcp.fleet.modes import GpuMode, SwitchRequest
 from hcp.fleet.repository import FleetRepository
 from hcp.fleet.spec import load_fleet_spec
 from hcp.store import connect, migrate
@@ -97,7 +98,7 @@ def router(fleet, _router):  # type: ignore[no-untyped-def]
         for v in left:
             with contextlib.suppress(WorkloadTransitionError):  # finished meanwhile
                 _call(_router, "cancel", v["id"])
-    ray.get([h.switch.remote("MINING", "test setup") for h in gpus.values()])
+    ray.get([h.switch.remote(SwitchRequest(i, GpuMode.MINING, "test setup")) for i, h in gpus.items()])
     return _router, settings, gpus, repo
 
 
@@ -172,7 +173,7 @@ def test_duration_elapses_and_inference_gpu_is_acquired(router) -> None:  # type
 def test_batched_submissions_answer_each_item_and_sla_breaches_fail(router) -> None:  # type: ignore[no-untyped-def]
     handle, _settings, _gpus, repo = router
     # Two long non-interruptible jobs hold both GPUs (they preempt nothing: priority 5).
-    ray.get([h.switch.remote("INFERENCE", "test") for h in _gpus.values()])
+    ray.get([h.switch.remote(SwitchRequest(i, GpuMode.INFERENCE, "test")) for i, h in _gpus.items()])
     hold = _call(handle, "submit_batch",
         [("erin", {"type": "training", "priority": 5, "duration_seconds": 3600,
                    "interruptible": False}, None)] * 2)
@@ -201,7 +202,7 @@ def test_batched_submissions_answer_each_item_and_sla_breaches_fail(router) -> N
 
 def test_router_restart_loses_nothing_and_meters_once(router) -> None:  # type: ignore[no-untyped-def]
     handle, settings, gpus, repo = router
-    ray.get([h.switch.remote("INFERENCE", "test") for h in gpus.values()])
+    ray.get([h.switch.remote(SwitchRequest(i, GpuMode.INFERENCE, "test")) for i, h in gpus.items()])
     ids = [v["id"] for v in _call(handle, "submit_many",
         "dave", [{"type": "training", "priority": 1 + i % 10, "duration_seconds": 3600,
                   "interruptible": False} for i in range(12)])]
@@ -247,7 +248,7 @@ def test_a_power_cap_preemption_requeues_the_workload_and_frees_its_gpu(router) 
     assert ray.get(gpus[device].status.remote()).held_by == f"workload:{w['id']}"
     # An operator's (or the optimizer's) plain switch is refused while the workload holds it.
     with pytest.raises(GpuBusyError):
-        _v(ray.get(gpus[device].switch.remote("MINING", "operator")))
+        _v(ray.get(gpus[device].switch.remote(SwitchRequest(device, GpuMode.MINING, "operator"))))
     assert not ray.get(handle.preempt.remote(device, "someone-else", "cap"))
     assert ray.get(handle.preempt.remote(device, w["id"], "facility lab power cap"))
     ev = [e.payload for e in reversed(repo.events(kind="workload", limit=100))
