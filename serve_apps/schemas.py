@@ -171,6 +171,9 @@ class SwitchResult(BaseModel):
     persist_ms: float = Field(0.0, description="Time to commit the change to the store.")
     power_before_w: float | None = Field(None, description="ASICs: facility draw before (W).")
     power_after_w: float | None = Field(None, description="ASICs: facility draw after (W).")
+    correlation_id: str | None = Field(
+        None, description="The request or decision this switch answered (the API request's "
+        "X-Request-ID for a switch made through the API).")
 
 
 class Billing(BaseModel):

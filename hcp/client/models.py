@@ -137,6 +137,7 @@ class SwitchResult(Result):
     persist_ms: float = 0.0
     power_before_w: float | None = None
     power_after_w: float | None = None
+    correlation_id: str | None = None
 
 
 class Event(Result):

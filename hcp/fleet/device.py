@@ -147,7 +147,8 @@ class GpuDevice:
             if held_by is not KEEP:
                 self.repo.set_holder(self.device_id, self._generation, held_by,
                                      holder_before.key if holder_before else None)
-            return SwitchResult(report, self._generation, 0.0, DeviceKind.GPU, self.facility)
+            return SwitchResult(report, self._generation, 0.0, DeviceKind.GPU, self.facility,
+                                correlation_id=correlation_id)
         t0 = time.perf_counter()
         try:
             saved = self.worker.saved_state
@@ -162,7 +163,7 @@ class GpuDevice:
             raise
         self._generation = gen
         return SwitchResult(report, gen, (time.perf_counter() - t0) * 1e3, DeviceKind.GPU,
-                            self.facility)
+                            self.facility, correlation_id=correlation_id)
 
     def checkpoint(self) -> int:
         """Persist new shares (deduplicated) and the mining cursor and counters; returns shares added."""

@@ -128,7 +128,8 @@ class Facility:
                     correlation_id=correlation_id)
                 self._modes[asic_id] = target
             return SwitchResult(report, self._generations[asic_id], 0.0, DeviceKind.ASIC,
-                                self.spec.name, before * self.spec.pue, after * self.spec.pue)
+                                self.spec.name, before * self.spec.pue, after * self.spec.pue,
+                                correlation_id)
 
     def report(self, gpu_status: list[GpuStatus]) -> FacilityReport:
         return facility_report(self.spec, gpu_status, self._modes)

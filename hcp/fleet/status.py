@@ -98,6 +98,7 @@ class SwitchResult:
     facility: str = ""
     power_before_w: float | None = None  # ASICs: the facility draw it changed
     power_after_w: float | None = None
+    correlation_id: str | None = None  # the request or decision this switch answered
 
     @property
     def device_id(self) -> str:

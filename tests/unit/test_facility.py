@@ -56,8 +56,10 @@ def test_asic_modes_are_committed_and_validated(tmp_path: Path) -> None:
     repo.sync_fleet(SPEC)
     fac = Facility(SPEC.facilities[0], repo)
     fac.load()
-    r = fac.set_asic_mode("s21-0", "curtailed", "power price above break-even")
+    r = fac.set_asic_mode("s21-0", "curtailed", "power price above break-even", "decision-7")
     assert (r.from_mode, r.to_mode) == (GpuMode.MINING, GpuMode.CURTAILED)
+    # The result names the decision it answered.
+    assert r.correlation_id == "decision-7" and r.to_dict()["correlation_id"] == "decision-7"
     # What an ASIC switch did: a committed generation and the draw it changed (×PUE).
     assert r.kind is DeviceKind.ASIC and r.generation == 1 and r.facility == "site"
     assert (r.power_before_w, r.power_after_w) == (3500 * 1.25, 15 * 1.25)

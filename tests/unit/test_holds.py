@@ -56,7 +56,8 @@ def test_a_rented_gpu_stops_mining_and_refuses_every_other_switch(worker: GpuWor
     st = repo.device_state("u-gpu-0")
     assert (st.mode, st.held_by) == (GpuMode.MINING, None)
     _wait(lambda: worker.status().hashes_done > hashes)  # mining resumed where it stopped
-    assert dev.switch("IDLE", "free again").to_mode is GpuMode.IDLE
+    idle = dev.switch("IDLE", "free again", "decision-9")
+    assert idle.to_mode is GpuMode.IDLE and idle.correlation_id == "decision-9"
     assert _events(repo) == [("IDLE", "MINING"), ("MINING", "RENTED"), ("RENTED", "MINING"),
                              ("MINING", "IDLE")]
 
