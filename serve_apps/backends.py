@@ -156,13 +156,14 @@ class ActorFleet:
                 self._handles = None
             raise
 
-    async def set_mode(self, device_id: str, mode: str, reason: str) -> SwitchResult:
+    async def set_mode(self, device_id: str, mode: str, reason: str,
+                       correlation_id: str | None = None) -> SwitchResult:
         fleet = self._fleet()
         if device_id not in fleet.gpus and device_id not in fleet.asic_facility:
             raise UnknownDeviceError(
                 f"no device {device_id!r} in the running fleet", device_id=device_id
             )
-        return await fleet.aswitch(device_id, mode, reason)
+        return await fleet.aswitch(device_id, mode, reason, correlation_id)
 
 
 class OptimizerEconomics:

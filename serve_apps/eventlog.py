@@ -35,6 +35,7 @@ def event_view(e: EventRecord) -> dict[str, Any]:
         "reason": e.reason,
         "payload": e.payload,
         "phases_ms": dict(e.phases_ms),
+        "correlation_id": e.correlation_id,
     }
 
 

@@ -13,6 +13,7 @@ from hcp.auth.tokens import Principal
 from hcp.config import Settings
 from hcp.fleet.facility import FacilityReport
 from hcp.fleet.modes import GpuMode
+from hcp.observability.logs import current_correlation_id
 from serve_apps.access import Action, require
 from serve_apps.schemas import (
     Billing,
@@ -105,8 +106,11 @@ def fleet_router(
         require(principal, Action.MODIFY_RESOURCES)
         target = GpuMode.parse(change.mode)
         try:
+            # The switch is committed with this request's id (X-Request-ID), so the event log
+            # and the caller's logs name the same request.
             result = await services.fleet.set_mode(
-                device_id, target.value, f"api:{principal.subject}: {change.reason}"[:200]
+                device_id, target.value, f"api:{principal.subject}: {change.reason}"[:200],
+                current_correlation_id(),
             )
             return result.to_dict()
         finally:

@@ -98,6 +98,8 @@ class SwitchEvent(BaseModel):
     phases_ms: dict[str, float | None] = Field(default_factory=dict)
     reason: str | None = None
     payload: dict[str, Any] | None = None
+    correlation_id: str | None = Field(
+        None, description="The request or decision the switch answered (X-Request-ID, decision id).")
 
 
 class SwitchPage(BaseModel):

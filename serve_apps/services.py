@@ -43,7 +43,8 @@ class FleetService(Protocol):
         """One ``FacilityActor.report()`` per facility (with its GPUs' status and ASIC modes)."""
         ...
 
-    async def set_mode(self, device_id: str, mode: str, reason: str) -> SwitchResult:
+    async def set_mode(self, device_id: str, mode: str, reason: str,
+                       correlation_id: str | None = None) -> SwitchResult:
         """Switch one GPU or ASIC; the committed switch result."""
         ...
 

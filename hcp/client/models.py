@@ -155,6 +155,7 @@ class Event(Result):
     phases_ms: dict[str, float | None] = Field(default_factory=dict)
     reason: str | None = None
     payload: dict[str, Any] | None = None
+    correlation_id: str | None = None
 
 
 class Profitability(Result):

@@ -55,6 +55,7 @@ class EventRecord:
     phases_ms: dict[str, float | None]
     reason: str | None
     payload: dict[str, Any] | None
+    correlation_id: str | None = None  # the request or decision the event answered
 
 
 def event_record(e: Any) -> EventRecord:
@@ -64,7 +65,7 @@ def event_record(e: Any) -> EventRecord:
         from_mode=e.from_mode, to_mode=e.to_mode, generation=e.generation, total_ms=e.total_ms,
         phases_ms={"pause": e.pause_ms, "save_state": e.save_state_ms,
                    "activate": e.activate_ms, "health_check": e.health_check_ms},
-        reason=e.reason, payload=e.payload)
+        reason=e.reason, payload=e.payload, correlation_id=e.correlation_id)
 
 
 class _Keep:

@@ -231,7 +231,8 @@ class FakeFleet:
             )
         ]
 
-    async def set_mode(self, device_id: str, mode: str, reason: str) -> SwitchResult:
+    async def set_mode(self, device_id: str, mode: str, reason: str,
+                       correlation_id: str | None = None) -> SwitchResult:
         if device_id not in self.modes:
             raise UnknownDeviceError(f"no device {device_id!r}", device_id=device_id)
         before, after = self.modes[device_id], GpuMode(mode)
@@ -247,9 +248,10 @@ class FakeFleet:
         )
         gen = self.repo.device_state(device_id).generation
         if before is not after:
-            gen = self.repo.commit_mode_change(report, gen, facility="lab")
+            gen = self.repo.commit_mode_change(report, gen, facility="lab",
+                                               correlation_id=correlation_id)
             self.modes[device_id] = after
-        return SwitchResult(report, gen, facility="lab")
+        return SwitchResult(report, gen, facility="lab", correlation_id=correlation_id)
 
 
 class FakeEconomics:

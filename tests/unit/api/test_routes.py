@@ -208,6 +208,21 @@ def test_switch_history_pages_newest_first_and_filters_by_device(
     assert client.get("/api/v1/switches", params={"cursor": "abc"}, headers=hdr).status_code == 422
 
 
+def test_a_switch_through_the_api_is_committed_with_its_request_id(
+    harness: Harness, client: TestClient
+) -> None:
+    hdr = harness.headers(Role.ADMIN, "root")
+    r = client.post("/api/v1/resources/devices/g1/mode", json={"mode": "inference"},
+                    headers={**hdr, "X-Request-ID": "req-7f3a"})
+    assert r.status_code == 200 and r.json()["correlation_id"] == "req-7f3a"
+    assert r.headers["x-request-id"] == "req-7f3a"
+    unnamed = client.post("/api/v1/resources/devices/g0/mode", json={"mode": "idle"}, headers=hdr)
+    made = unnamed.headers["x-request-id"]  # the edge made one up: still committed with it
+    assert made and unnamed.json()["correlation_id"] == made
+    log = client.get("/api/v1/switches", headers=hdr).json()["items"]
+    assert [(e["device_id"], e["correlation_id"]) for e in log] == [("g0", made), ("g1", "req-7f3a")]
+
+
 def test_profitability_is_503_without_an_optimizer(harness: Harness, client: TestClient) -> None:
     hdr = harness.headers(Role.ADMIN, "root")
     assert (
