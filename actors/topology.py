@@ -396,3 +396,12 @@ def require_platform(settings: Settings) -> Platform:
         return find(settings)
     except NotFoundError as exc:
         raise NoClusterError(exc.detail) from None
+
+
+def require_fleet(settings: Settings) -> FleetClient:
+    """The running fleet alone (what ``hcp status`` and ``hcp switch`` need): no lookups of
+    the platform's other actors."""
+    try:
+        return find_fleet(settings)
+    except NotFoundError as exc:
+        raise NoClusterError(exc.detail) from None

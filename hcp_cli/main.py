@@ -35,7 +35,7 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print JSON instea
         from actors import topology
 
         topology.join_cluster(settings)
-        reports = [r.to_dict() for r in topology.require_platform(settings).fleet.facility_reports()]
+        reports = [r.to_dict() for r in topology.require_fleet(settings).facility_reports()]
     except HcpError as exc:
         # stderr: `--json` output on stdout stays parseable.
         Console(stderr=True).print(f"[yellow]{exc.code}[/]: {escape(exc.detail)}")
@@ -84,7 +84,7 @@ def switch(device: str = typer.Argument(..., help="GPU id (or ASIC id) from the 
 
         target = GpuMode.parse(mode)
         topology.join_cluster(settings)
-        r = topology.require_platform(settings).fleet.switch(device, target, reason)
+        r = topology.require_fleet(settings).switch(device, target, reason)
     except HcpError as exc:
         _fail(exc)
     console.print(switch_line(r))

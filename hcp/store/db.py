@@ -16,14 +16,16 @@ import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError
 
 from hcp.errors import ConfigError, StoreError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 log = logging.getLogger(__name__)
 _MIGRATIONS = Path(__file__).parent / "migrations"
@@ -85,6 +87,8 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def
 
 
 def alembic_config(engine: Engine) -> Config:
+    from alembic.config import Config  # loaded by what migrates, not by every reader
+
     cfg = Config()
     cfg.set_main_option("script_location", str(_MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False).replace("%", "%%"))
@@ -97,6 +101,8 @@ def migrate(engine: Engine, revision: str = "heads") -> None:
     ``heads``: each area of hcp (fleet, optimizer, workloads, notary, marketplace) owns a
     migration branch rooted at ``0001_fleet``; upgrading to all heads applies every one.
     """
+    from alembic import command
+
     cfg = alembic_config(engine)
     if revision == "heads" and _at_heads(engine, cfg):
         return  # nothing to do: no need to load and run every migration script

@@ -11,6 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 HCP = str(Path(sys.executable).parent / "hcp")
@@ -32,6 +33,23 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _session_processes(temp_dir: str) -> list[str]:
+    """Live processes of the Ray session under ``temp_dir``: by their command line or, for
+    those that rename themselves (``ray::DashboardAgent``, actors), by the environment they
+    inherited from the driver. Zombies are dead already and hold nothing."""
+    found = []
+    for proc in psutil.process_iter(["pid", "name", "cmdline", "status"]):
+        try:
+            if proc.info["status"] == psutil.STATUS_ZOMBIE:
+                continue
+            cmd = " ".join(proc.info["cmdline"] or [])
+            if temp_dir in cmd or proc.environ().get("HCP_RAY_TEMP_DIR") == temp_dir:
+                found.append(f"{proc.info['pid']} {cmd[:80]}")
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return found
 
 
 def _hcp(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -147,9 +165,72 @@ def test_shutdown_is_complete_when_stdout_is_a_dead_pipe(env: dict[str, str], si
         run.kill()
         raise
     assert rc == 0
-    # Nothing of the platform is left: no Ray process of its temp dir, no platform record.
-    left = subprocess.run(["pgrep", "-f", env["HCP_RAY_TEMP_DIR"]], capture_output=True, text=True)
-    assert left.stdout.strip() == "", left.stdout
+    # Nothing of the platform is left: no process of its Ray session, no platform record.
+    assert _session_processes(env["HCP_RAY_TEMP_DIR"]) == []
     assert not (Path(env["HCP_HOME"]) / "platform.json").exists()
     stored = json.loads(_hcp(env, "status", "--json").stdout)
     assert {s["device_id"] for s in stored} >= {"lab-gpu-0", "lab-gpu-1"}  # the final checkpoint
+
+
+def test_a_killed_driver_takes_its_actors_along_and_the_next_run_resumes(env: dict[str, str]) -> None:
+    """The platform's actors are owned by the `hcp run` driver, not detached (docs/architecture.md,
+    "Topology"): SIGKILL of the driver leaves no process of its Ray session behind, `hcp status`
+    answers from the store at once, and the next `hcp run --mode KEEP` resumes every GPU in
+    its committed mode, with no switch made twice."""
+    log_path = Path(env["HCP_HOME"]).parent / "run.log"
+
+    def start(*extra: str) -> subprocess.Popen[str]:
+        log = open(log_path, "w")  # noqa: SIM115 -- the child keeps it; closed with the process
+        run = subprocess.Popen([HCP, "run", "--no-live", "--no-api", "--no-optimizer", "--no-oracle",
+                                "--duration", "300", "--refresh", "2", *extra], env=env,
+                               stdout=log, stderr=subprocess.STDOUT, text=True)
+        log.close()
+        deadline = time.monotonic() + 240
+        while "fleet running" not in log_path.read_text():
+            assert run.poll() is None, log_path.read_text()[-3000:]
+            assert time.monotonic() < deadline, log_path.read_text()[-3000:]
+            time.sleep(1)
+        return run
+
+    run = start()
+    try:
+        sw = _hcp(env, "switch", "lab-gpu-0", "inference", "--reason", "before the kill")
+        assert sw.returncode == 0, sw.stdout + sw.stderr
+        assert any("GpuActor" in p for p in _session_processes(env["HCP_RAY_TEMP_DIR"]))
+    finally:
+        run.kill()  # SIGKILL: no handler of its own runs, no shutdown step
+        run.wait(timeout=60)
+
+    # Ray's processes share the driver's fate: the whole session goes with it. Its two node
+    # agents first try to report the raylet's death to the dead GCS, which takes them about
+    # 100 s here; the actors go with their raylet at once.
+    deadline = time.monotonic() + 240
+    while left := _session_processes(env["HCP_RAY_TEMP_DIR"]):
+        assert all("Agent" in p for p in left) or time.monotonic() < deadline - 200, left
+        assert time.monotonic() < deadline, f"left behind: {left}"
+        time.sleep(2)
+
+    # The stale platform record names a dead driver: status reports no platform and reads
+    # the committed state from the store, without waiting on Ray.
+    st = _hcp(env, "status", "--json", timeout=60)
+    assert st.returncode == 0 and "no_cluster" in st.stderr, st.stderr
+    stored = {s["device_id"]: s for s in json.loads(st.stdout)}
+    assert stored["lab-gpu-0"]["mode"] == "INFERENCE" and stored["lab-gpu-0"]["generation"] == 2
+    assert stored["lab-gpu-1"]["mode"] == "MINING"
+
+    run = start("--mode", "KEEP")
+    try:
+        live = json.loads(_hcp(env, "status", "--json").stdout)
+        modes = {g["device_id"]: (g["mode"], g["generation"]) for r in live for g in r["gpus"]}
+        assert modes == {"lab-gpu-0": ("INFERENCE", 2), "lab-gpu-1": ("MINING", 1)}, modes
+    finally:
+        run.send_signal(signal.SIGINT)
+        try:
+            rc = run.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            run.kill()
+            raise
+    assert rc == 0, log_path.read_text()[-3000:]
+    ev = json.loads(_hcp(env, "events", "--device", "lab-gpu-0", "--json").stdout)
+    changes = [(e["from_mode"], e["to_mode"], e["reason"]) for e in ev if e["kind"] == "mode_change"]
+    assert changes == [("MINING", "INFERENCE", "before the kill"), ("IDLE", "MINING", "platform start")]

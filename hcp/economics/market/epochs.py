@@ -21,8 +21,10 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-import polars as pl
+if TYPE_CHECKING:
+    import polars as pl
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +69,8 @@ def _midnight_after(t: datetime) -> datetime:
 def extend_difficulty(difficulty: pl.DataFrame, btc: pl.DataFrame, until: datetime,
                       mode: DifficultyBeyond) -> Extension:
     """Walk the blocks forward from the last retarget in ``difficulty`` up to ``until``."""
+    import polars as pl  # here, not at import: the CLI reads DifficultyBeyond without polars
+
     start = difficulty["time"][-1]
     d_now = float(difficulty["difficulty"][-1])
     rates = _rates(btc)
