@@ -57,10 +57,10 @@ class ImagesDeps:
 
 def build_deps(settings: Settings, store: EmbeddedStore | None = None,
                tokens: TokenService | None = None) -> ImagesDeps:
-    from hcp.store.db import connect, migrate
+    from hcp.store.db import engine_for, migrate
 
     if store is None:
-        engine = connect(settings.resolved_database_url)
+        engine = engine_for(settings.resolved_database_url)  # the process's one engine
         migrate(engine)
         store = EmbeddedStore.from_settings(settings, engine)
     tokens = tokens or TokenService.from_settings(settings)

@@ -71,10 +71,10 @@ class EmbeddedStore:
     @classmethod
     def from_settings(cls, settings: Settings, engine: Engine | None = None,
                       clock: Clock | None = None) -> EmbeddedStore:
-        from hcp.store.db import connect, migrate
+        from hcp.store.db import engine_for, migrate
 
         if engine is None:
-            engine = connect(settings.resolved_database_url)
+            engine = engine_for(settings.resolved_database_url)  # the process's one engine
             migrate(engine)
         s = settings.images
         store = cls(settings.home / "images" / s.store_name, engine, s.cap_bytes, clock,
