@@ -20,6 +20,7 @@ from typing import Any
 import ray
 
 from actors.handles import get
+from actors.metrics_sink import configure_breakers
 from actors.options import escrow_actor_name, escrow_actor_options
 from hcp.config import Settings
 from hcp.errors import DeviceUnavailableError, ServiceUnavailableError
@@ -52,6 +53,7 @@ class Books:
 
 class _EscrowLedger:
     def __init__(self, settings: Settings, backend: EscrowBackend | None = None) -> None:
+        configure_breakers(settings)  # the chain escrow's RPC goes through this process's breaker
         self._backend = backend or build_escrow_backend(settings)
         self.platform_account = self._backend.platform_account
         log.info("escrow ledger up (%s)", type(self._backend).__name__)

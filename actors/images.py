@@ -9,6 +9,7 @@ from typing import Any
 
 import ray
 
+from actors.metrics_sink import configure_breakers
 from actors.options import image_cache_options
 from hcp.clock import SystemClock
 from hcp.config import Settings
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 class ImageCacheActor:
     def __init__(self, settings: Settings, autostart: bool = True) -> None:
         configure_for(settings)
+        configure_breakers(settings)
         engine = engine_for(settings.resolved_database_url)  # migrated by the platform's launch
         clock = SystemClock()
         self._cache = ImageCache(EmbeddedStore.from_settings(settings, engine),

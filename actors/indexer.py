@@ -17,6 +17,7 @@ from typing import Any
 
 import ray
 
+from actors.metrics_sink import configure_breakers
 from actors.options import indexer_actor_options
 from hcp.config import Settings
 from hcp.errors import ConfigError
@@ -43,6 +44,7 @@ class _Indexer:
     def __init__(self, settings: Settings, autostart: bool = True) -> None:
         if not settings.chain.rpc_url or settings.chain.deployment is None:
             raise ConfigError("the indexer actor needs HCP_CHAIN_RPC_URL and HCP_CHAIN_DEPLOYMENT")
+        configure_breakers(settings)
         self._settings = settings
         self._indexer: ChainIndexer | None = None
         self._lock = threading.Lock()

@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hcp.observability.sink import CheckedSink
 from hcp.observability.spec import Kind, MetricSpec
+
+if TYPE_CHECKING:
+    from hcp.config import Settings
 
 DEFAULT_REFRESH_S = 4.0
 
@@ -100,3 +103,11 @@ class RaySink(CheckedSink):
 
     def _observe(self, s: MetricSpec, value: float, labels: Mapping[str, str]) -> None:
         self._metric(s).observe(value, tags=dict(labels))
+
+
+def configure_breakers(settings: Settings) -> None:
+    """This process's dependency breakers from ``HCP_OPS__BREAKERS__*``, their state and
+    calls exported through Ray's metrics agent (call once where an actor or replica starts)."""
+    from hcp.resilience.registry import configure_process_breakers
+
+    configure_process_breakers(settings.ops.breakers, RaySink())

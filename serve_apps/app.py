@@ -120,8 +120,10 @@ class ApiIngress:
     def __init__(self, settings: dict[str, Any]) -> None:
         s = Settings(**settings)
         configure_for(s)
+        from actors.metrics_sink import RaySink, configure_breakers
+
+        configure_breakers(s)  # before any client is built: Redis, the chain, the image store
         services = services_from_settings(s)
-        from actors.metrics_sink import RaySink
 
         # Ray's metrics agent on each node exports what the replicas record (file-sd: topology).
         self._app = build_app(services, TokenService.from_settings(s), s, platform_routers(s),

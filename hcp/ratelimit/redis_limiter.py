@@ -8,6 +8,8 @@ from typing import Any
 
 from hcp.errors import ServiceUnavailableError
 from hcp.ratelimit.window import WindowLimiter
+from hcp.resilience.breaker import DependencyBreaker
+from hcp.resilience.registry import Dependency, guard_of
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +30,11 @@ return {1, c}
 
 
 class RedisRateLimiter(WindowLimiter):
-    def __init__(self, client: Any, prefix: str = "hcp:rl:") -> None:
+    def __init__(self, client: Any, prefix: str = "hcp:rl:",
+                 breaker: DependencyBreaker | None = None) -> None:
         self.client = client
         self.prefix = prefix
+        self._breaker = breaker  # None: the process's Redis breaker
         self._script = client.register_script(_SCRIPT)
 
     def _count(self, key: str, n: int, limit: int, window_seconds: int, start: int, end: int,
@@ -38,12 +42,15 @@ class RedisRateLimiter(WindowLimiter):
         import redis
 
         rkey = f"{self.prefix}{window_seconds}:{start}:{key}"
-        try:
-            # Relative TTL from the caller's clock: the window's key is unique, so keeping it a
-            # second past the window's end is enough and never depends on Redis' wall clock.
-            ttl = max(1, int(end - now.timestamp()) + 1)
-            allowed, count = self._script(keys=[rkey], args=[limit, ttl, n])
-        except redis.RedisError as exc:
-            # Fail closed: without the counter we cannot tell a flood from a client.
-            raise ServiceUnavailableError(f"rate limiter unavailable: {exc}") from exc
+        # An open breaker refuses at once (503 with retry_after) instead of every request
+        # waiting on a Redis that is down; either way the limiter fails closed.
+        with guard_of(Dependency.REDIS, self._breaker):
+            try:
+                # Relative TTL from the caller's clock: the window's key is unique, so keeping
+                # it a second past the window's end is enough and never depends on Redis' clock.
+                ttl = max(1, int(end - now.timestamp()) + 1)
+                allowed, count = self._script(keys=[rkey], args=[limit, ttl, n])
+            except redis.RedisError as exc:
+                # Fail closed: without the counter we cannot tell a flood from a client.
+                raise ServiceUnavailableError(f"rate limiter unavailable: {exc}") from exc
         return max(0, limit - int(count)) if int(allowed) == 1 else None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import threading
 import time
 from collections.abc import Callable
 from enum import Enum
@@ -78,3 +79,35 @@ class BreakerRegistry:
     def states(self) -> dict[str, str]:
         """Every breaker's state, exported to the metric as it is read."""
         return {dep.value: b.refresh() for dep, b in self._breakers.items()}
+
+
+_PROCESS_LOCK = threading.Lock()
+_PROCESS: BreakerRegistry | None = None
+
+
+def process_breakers() -> BreakerRegistry:
+    """This process's breakers: every call site of one dependency in a process (the API
+    replica's rate limiter, an actor's chain client, the image store's RPC) counts its
+    failures on the same breaker. Default policies until ``configure_process_breakers``."""
+    global _PROCESS
+    with _PROCESS_LOCK:
+        if _PROCESS is None:
+            _PROCESS = BreakerRegistry()
+        return _PROCESS
+
+
+def configure_process_breakers(settings: BreakerSettings, sink: MetricsSink | None = None,
+                               clock: Callable[[], float] = time.monotonic) -> BreakerRegistry:
+    """Set this process's breakers from ``HCP_OPS__BREAKERS__*`` and where their state is
+    exported; called once where a process starts (an actor's or a replica's constructor).
+    Call sites look their breaker up at each call, so those built before use these too."""
+    global _PROCESS
+    with _PROCESS_LOCK:
+        _PROCESS = BreakerRegistry(settings, sink, clock)
+        return _PROCESS
+
+
+def guard_of(dependency: Dependency, breaker: DependencyBreaker | None = None) -> Any:
+    """The guard for one sync call: ``breaker`` when a caller injected one (tests), else the
+    process's breaker of ``dependency``."""
+    return (breaker or process_breakers().get(dependency)).guard()

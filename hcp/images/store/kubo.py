@@ -12,6 +12,7 @@ checked against ``repo/stat`` before each write; Kubo's own ``StorageMax`` is th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -30,6 +31,8 @@ from hcp.images.cids import DAG_PB, RAW, Cid, parse_cid, verify_block
 from hcp.images.exporter import cat as dag_cat
 from hcp.images.params import MAX_LINKS, ImportParams
 from hcp.images.store.base import AddResult, GcReport, PinInfo, RepoStat, Source
+from hcp.resilience.breaker import DependencyBreaker
+from hcp.resilience.registry import Dependency, guard_of
 
 if TYPE_CHECKING:
     from hcp.config import Settings
@@ -70,6 +73,7 @@ class KuboStore:
         self._leases: dict[str, set[Cid]] = {}
         self._lease_pinned: set[Cid] = set()  # pins a lease took (not the user's)
         self._lock = threading.Lock()
+        self.breaker: DependencyBreaker | None = None  # None: the process's image-store breaker
 
     @classmethod
     def from_settings(cls, settings: Settings, engine: Any = None) -> KuboStore:
@@ -80,14 +84,20 @@ class KuboStore:
 
     def _post(self, verb: str, params: dict[str, Any] | list[tuple[str, Any]] | None = None,
               files: Any = None, stream: bool = False) -> httpx.Response:
-        try:
-            if stream:
-                req = self._http.build_request("POST", f"{self.base}/{verb}", params=params, files=files)
-                r = self._http.send(req, stream=True)
-            else:
-                r = self._http.post(f"{self.base}/{verb}", params=params, files=files)
-        except httpx.HTTPError as exc:
-            raise ImageBackendError(f"Kubo RPC {verb} failed: {type(exc).__name__}") from exc
+        # A Kubo node that is down opens the image-store breaker: later calls fail fast (503
+        # with retry_after) instead of each waiting out the HTTP timeout. Transfers (an upload,
+        # a streamed read) are not timed by it: their length is the image's, not the node's.
+        bulk = stream or files is not None
+        with contextlib.nullcontext() if bulk else guard_of(Dependency.IMAGE_STORE, self.breaker):
+            try:
+                if stream:
+                    req = self._http.build_request("POST", f"{self.base}/{verb}", params=params,
+                                                   files=files)
+                    r = self._http.send(req, stream=True)
+                else:
+                    r = self._http.post(f"{self.base}/{verb}", params=params, files=files)
+            except httpx.HTTPError as exc:
+                raise ImageBackendError(f"Kubo RPC {verb} failed: {type(exc).__name__}") from exc
         if r.status_code >= 400:
             if stream:
                 r.read()

@@ -37,6 +37,8 @@ except ImportError:  # pragma: no cover - eth-tester is a declared dependency
     class _TesterRevert(Exception):  # type: ignore[no-redef]
         pass
 from hcp.errors import ChainRevertError, ChainUnavailableError, ConfigError
+from hcp.resilience.breaker import DependencyBreaker
+from hcp.resilience.registry import Dependency, guard_of
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +79,7 @@ class ChainClient:
         self._locks_guard = threading.Lock()
         # py-evm is not thread-safe: in process, one call at a time.
         self._evm_lock = threading.RLock() if in_process else None
+        self.breaker: DependencyBreaker | None = None  # None: the process's chain breaker
 
     # -- construction ----------------------------------------------------------------------
     @classmethod
@@ -370,8 +373,9 @@ class ChainClient:
 
     def _receipt(self, tx_hash: Any) -> TxReceipt:
         try:
+            # Waiting for a block is not one call: its length says nothing of the node's health.
             return self._rpc(lambda: self.w3.eth.wait_for_transaction_receipt(
-                tx_hash, timeout=self.receipt_timeout, poll_latency=0.05))
+                tx_hash, timeout=self.receipt_timeout, poll_latency=0.05), through_breaker=False)
         except TimeExhausted:
             raise ChainUnavailableError(f"no receipt for {tx_hash.to_0x_hex()} in {self.receipt_timeout}s",
                                         tx_hash=tx_hash.to_0x_hex()) from None
@@ -387,12 +391,22 @@ class ChainClient:
     def _evm_guard(self) -> Any:
         return self._evm_lock if self._evm_lock is not None else _NullLock()
 
-    def _rpc(self, op: Any) -> Any:
-        try:
-            with self._evm_guard():
+    def _rpc(self, op: Any, *, through_breaker: bool = True) -> Any:
+        if self.in_process or not through_breaker:  # py-evm: no node to be unreachable
+            try:
+                with self._evm_guard():
+                    return op()
+            except (requests.ConnectionError, requests.Timeout, ConnectionError,
+                    ProviderConnectionError) as exc:
+                raise ChainUnavailableError(f"chain node unreachable: {exc}") from None
+        # A node that is down opens the chain breaker: later calls fail fast (503 with
+        # retry_after) instead of each waiting out the HTTP timeout; a revert is an answer.
+        with guard_of(Dependency.CHAIN, self.breaker):
+            try:
                 return op()
-        except (requests.ConnectionError, requests.Timeout, ConnectionError, ProviderConnectionError) as exc:
-            raise ChainUnavailableError(f"chain node unreachable: {exc}") from None
+            except (requests.ConnectionError, requests.Timeout, ConnectionError,
+                    ProviderConnectionError) as exc:
+                raise ChainUnavailableError(f"chain node unreachable: {exc}") from None
 
 
 class _NullLock:
