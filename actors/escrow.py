@@ -13,6 +13,7 @@ forwards each to the actor.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,7 @@ from hcp.config import Settings
 from hcp.errors import DeviceUnavailableError, ServiceUnavailableError
 from hcp.marketplace.backends import build_escrow_backend
 from hcp.marketplace.escrow_backend import EscrowBackend
+from hcp.observability.marketplace import MarketplaceRecorder, start_recorder
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,9 @@ LEDGER_OPS = ("total_supply", "balance_of", "accounts", "escrowed_total", "locke
               "staked_total", "stake_of", "mint", "transfer", "lock", "partial_release",
               "release", "refund", "split", "stake", "request_unstake", "withdraw_stake",
               "slash")
+
+
+METRICS_SECONDS = 15.0  # Prometheus' scrape interval
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,9 @@ class _EscrowLedger:
         configure_breakers(settings)  # the chain escrow's RPC goes through this process's breaker
         self._backend = backend or build_escrow_backend(settings)
         self.platform_account = self._backend.platform_account
+        # Ray runs one call at a time (max_concurrency 1); the metrics thread reads the books
+        # between calls, never in the middle of one.
+        self._lock = threading.Lock()
         log.info("escrow ledger up (%s)", type(self._backend).__name__)
 
     def platform(self) -> str:
@@ -67,9 +75,10 @@ class _EscrowLedger:
     def books(self) -> Books:
         """Supply, every balance, the escrowed and staked totals read together."""
         b = self._backend
-        accounts = b.accounts()
-        return Books(b.total_supply(), {a: b.balance_of(a) for a in accounts},
-                     b.escrowed_total(), b.staked_total())
+        with self._lock:
+            accounts = b.accounts()
+            return Books(b.total_supply(), {a: b.balance_of(a) for a in accounts},
+                         b.escrowed_total(), b.staked_total())
 
     def pid(self) -> int:
         import os
@@ -79,7 +88,8 @@ class _EscrowLedger:
 
 def _to_backend(name: str) -> Callable[..., Any]:
     def op(self: _EscrowLedger, *args: Any, **kwargs: Any) -> Any:
-        return getattr(self._backend, name)(*args, **kwargs)
+        with self._lock:
+            return getattr(self._backend, name)(*args, **kwargs)
 
     op.__name__ = name
     op.__doc__ = f"``EscrowBackend.{name}`` on the ledger this actor owns."
@@ -89,7 +99,26 @@ def _to_backend(name: str) -> Callable[..., Any]:
 for _name in LEDGER_OPS:
     setattr(_EscrowLedger, _name, _to_backend(_name))
 
-EscrowLedgerActor = ray.remote(_EscrowLedger)
+
+class _RecordedLedger(_EscrowLedger):
+    """The ledger as the platform runs it: with the marketplace's metrics recorded from its
+    books and the job log every ``METRICS_SECONDS`` (hcp.observability.marketplace)."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        from actors.metrics_sink import RaySink
+        from hcp.store import engine_for
+
+        def books() -> tuple[int, int]:
+            b = self.books()
+            return b.escrowed, b.residual
+
+        recorder = MarketplaceRecorder(engine_for(settings.resolved_database_url), books,
+                                       settings.marketplace.escrow_backend, RaySink())
+        self._metrics_stop = start_recorder(recorder, METRICS_SECONDS)
+
+
+EscrowLedgerActor = ray.remote(_RecordedLedger)
 
 
 def launch_escrow_ledger(settings: Settings) -> Any:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from typing import Any
 
 import ray
@@ -14,7 +16,12 @@ from hcp.fleet.repository import FleetRepository
 from hcp.fleet.spec import FacilitySpec
 from hcp.fleet.status import GpuStatus, SwitchResult
 from hcp.logging_setup import configure_for
+from hcp.observability.fleet import record_facility
 from hcp.store import engine_for
+
+log = logging.getLogger(__name__)
+
+METRICS_SECONDS = 15.0  # Prometheus' scrape interval
 
 
 @ray.remote
@@ -25,13 +32,29 @@ class FacilityActor:
         self._facility.load()
         self._fleet = FleetClient(dict(gpus))  # device id -> GpuActor handle
         self._last: dict[str, GpuStatus] = {}
+        self._lock = threading.Lock()  # the metrics thread and the callers share ``_last``
+        self._stop = threading.Event()
+        threading.Thread(target=self._record_loop, name="facility-metrics", daemon=True).start()
 
     def report(self) -> FacilityReport:
         # A GPU that is restarting shows with its last known state, flagged unavailable: one
         # GPU's crash never makes the facility (or the platform showing it) fail.
-        statuses = self._fleet.statuses(last=self._last, facility=self._facility.spec.name)
-        self._last.update({k: v for k, v in statuses.items() if v.up})
-        return self._facility.report(list(statuses.values()))
+        with self._lock:
+            statuses = self._fleet.statuses(last=self._last, facility=self._facility.spec.name)
+            self._last.update({k: v for k, v in statuses.items() if v.up})
+            return self._facility.report(list(statuses.values()))
+
+    def _record_loop(self) -> None:
+        """The facility's power against its cap, for Prometheus (and FacilityOverPowerCap),
+        every ``METRICS_SECONDS`` whether or not anyone asks for a report."""
+        from actors.metrics_sink import RaySink
+
+        sink = RaySink()
+        while not self._stop.wait(METRICS_SECONDS):
+            try:
+                record_facility(sink, self.report())
+            except Exception:  # a slow GPU or a metrics hiccup: the next period tries again
+                log.warning("%s: facility metrics failed", self._facility.spec.name, exc_info=True)
 
     def switch(self, request: SwitchRequest) -> SwitchResult:
         """Switch one of this facility's ASICs (a power command; see ``Facility.set_asic_mode``)."""

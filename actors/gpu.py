@@ -6,8 +6,9 @@ import logging
 
 import ray
 
+from hcp.clock import SystemClock
 from hcp.config import Settings
-from hcp.errors import UnknownDeviceError
+from hcp.errors import HcpError, UnknownDeviceError
 from hcp.fleet.builder import build_gpu_worker
 from hcp.fleet.device import GpuDevice
 from hcp.fleet.holds import Hold
@@ -18,6 +19,7 @@ from hcp.fleet.status import GpuStatus, SwitchResult
 from hcp.fleet.worker import WorkerStatus
 from hcp.logging_setup import configure_for
 from hcp.observability.fleet import record_device, record_switch
+from hcp.observability.history import HistoryRecorder, SqlHistory
 from hcp.store import engine_for
 
 log = logging.getLogger(__name__)
@@ -25,19 +27,29 @@ log = logging.getLogger(__name__)
 
 class _GpuMetrics:
     """The catalogue's device and switch metrics (hcp.observability), exported through Ray's
-    metrics agent on this node."""
+    metrics agent on this node, and the minutes of the store's own metrics history."""
 
-    def __init__(self, spec: GpuSpec) -> None:
+    def __init__(self, spec: GpuSpec, history: HistoryRecorder) -> None:
         from actors.metrics_sink import RaySink
 
         self._sink = RaySink()
         self._spec = spec
         self._shares: int | None = None
+        self._history = history
 
     def export(self, st: WorkerStatus) -> None:
         record_device(self._sink, st, facility=self._spec.facility, kind="gpu",
                       model=self._spec.model, shares_before=self._shares)
         self._shares = st.shares_found
+        t = st.telemetry
+        self._history.add(t.at, t.power_w, t.temperature_c, st.utilization, st.hashrate_hs)
+
+    def failed(self, exc: HcpError) -> None:
+        """A switch refused or failed, by its error code (a bounded set: hcp.errors)."""
+        try:
+            self._sink.inc("hcp_switch_failures_total", kind="gpu", reason=exc.code)
+        except Exception:
+            log.exception("%s: switch failure metrics failed", self._spec.id)
 
     def switched(self, result: SwitchResult) -> None:
         try:
@@ -57,9 +69,11 @@ class GpuActor:
             cuda_ordinal=0 if gpu_ids else None,
             nvml_index=int(gpu_ids[0]) if gpu_ids else None,
         )
-        self._device = GpuDevice(worker, FleetRepository(engine_for(settings.resolved_database_url)), spec.facility)
+        engine = engine_for(settings.resolved_database_url)
+        self._device = GpuDevice(worker, FleetRepository(engine), spec.facility)
         self._device.start(restarted=ctx.was_current_actor_reconstructed)
-        self._metrics = _GpuMetrics(spec)
+        self._metrics = _GpuMetrics(spec, HistoryRecorder(spec.id, spec.facility,
+                                                          SqlHistory(engine), SystemClock()))
         self._device.start_checkpointing(settings.fleet.checkpoint_seconds, on_status=self._metrics.export)
 
     def switch(self, request: SwitchRequest) -> SwitchResult:
@@ -68,7 +82,11 @@ class GpuActor:
             # this GPU for another's request.
             raise UnknownDeviceError(f"{request.device_id!r} is not {self._device.device_id!r}",
                                      device_id=request.device_id)
-        result = self._device.switch(request.target, request.reason, request.correlation_id)
+        try:
+            result = self._device.switch(request.target, request.reason, request.correlation_id)
+        except HcpError as exc:
+            self._metrics.failed(exc)
+            raise
         self._metrics.switched(result)
         return result
 

@@ -37,6 +37,7 @@ from hcp.fleet.holds import Hold, HoldKind
 from hcp.fleet.spec import FleetSpec
 from hcp.fleet.status import SwitchResult
 from hcp.logging_setup import configure_for
+from hcp.observability.optimizer import record_gpu_hour, record_step
 from hcp.store import engine_for
 
 log = logging.getLogger(__name__)
@@ -139,6 +140,10 @@ class OptimizerActor:
             apply_timeout_s=settings.optimizer.apply_timeout_seconds)
         self._service.recover()
         self._interval = settings.optimizer.interval_seconds
+        from actors.metrics_sink import RaySink
+
+        self._sink = RaySink()
+        self._models = {d.id: d.model for d in (*spec.gpus(), *spec.asics())}
         self._lock = threading.Lock()  # one step at a time: the loop and step_now share the service
         self._stop = threading.Event()
         self._running = threading.Event()
@@ -164,10 +169,21 @@ class OptimizerActor:
 
     def _step(self) -> StepResult:
         with self._lock:
+            t0 = time.perf_counter()
             r = self._service.step()
             self._last = r
             self._steps += 1
+            self._record(r, time.perf_counter() - t0)
             return r
+
+    def _record(self, r: StepResult, duration_s: float) -> None:
+        try:
+            record_step(self._sink, r, duration_s, self._interval)
+            rates = self._service.hourly_rates() if r.skipped is None else None
+            if rates is not None:
+                record_gpu_hour(self._sink, *rates, model_of=self._models)
+        except Exception:  # metrics must never fail a step whose decisions are committed
+            log.exception("optimizer metrics failed")
 
     # -- remote API -----------------------------------------------------------------------
     def step_now(self) -> StepResult:

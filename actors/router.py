@@ -25,6 +25,7 @@ from hcp.clock import SystemClock
 from hcp.config import Settings
 from hcp.errors import HcpError, InvalidWorkloadError, RouterBusyError, RouterUnavailableError
 from hcp.logging_setup import configure_for
+from hcp.observability.workloads import record_live
 from hcp.store import engine_for
 from hcp.workloads.metering import PriceTable
 from hcp.workloads.repository import WorkloadRepository
@@ -47,6 +48,9 @@ log = logging.getLogger(__name__)
 class RouterActor:
     def __init__(self, settings: Settings, gpus: dict[str, Any]) -> None:
         configure_for(settings)
+        from actors.metrics_sink import RaySink
+
+        self._sink = RaySink()
         fleet = FleetClient(dict(gpus))
         self._repo = WorkloadRepository(engine_for(settings.resolved_database_url))
         inventory = {g.device_id: g for g in self._repo.gpu_inventory()}
@@ -57,7 +61,7 @@ class RouterActor:
         self._core = WorkloadRouter(
             self._repo, PriceTable.from_settings(settings), SystemClock(),
             gpu_models={k: v.model for k, v in inventory.items()},
-            max_queued=settings.router.max_queued, fleet=routed.values())
+            max_queued=settings.router.max_queued, fleet=routed.values(), metrics=self._sink)
         self._scheduler = Scheduler(self._core, fleet, routed, self._commit)
         self._resumed = self._core.resume()
         log.info("router resumed %s", self._resumed)
@@ -221,6 +225,10 @@ class RouterActor:
             except Exception:  # keep routing; the error is in the log and nothing was half-applied
                 log.exception("scheduling pass failed")
                 await asyncio.sleep(self._tick)
+            try:
+                record_live(self._sink, self._core.active.values())
+            except Exception:  # metrics must never stop the router
+                log.exception("workload metrics failed")
             # Admissions wake the loop; a pause lets a burst of them share one pass (each pass
             # asks every GPU for its status). Real-time work cuts the pause short.
             try:

@@ -216,6 +216,17 @@ class ServiceUnavailableError(HcpError):
     public_detail = "a backing service is unavailable; retry later"
 
 
+class UnknownFacilityError(NotFoundError):
+    code = "unknown_facility"
+
+
+class HistoryUnavailableError(ServiceUnavailableError):
+    """Prometheus did not answer (or refused the query): the metrics history cannot be read."""
+
+    code = "history_unavailable"
+    public_detail = "the metrics history is unavailable; retry later"
+
+
 class PlatformStartError(HcpError):
     """A part of the platform did not come up at launch (no room on the cluster, a crash)."""
 

@@ -20,6 +20,7 @@ from hcp.config import Settings
 from hcp.fleet.repository import FleetRepository
 from hcp.inference.usage import SqlUsageLedger
 from hcp.logging_setup import configure_for
+from hcp.observability.history import build_history
 from hcp.ratelimit import (
     LeasedRateLimiter,
     MemoryRateLimiter,
@@ -76,6 +77,7 @@ def services_from_settings(settings: Settings) -> ApiServices:
         embedder=GpuEmbedder(settings, workloads, usage),
         model_name=settings.fleet.inference_model,
         run_logs=SqlRunStore(engine),  # a container workload's output, as the agent stored it
+        history=build_history(settings, engine),
     )
 
 

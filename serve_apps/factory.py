@@ -19,6 +19,7 @@ from serve_apps.live import LiveHub, live_router
 from serve_apps.openai_api import openai_router
 from serve_apps.ratelimit import RequestLimits
 from serve_apps.routes_fleet import fleet_router
+from serve_apps.routes_metrics import metrics_router
 from serve_apps.routes_workloads import workloads_router
 from serve_apps.services import ApiServices
 
@@ -51,6 +52,7 @@ def build_app(
     client = client_dependency(tokens, limits)
     app.include_router(workloads_router(services, client))
     app.include_router(fleet_router(services, client, settings))
+    app.include_router(metrics_router(services.history, client))
     app.include_router(openai_router(services, client))
     hub = LiveHub(services.feed, settings.api.live_poll_seconds)
     app.include_router(

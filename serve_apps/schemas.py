@@ -189,3 +189,25 @@ class Billing(BaseModel):
 class Revenue(BaseModel):
     workloads: dict[str, Any] = Field(description="Metered workload revenue over all customers.")
     inference: dict[str, Any]
+
+
+class HistoryPointView(BaseModel):
+    at: datetime = Field(description="The step's start (UTC).")
+    devices: int = Field(description="GPUs sampled in the step; 0: a gap, every value null.")
+    power_w: float | None = None
+    power_w_max: float | None = None
+    temperature_c: float | None = None
+    temperature_c_max: float | None = None
+    utilization: float | None = None
+    hashrate_hs: float | None = None
+
+
+class MetricsHistory(BaseModel):
+    scope: str = Field(description="device or facility")
+    subject: str = Field(description="The GPU's id or the facility's name.")
+    window: str = Field(description="1h, 1d or 30d")
+    step_seconds: int
+    start: datetime
+    end: datetime
+    source: str = Field(description="prometheus or store: which history answered.")
+    points: list[HistoryPointView]

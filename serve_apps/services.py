@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from hcp.clock import Clock, SystemClock
 from hcp.fleet.facility import FacilityReport
 from hcp.fleet.status import SwitchResult
+from hcp.observability.history import HistoryService
 from hcp.ratelimit import LeasedRateLimiter
 from hcp.workloads.types import WorkloadSpec
 
@@ -108,3 +109,4 @@ class ApiServices:
     model_name: str = "all-MiniLM-L6-v2"
     clock: Clock = field(default_factory=SystemClock)
     run_logs: RunLogs | None = None
+    history: HistoryService | None = None  # GET /api/v1/metrics/...

@@ -20,6 +20,7 @@ from hcp.client.models import (
     Billing,
     Embeddings,
     Event,
+    MetricsHistory,
     ModelCard,
     Page,
     Profitability,
@@ -129,6 +130,16 @@ def revenue() -> Call[Revenue]:
 
 def billing(owner: str | None) -> Call[Billing]:
     return Call("GET", "/api/v1/billing", model(Billing), params=params(owner=owner))
+
+
+def device_history(device_id: str, window: str) -> Call[MetricsHistory]:
+    return Call("GET", f"/api/v1/metrics/devices/{seg(device_id)}", model(MetricsHistory),
+                params=params(window=window))
+
+
+def facility_history(facility: str, window: str) -> Call[MetricsHistory]:
+    return Call("GET", f"/api/v1/metrics/facilities/{seg(facility)}", model(MetricsHistory),
+                params=params(window=window))
 
 
 # --- inference (OpenAI-compatible) -------------------------------------------------------

@@ -204,6 +204,30 @@ class Revenue(Result):
     inference: InferenceUsage
 
 
+class HistoryPoint(Result):
+    """One step; ``devices == 0`` is a gap (every value None), never a zero reading."""
+
+    at: datetime
+    devices: int
+    power_w: float | None = None
+    power_w_max: float | None = None
+    temperature_c: float | None = None
+    temperature_c_max: float | None = None
+    utilization: float | None = None
+    hashrate_hs: float | None = None
+
+
+class MetricsHistory(Result):
+    scope: str
+    subject: str
+    window: str
+    step_seconds: int
+    start: datetime
+    end: datetime
+    source: str  # "prometheus" or "store"
+    points: list[HistoryPoint]
+
+
 class Embeddings(Result):
     vectors: list[list[float]]
     model: str

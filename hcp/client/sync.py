@@ -21,6 +21,7 @@ from hcp.client.models import (
     Billing,
     Embeddings,
     Event,
+    MetricsHistory,
     ModelCard,
     Page,
     Profitability,
@@ -162,6 +163,15 @@ class HcpClient:
 
     def billing(self, owner: str | None = None) -> Billing:
         return self._t.run(calls.billing(owner))
+
+    def device_history(self, device_id: str, window: str = "1h") -> MetricsHistory:
+        """A GPU's last hour (``1h``, per minute), day (``1d``, per 5 min) or 30 days (``30d``,
+        per hour): power, temperature, utilization, hashrate."""
+        return self._t.run(calls.device_history(device_id, window))
+
+    def facility_history(self, facility: str, window: str = "1h") -> MetricsHistory:
+        """A facility's GPUs together over the window (power summed, hottest temperature)."""
+        return self._t.run(calls.facility_history(facility, window))
 
     # --- inference -----------------------------------------------------------------------
     def list_models(self) -> list[ModelCard]:

@@ -23,7 +23,7 @@ import yaml
 
 from hcp.config import Settings
 from hcp.errors import ConfigError
-from hcp.observability.settings import OpsSettings
+from hcp.observability.settings import OpsSettings, client_host
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +186,7 @@ def prometheus(settings: Settings, *, rule_files: list[Path] | None = None,
             f"--web.listen-address={ops.prometheus_host}:{ops.prometheus_port}",
             "--web.enable-lifecycle"]
     return Daemon("prometheus", argv, workdir,
-                  f"http://{_client_host(ops.prometheus_host)}:{ops.prometheus_port}/-/ready",
+                  f"{ops.prometheus_url}/-/ready",
                   files={config_path: yaml.safe_dump(config, sort_keys=False),
                          targets / ".keep": ""})
 
@@ -201,7 +201,7 @@ def alertmanager(settings: Settings) -> Daemon:
             # A single instance: no gossip port (it would bind on every interface).
             "--cluster.listen-address="]
     return Daemon("alertmanager", argv, workdir,
-                  f"http://{_client_host(ops.alertmanager_host)}:{ops.alertmanager_port}/-/ready")
+                  f"http://{client_host(ops.alertmanager_host)}:{ops.alertmanager_port}/-/ready")
 
 
 def _seconds(duration: str) -> float:
@@ -210,5 +210,3 @@ def _seconds(duration: str) -> float:
     return float(duration[: -len(unit)]) * units[unit]
 
 
-def _client_host(bind: str) -> str:
-    return "127.0.0.1" if bind in ("0.0.0.0", "::", "") else bind

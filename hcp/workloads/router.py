@@ -29,6 +29,8 @@ from hcp.errors import (
     WorkloadNotFoundError,
 )
 from hcp.fleet.modes import GpuMode
+from hcp.observability.sink import MetricsSink, NullSink
+from hcp.observability.workloads import record_preemption, record_started
 from hcp.store.events import EventKind
 from hcp.workloads.metering import PriceTable, cost_micro_usd, run_ms
 from hcp.workloads.queue import PriorityQueues
@@ -73,8 +75,9 @@ class WorkloadRouter:
     def __init__(self, repo: WorkloadRepository | None, prices: PriceTable, clock: Clock | None = None,
                  gpu_models: Mapping[str, str] | None = None, max_queued: int = 200_000,
                  new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
-                 fleet: Iterable[GpuInventory] = ()) -> None:
+                 fleet: Iterable[GpuInventory] = (), metrics: MetricsSink | None = None) -> None:
         self.repo = repo
+        self.metrics: MetricsSink = metrics or NullSink()
         self.prices = prices
         self.clock = clock or SystemClock()
         self.gpu_models: dict[str, str] = dict(gpu_models or {})  # device id -> model, for pricing
@@ -334,6 +337,8 @@ class WorkloadRouter:
         w.preempted_mining = w.preempted_mining or preempted_mining
         self.assigned[device_id] = w.id
         self._transition(w, S.SCHEDULED, "preempted mining" if preempted_mining else "")
+        if preempted_mining:
+            self._record(record_preemption, self.metrics)
         return w
 
     def mark_running(self, workload_id: str) -> Workload:
@@ -341,6 +346,7 @@ class WorkloadRouter:
         check_transition(w.id, w.state, S.RUNNING)
         w.started_at = self.clock.now()
         self._transition(w, S.RUNNING, "")
+        self._record(record_started, self.metrics, w)
         return w
 
     def requeue(self, workload_id: str, detail: str) -> Workload:
@@ -415,6 +421,13 @@ class WorkloadRouter:
         if w.id not in self._new:
             self._dirty[w.id] = w
         self._events.append(workload_event(w, reason=detail or None))
+
+    @staticmethod
+    def _record(fn: Callable[..., None], *args: Any) -> None:
+        try:
+            fn(*args)
+        except Exception:  # a metric must never stop a workload's transition
+            log.exception("workload metrics failed")
 
     def _active(self, workload_id: str) -> Workload:
         w = self.active.get(workload_id)

@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -14,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-HCP = str(Path(sys.executable).parent / "hcp")
+from tests.e2e.running import HCP, stop, wait_for_fleet
 
 
 @pytest.fixture
@@ -62,11 +61,7 @@ def test_run_status_switch_and_clean_shutdown(env: dict[str, str]) -> None:
         run = subprocess.Popen([HCP, "run", "--no-live", "--no-optimizer", "--duration", "300", "--refresh", "2"], env=env,
                                stdout=log, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 240
-        while "fleet running" not in log_path.read_text():
-            assert run.poll() is None, log_path.read_text()[-3000:]
-            assert time.monotonic() < deadline, log_path.read_text()[-3000:]
-            time.sleep(1)
+        wait_for_fleet(run, log_path, timeout=240)
 
         st = _hcp(env, "status", "--json")
         assert st.returncode == 0, st.stderr
@@ -110,12 +105,7 @@ def test_run_status_switch_and_clean_shutdown(env: dict[str, str]) -> None:
         quiet = _hcp(env, "status")
         assert "alembic" not in quiet.stderr and "WARNING" not in quiet.stderr, quiet.stderr
     finally:
-        run.send_signal(signal.SIGINT)
-        try:
-            rc = run.wait(timeout=90)
-        except subprocess.TimeoutExpired:
-            run.kill()
-            raise
+        rc = stop(run, timeout=90)
     out = log_path.read_text()
     assert rc == 0, out[-3000:]
     assert "stopped." in out
@@ -185,11 +175,7 @@ def test_a_killed_driver_takes_its_actors_along_and_the_next_run_resumes(env: di
                                 "--duration", "300", "--refresh", "2", *extra], env=env,
                                stdout=log, stderr=subprocess.STDOUT, text=True)
         log.close()
-        deadline = time.monotonic() + 240
-        while "fleet running" not in log_path.read_text():
-            assert run.poll() is None, log_path.read_text()[-3000:]
-            assert time.monotonic() < deadline, log_path.read_text()[-3000:]
-            time.sleep(1)
+        wait_for_fleet(run, log_path, timeout=240)
         return run
 
     run = start()
@@ -224,12 +210,7 @@ def test_a_killed_driver_takes_its_actors_along_and_the_next_run_resumes(env: di
         modes = {g["device_id"]: (g["mode"], g["generation"]) for r in live for g in r["gpus"]}
         assert modes == {"lab-gpu-0": ("INFERENCE", 2), "lab-gpu-1": ("MINING", 1)}, modes
     finally:
-        run.send_signal(signal.SIGINT)
-        try:
-            rc = run.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            run.kill()
-            raise
+        rc = stop(run)
     assert rc == 0, log_path.read_text()[-3000:]
     ev = json.loads(_hcp(env, "events", "--device", "lab-gpu-0", "--json").stdout)
     changes = [(e["from_mode"], e["to_mode"], e["reason"]) for e in ev if e["kind"] == "mode_change"]

@@ -15,7 +15,7 @@ from hcp.store.db import connect, migrate
 from hcp.store.models import Base
 
 VERSIONS = Path(__file__).parents[2] / "hcp/store/migrations/versions"
-MODEL_MODULES = ["hcp.agent.models", "hcp.inference.usage", "hcp.marketplace.chain.models", "hcp.images.models",
+MODEL_MODULES = ["hcp.agent.models", "hcp.observability.history.models", "hcp.inference.usage", "hcp.marketplace.chain.models", "hcp.images.models",
                  "hcp.marketplace.models", "hcp.notary.models", "hcp.economics.optimizer.models",
                  "hcp.oracle.models", "hcp.ratelimit.models", "hcp.store.models",
                  "hcp.workloads.models"]

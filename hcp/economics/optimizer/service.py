@@ -259,6 +259,15 @@ class OptimizerService:
         rates = self._profit.rates(self._last_tick)
         return Profitability(tick_to_dict(self._last_tick), {k: dict(v) for k, v in rates.items()})
 
+    def hourly_rates(self) -> tuple[Mapping[str, Mapping[str, float]],
+                                    Mapping[str, Mapping[str, float]]] | None:
+        """(revenue, profit) in USD per device-hour and mode at the latest tick; None before
+        the first tick, or where the profit model gives no revenue."""
+        revenue_rates = getattr(self._profit, "revenue_rates", None)
+        if self._last_tick is None or not callable(revenue_rates):
+            return None
+        return revenue_rates(self._last_tick), self._profit.rates(self._last_tick)
+
     @property
     def last_step(self) -> StepRecord | None:
         return self._last

@@ -8,7 +8,6 @@ import signal
 import socket
 import stat
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-HCP = str(Path(sys.executable).parent / "hcp")
+from tests.e2e.running import HCP, stop, token, wait_for_fleet
 
 
 def _free_port() -> int:
@@ -34,24 +33,12 @@ def env(tmp_path: Path) -> dict[str, str]:
         HCP_API_PORT=str(_free_port()),
         HCP_JWT_SECRET="e2e-api-secret-" + "q" * 32,
         HCP_CHECKPOINT_SECONDS="1",
+        HCP_OPS__PROMETHEUS_PORT=str(_free_port()),  # none runs there: history from the store
         PYTHONUNBUFFERED="1",
     )
     for k in ("HCP_DATABASE_URL", "HCP_RAY_ADDRESS", "HCP_RAY_NAMESPACE"):
         e.pop(k, None)
     return e
-
-
-def _token(env: dict[str, str], role: str, subject: str) -> str:
-    r = subprocess.run(
-        [HCP, "token", "--role", role, "--subject", subject],
-        env=env,
-        capture_output=True,
-        check=False,
-        text=True,
-        timeout=60,
-    )
-    assert r.returncode == 0, r.stdout + r.stderr
-    return r.stdout.strip()
 
 
 def _gpu_actor_pids() -> list[int]:
@@ -86,11 +73,7 @@ def test_run_serves_the_api_with_tokens_from_hcp_token(env: dict[str, str]) -> N
             text=True,
         )
     try:
-        deadline = time.monotonic() + 300
-        while "fleet running" not in log_path.read_text():
-            assert run.poll() is None, log_path.read_text()[-3000:]
-            assert time.monotonic() < deadline, log_path.read_text()[-3000:]
-            time.sleep(1)
+        wait_for_fleet(run, log_path, timeout=300)
         assert f"API {base}" in log_path.read_text()
 
         # State is private to its owner; Ray's unauthenticated metrics exporter is on loopback.
@@ -107,8 +90,8 @@ def test_run_serves_the_api_with_tokens_from_hcp_token(env: dict[str, str]) -> N
         targets = json.loads((home / "ops/prometheus/targets/ray.json").read_text())
         assert targets[0]["targets"] == [f"127.0.0.1:{port}"], targets
 
-        admin = {"Authorization": f"Bearer {_token(env, 'admin', 'ops')}"}
-        alice = {"Authorization": f"Bearer {_token(env, 'customer', 'alice')}"}
+        admin = {"Authorization": f"Bearer {token(env, 'admin', 'ops')}"}
+        alice = {"Authorization": f"Bearer {token(env, 'customer', 'alice')}"}
         assert httpx.get(f"{base}/api/v1/resources", timeout=30).status_code == 401
         res = httpx.get(f"{base}/api/v1/resources", headers=admin, timeout=30)
         assert res.status_code == 200, res.text
@@ -133,7 +116,7 @@ def test_run_serves_the_api_with_tokens_from_hcp_token(env: dict[str, str]) -> N
         )
         # The rental half is served by the same ingress: the image node providers' agents pull
         # from (Kubo RPC for an operator, the trustless gateway for anyone) and the instances.
-        prov = {"Authorization": f"Bearer {_token(env, 'provider', 'prov')}"}
+        prov = {"Authorization": f"Bearer {token(env, 'provider', 'prov')}"}
         assert httpx.post(f"{base}/api/v0/version", headers=prov, timeout=30).json()["Version"]
         assert httpx.get(f"{base}/api/v1/images", headers=alice, timeout=30).status_code == 200
         gpus = httpx.get(f"{base}/api/v1/gpus", headers=alice, timeout=30)
@@ -169,11 +152,23 @@ def test_run_serves_the_api_with_tokens_from_hcp_token(env: dict[str, str]) -> N
                                                  if "http_" in x or "hcp_device" in x][:5]
             time.sleep(2)
         assert "http_requests_total" in exported and "hcp_device_power_watts" in exported
+
+        # The metrics history from the store (no Prometheus listens on the port it is told):
+        # the GPU actors write each minute that ends, and the facility's steps show them.
+        deadline = time.monotonic() + 120
+        while True:
+            h = httpx.get(f"{base}/api/v1/metrics/facilities/local-lab", headers=admin, timeout=30)
+            assert h.status_code == 200, h.text
+            filled = [p for p in h.json()["points"] if p["devices"]]
+            if filled:
+                break
+            assert time.monotonic() < deadline, log_path.read_text()[-3000:]
+            time.sleep(3)
+        assert h.json()["source"] == "store" and len(h.json()["points"]) == 60
+        assert filled[-1]["power_w"] > 0 and filled[-1]["temperature_c_max"] > 0
+        gpu = httpx.get(f"{base}/api/v1/metrics/devices/lab-gpu-1", headers=admin,
+                        params={"window": "30d"}, timeout=30)
+        assert gpu.status_code == 200 and gpu.json()["step_seconds"] == 3600, gpu.text
     finally:
-        run.send_signal(signal.SIGINT)
-        try:
-            rc = run.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            run.kill()
-            raise
+        rc = stop(run)
     assert rc == 0, log_path.read_text()[-3000:]

@@ -4,7 +4,9 @@ the one-minute history, and an alert fires, reaches Alertmanager's critical rout
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -77,3 +79,62 @@ def test_prometheus_keeps_180_days_and_listens_on_loopback(ops_stack: OpsStack) 
     assert flags["storage.tsdb.retention.time"] == "180d"
     assert flags["web.listen-address"].startswith("127.0.0.1:")
     assert flags["storage.tsdb.path"].startswith(str(ops_stack.settings.home))
+
+
+def test_the_metrics_history_reads_prometheus_recorded_series(ops_stack: OpsStack,
+                                                              tmp_path: Path) -> None:
+    """``GET /api/v1/metrics/...``'s Prometheus side: a facility's step is its GPUs' steps
+    together, as the store computes it, and ``auto`` reads Prometheus while it answers."""
+    import math
+    from datetime import UTC, datetime, timedelta
+
+    from hcp.fleet.repository import FleetRepository
+    from hcp.fleet.spec import parse_fleet_spec
+    from hcp.observability.history import (
+        HistoryService,
+        HistorySource,
+        PrometheusHistory,
+        Scope,
+        SqlHistory,
+        Window,
+    )
+    from hcp.store import connect
+    from tests.conftest import migrated_sqlite_url
+
+    reader = PrometheusHistory(ops_stack.prometheus)
+    assert reader.ready()
+
+    def complete_steps() -> list[Any]:
+        now = datetime.now(UTC)
+        fac = reader.history(Scope.FACILITY, "local-lab", Window.HOUR, now)
+        done = [p for p in fac.points
+                if p.devices and p.at + timedelta(seconds=fac.step_seconds) < now - timedelta(seconds=5)]
+        return [(p, now) for p in done]
+
+    point, now = wait_until(complete_steps, timeout=120)[-1]
+    assert point.devices == 2
+    devices = [next(p for p in reader.history(Scope.DEVICE, d, Window.HOUR, now).points
+                    if p.at == point.at) for d in ("lab-gpu-0", "lab-gpu-1")]
+    assert all(p.devices == 1 and 295 <= (p.power_w or 0) <= 305 for p in devices)  # 300 ± 5 W
+    assert math.isclose(point.power_w or 0, sum(p.power_w or 0 for p in devices), rel_tol=1e-9)
+    assert math.isclose(point.power_w_max or 0, sum(p.power_w_max or 0 for p in devices), rel_tol=1e-9)
+    assert point.temperature_c_max == max(p.temperature_c_max or 0 for p in devices)
+    assert math.isclose(point.utilization or 0, 0.6)  # the stand-in pins utilization at 0.6
+
+    engine = connect(migrated_sqlite_url(tmp_path, "fleet.db"))
+    FleetRepository(engine).sync_fleet(parse_fleet_spec({"fleet": "ops", "facilities": [{
+        "name": "local-lab", "location": "test", "capacity_mw": 0.01, "pue": 1.2,
+        "gpus": [{"id": "lab-gpu-0", "model": "H100"}, {"id": "lab-gpu-1", "model": "H100"}]}]},
+        "ops"))
+
+    class Now:
+        def now(self) -> datetime:
+            return datetime.now(UTC)
+
+        def monotonic(self) -> float:
+            return time.monotonic()
+
+    auto = HistoryService(SqlHistory(engine), reader, "auto", Now())
+    h = auto.history(Scope.DEVICE, "lab-gpu-0", Window.DAY)
+    assert h.source is HistorySource.PROMETHEUS and h.step_seconds == 300
+    assert any(p.devices == 1 for p in h.points)

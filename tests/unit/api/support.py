@@ -31,6 +31,7 @@ from hcp.fleet.spec import parse_fleet_spec
 from hcp.fleet.status import GpuStatus, SwitchResult
 from hcp.fleet.telemetry import TelemetrySample
 from hcp.inference.usage import SqlUsageLedger
+from hcp.observability.history import HistoryService, SqlHistory
 from hcp.ratelimit import LeasedRateLimiter, MemoryRateLimiter
 from hcp.store import connect, migrate
 from hcp.workloads.repository import WorkloadRepository
@@ -340,6 +341,8 @@ def make_harness(tmp_path: Path, database_url: str | None = None, *, real_router
         model_name=settings.fleet.inference_model,
         clock=clock,
         run_logs=SqlRunStore(engine),
+        # The store's history (no Prometheus in the unit tier), on the harness's clock.
+        history=HistoryService(SqlHistory(engine), None, "store", clock),
     )
     extra = []
     if mount_areas:

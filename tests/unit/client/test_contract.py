@@ -36,6 +36,7 @@ SDK_CALLS: list[Call[Any]] = [
     calls.workload_logs("w"),
     calls.resources(None, None), calls.set_mode("g", "MINING", "r"), calls.switches(None, 5, None),
     calls.profitability(), calls.revenue(), calls.billing(None), calls.embed("a", "m", "float"),
+    calls.device_history("g", "1h"), calls.facility_history("lab", "30d"),
     calls.list_models(),
     nt.task(), nt.dataset(H), nt.submit_claim("{}", "s", b""), nt.claim("c"),
     nt.register_miner("m", "k", 1), nt.list_miners(), nt.miner("m"), nt.revoke_miner("m"),

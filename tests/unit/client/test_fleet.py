@@ -89,6 +89,27 @@ def test_economics_billing_and_embeddings(platform: Platform, admin: HcpClient) 
     assert leftovers(bill) == [] and leftovers(rev) == [] and leftovers(prof) == []
 
 
+def test_metrics_history_of_a_gpu_and_a_facility(platform: Platform, admin: HcpClient) -> None:
+    from datetime import timedelta
+
+    from hcp.observability.history import HistoryRecorder, SqlHistory
+
+    clock = platform.harness.clock
+    start = clock.t.replace(second=0, microsecond=0) - timedelta(minutes=3)
+    rec = HistoryRecorder("g0", "lab", SqlHistory(platform.harness.repo.engine), clock)
+    for s in range(0, 65, 5):
+        rec.add(start + timedelta(seconds=s), 320.0, 61.0, 0.75, 2e6)
+    h = admin.device_history("g0")
+    assert (h.window, h.step_seconds, len(h.points), h.source) == ("1h", 60, 60, "store")
+    [point] = [p for p in h.points if p.devices]
+    assert (point.at, point.power_w, point.temperature_c_max) == (start, 320.0, 61.0)
+    month = admin.facility_history("lab", "30d")
+    assert month.step_seconds == 3600 and any(p.devices == 1 for p in month.points)
+    with pytest.raises(UnknownDeviceError):
+        admin.device_history("nope")
+    assert leftovers(h) == [] and leftovers(point) == []
+
+
 def test_a_service_that_stays_down_is_retried_then_raised(tmp_path: Path) -> None:
     p = make_platform(tmp_path)
     p.harness.economics.available = False
