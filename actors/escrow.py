@@ -27,7 +27,9 @@ from hcp.config import Settings
 from hcp.errors import DeviceUnavailableError, ServiceUnavailableError
 from hcp.marketplace.backends import build_escrow_backend
 from hcp.marketplace.escrow_backend import EscrowBackend
-from hcp.observability.marketplace import MarketplaceRecorder, start_recorder
+from hcp.observability.marketplace import MarketplaceRecorder
+from hcp.observability.recorders import start_recorders
+from hcp.observability.stores import DbConnections
 
 log = logging.getLogger(__name__)
 
@@ -113,9 +115,11 @@ class _RecordedLedger(_EscrowLedger):
             b = self.books()
             return b.escrowed, b.residual
 
-        recorder = MarketplaceRecorder(engine_for(settings.resolved_database_url), books,
-                                       settings.marketplace.escrow_backend, RaySink())
-        self._metrics_stop = start_recorder(recorder, METRICS_SECONDS)
+        engine, sink = engine_for(settings.resolved_database_url), RaySink()
+        # The one singleton with the platform's engine records the database's connections too.
+        recorders = [MarketplaceRecorder(engine, books, settings.marketplace.escrow_backend, sink),
+                     DbConnections(engine, sink)]
+        self._metrics_stop = start_recorders(recorders, METRICS_SECONDS)
 
 
 EscrowLedgerActor = ray.remote(_RecordedLedger)

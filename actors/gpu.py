@@ -29,17 +29,20 @@ class _GpuMetrics:
     """The catalogue's device and switch metrics (hcp.observability), exported through Ray's
     metrics agent on this node, and the minutes of the store's own metrics history."""
 
-    def __init__(self, spec: GpuSpec, history: HistoryRecorder) -> None:
+    def __init__(self, spec: GpuSpec, history: HistoryRecorder,
+                 temperature_limit_c: float | None) -> None:
         from actors.metrics_sink import RaySink
 
         self._sink = RaySink()
         self._spec = spec
         self._shares: int | None = None
         self._history = history
+        self._limit = temperature_limit_c
 
     def export(self, st: WorkerStatus) -> None:
         record_device(self._sink, st, facility=self._spec.facility, kind="gpu",
-                      model=self._spec.model, shares_before=self._shares)
+                      model=self._spec.model, temperature_limit_c=self._limit,
+                      shares_before=self._shares)
         self._shares = st.shares_found
         t = st.telemetry
         self._history.add(t.at, t.power_w, t.temperature_c, st.utilization, st.hashrate_hs)
@@ -72,8 +75,10 @@ class GpuActor:
         engine = engine_for(settings.resolved_database_url)
         self._device = GpuDevice(worker, FleetRepository(engine), spec.facility)
         self._device.start(restarted=ctx.was_current_actor_reconstructed)
+        # The operator's limit from the fleet spec, else the board's own (NVML).
+        limit = spec.temperature_limit_c or worker.temperature_limit_c
         self._metrics = _GpuMetrics(spec, HistoryRecorder(spec.id, spec.facility,
-                                                          SqlHistory(engine), SystemClock()))
+                                                          SqlHistory(engine), SystemClock()), limit)
         self._device.start_checkpointing(settings.fleet.checkpoint_seconds, on_status=self._metrics.export)
 
     def switch(self, request: SwitchRequest) -> SwitchResult:

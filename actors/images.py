@@ -18,6 +18,7 @@ from hcp.images.catalog import ImageCatalog
 from hcp.images.store.embedded import EmbeddedStore
 from hcp.images.usage import MarketplaceJobUsage
 from hcp.logging_setup import configure_for
+from hcp.observability.stores import record_image_store
 from hcp.store.db import engine_for
 
 log = logging.getLogger(__name__)
@@ -30,9 +31,12 @@ class ImageCacheActor:
         configure_breakers(settings)
         engine = engine_for(settings.resolved_database_url)  # migrated by the platform's launch
         clock = SystemClock()
-        self._cache = ImageCache(EmbeddedStore.from_settings(settings, engine),
-                                 ImageCatalog(engine, clock), MarketplaceJobUsage(engine), clock,
-                                 settings.images)
+        self._store = EmbeddedStore.from_settings(settings, engine)
+        self._cache = ImageCache(self._store, ImageCatalog(engine, clock),
+                                 MarketplaceJobUsage(engine), clock, settings.images)
+        from actors.metrics_sink import RaySink
+
+        self._sink = RaySink()
         self._tick = min(30.0, settings.images.cache_interval_seconds)
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -49,6 +53,10 @@ class ImageCacheActor:
             except Exception:  # a failed period (store down) must not end the schedule
                 self._errors += 1
                 log.exception("image cache period failed")
+            try:
+                record_image_store(self._sink, self._store.stat(), "embedded")
+            except Exception:
+                log.warning("image store metrics failed", exc_info=True)
 
     def step(self, force: bool = False) -> CachePeriod | None:
         with self._lock:

@@ -24,6 +24,7 @@ from hcp.errors import ConfigError
 from hcp.marketplace.chain.client import ChainClient
 from hcp.marketplace.chain.deploy import Contracts, Deployment
 from hcp.marketplace.chain.indexer import ChainIndexer
+from hcp.observability.stores import record_chain
 from hcp.store.db import engine_for
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,9 @@ class _Indexer:
             self._thread.join(timeout=30)
 
     def _loop(self) -> None:
+        from actors.metrics_sink import RaySink
+
+        sink = RaySink()
         while not self._stop.is_set():
             try:
                 self.poll_once()
@@ -98,7 +102,19 @@ class _Indexer:
             except Exception as exc:  # noqa: BLE001 - keep following: node or store may come back
                 self._last_error = f"{type(exc).__name__}: {exc}"
                 log.warning("indexer poll failed: %s", self._last_error)
+            self._record(sink)
             self._stop.wait(self._settings.chain.poll_seconds)
+
+    def _record(self, sink: Any) -> None:
+        try:
+            indexer = self._get()
+            head: int | None = indexer.client.block_number()
+        except Exception:  # the node (or its contracts) did not answer: it is down to Prometheus
+            head, indexer = None, None
+        try:
+            record_chain(sink, head, indexer.cursor()[0] if indexer is not None else None)
+        except Exception:
+            log.warning("chain metrics failed", exc_info=True)
 
 
 IndexerActor = ray.remote(_Indexer)

@@ -50,6 +50,8 @@ class GpuSpec:
     power_w: float
     idle_w: float
     device_index: int | None = None  # CUDA index on its node; None = simulated, CPU-backed
+    # The operator's limit (°C); None: NVML's slowdown threshold on a real GPU, none simulated.
+    temperature_limit_c: float | None = None
 
     @property
     def simulated(self) -> bool:
@@ -258,6 +260,7 @@ class _Parser(ProblemCollector):
                 idle_w=float(idle_w),
                 # count > 1 with an index means consecutive CUDA indices on one node.
                 device_index=None if doc.device_index is None else doc.device_index + k,
+                temperature_limit_c=doc.temperature_limit_c,
             )
             for k, device_id in enumerate(ids)
         ]

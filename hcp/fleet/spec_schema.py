@@ -46,6 +46,8 @@ class GpuDoc(Doc):
     power_w: Annotated[float, Field(gt=0)] | None = None
     idle_w: Annotated[float, Field(ge=0)] | None = None
     device_index: Annotated[int, Field(ge=0)] | None = None
+    # The temperature the operator keeps this GPU under (°C): GpuOverTemperature fires above it.
+    temperature_limit_c: Annotated[float, Field(gt=0, le=150)] | None = None
     count: Annotated[int, Field(ge=1, le=MAX_COUNT)] = 1
 
 

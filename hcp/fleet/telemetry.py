@@ -130,6 +130,13 @@ class NvmlTelemetry:
             pynvml.nvmlShutdown()
             raise
         self.name = name.decode() if isinstance(name, bytes) else str(name)
+        # Where the board starts to slow its clocks: the limit an alert compares against.
+        self.temperature_limit_c: float | None = None
+        try:
+            self.temperature_limit_c = float(pynvml.nvmlDeviceGetTemperatureThreshold(
+                self._handle, pynvml.NVML_TEMPERATURE_THRESHOLD_SLOWDOWN))
+        except pynvml.NVMLError:
+            logger.info("GPU %d reports no slowdown temperature", index)
         self._closed = False
         logger.info("NVML telemetry for GPU %d (%s)", index, self.name)
 

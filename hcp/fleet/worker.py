@@ -255,6 +255,12 @@ class GpuWorker:
 
     # -- status -------------------------------------------------------------------------
     @property
+    def temperature_limit_c(self) -> float | None:
+        """The board's own limit where its telemetry reports one (NVML's slowdown threshold)."""
+        limit = getattr(self._telemetry, "temperature_limit_c", None)
+        return None if limit is None else float(limit)
+
+    @property
     def inference_requests(self) -> int:
         return self._inference_requests
 

@@ -17,8 +17,6 @@ agent, the chain's indexer) counts once, in one process.
 
 from __future__ import annotations
 
-import logging
-import threading
 from collections.abc import Callable
 
 from sqlalchemy import Connection, Engine, func, select
@@ -26,8 +24,6 @@ from sqlalchemy import Connection, Engine, func, select
 from hcp.marketplace import models as m
 from hcp.marketplace.jobs import JobStatus
 from hcp.observability.sink import MetricsSink
-
-log = logging.getLogger(__name__)
 
 MAX_PROVIDERS = 1000
 _COUNTED = {JobStatus.CREATED.value: "jobs_created_total",
@@ -92,21 +88,3 @@ class MarketplaceRecorder:
             if sums[key]:
                 self._sink.inc("hcp_marketplace_settled_amount_total", sums[key], party=party)
         self._settled_cursor = newest
-
-    def run(self, every_s: float, stop: threading.Event) -> None:
-        """Record every ``every_s`` seconds until ``stop`` is set; a failed reading is logged
-        and the next one tried (the ledger must never stop for its metrics)."""
-        while not stop.is_set():
-            try:
-                self.record()
-            except Exception:
-                log.warning("marketplace metrics failed", exc_info=True)
-            stop.wait(every_s)
-
-
-def start_recorder(recorder: MarketplaceRecorder, every_s: float) -> threading.Event:
-    """Run ``recorder`` on its own daemon thread; set the returned event to stop it."""
-    stop = threading.Event()
-    threading.Thread(target=recorder.run, args=(every_s, stop), name="marketplace-metrics",
-                     daemon=True).start()
-    return stop

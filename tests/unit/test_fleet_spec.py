@@ -113,6 +113,17 @@ def test_count_expands_ids_and_device_indices() -> None:
     assert [a.id for a in spec.asics()] == ["rack-0", "rack-1", "rack-2"]
 
 
+def test_a_gpus_temperature_limit_is_the_operators_and_is_checked() -> None:
+    spec = parse_fleet_spec(_doc(gpus=[{"id": "a", "model": "H100", "temperature_limit_c": 80},
+                                       {"id": "b", "model": "H100"}]), "test")
+    assert [g.temperature_limit_c for g in spec.gpus()] == [80.0, None]
+    for bad in (0, 151, "80"):
+        with pytest.raises(FleetSpecError) as err:
+            parse_fleet_spec(_doc(gpus=[{"id": "a", "model": "H100", "temperature_limit_c": bad}]),
+                             "test")
+        assert "temperature_limit_c" in str(err.value)
+
+
 def test_catalog_defaults_and_overrides() -> None:
     spec = parse_fleet_spec(
         _doc(

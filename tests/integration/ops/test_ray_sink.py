@@ -48,6 +48,9 @@ def test_an_actor_records_through_ray_and_prometheus_stores_catalogue_names(
 
             self.sink = RaySink()
 
+        def worker(self) -> str:
+            return ray.get_runtime_context().get_worker_id()
+
         def record(self) -> str:
             from hcp.observability.spec import MetricUsageError
 
@@ -78,17 +81,19 @@ def test_an_actor_records_through_ray_and_prometheus_stores_catalogue_names(
     wait_until(exported, timeout=90, every=1.0)
 
     prom = prometheus_on_ray
-    created = wait_until(lambda: prom.query("jobs_created_total"), timeout=60)
+    # This recorder's series only: the platforms of other tests in this Ray session (their
+    # ledger, ingress and breakers) record the same names from their own processes.
+    me = f'WorkerId="{ray.get(recorder.worker.remote(), timeout=60)}"'
+    created = wait_until(lambda: prom.query(f"jobs_created_total{{{me}}}"), timeout=60)
     assert float(created[0]["value"][1]) == 2
     assert created[0]["metric"]["job"] == "ray"
-    pending = wait_until(lambda: prom.query("hcp_chain_transactions_pending"), timeout=30)
+    pending = wait_until(lambda: prom.query(f"hcp_chain_transactions_pending{{{me}}}"), timeout=30)
     assert float(pending[0]["value"][1]) == 2
     states = {r["metric"]["state"]: float(r["value"][1]) for r in wait_until(
-        lambda: prom.query('hcp_dependency_breaker_state{dependency="redis"}'), timeout=30)}
+        lambda: prom.query(f'hcp_dependency_breaker_state{{dependency="redis",{me}}}'), timeout=30)}
     assert states == {"open": 1.0, "closed": 0.0, "half_open": 0.0}
-    # this recorder's series: the platform's ingress in the same session records its own
-    count = wait_until(lambda: prom.query('http_request_duration_seconds_count{route="/api/v1/x"}'),
-                       timeout=30)
+    count = wait_until(lambda: prom.query(
+        f'http_request_duration_seconds_count{{route="/api/v1/x",{me}}}'), timeout=30)
     assert float(count[0]["value"][1]) == 1
     assert prom.query('{__name__=~"ray_(jobs|hcp|http)_.+"}') == []
 
