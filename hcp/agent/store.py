@@ -3,14 +3,13 @@ makes of it: log lines and samples after a cursor, runs, instance specs."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from hcp.agent import models as m
@@ -24,7 +23,7 @@ from hcp.agent.messages import (
     ResumePoint,
     RunRecord,
 )
-from hcp.errors import StoreError
+from hcp.store.db import transaction
 
 _UNSETTLED = tuple(p.value for p in Phase if p not in (Phase.SETTLED, Phase.FAILED))
 
@@ -56,13 +55,8 @@ class SqlRunStore:
         self.engine = engine
         self._session = sessionmaker(engine, expire_on_commit=False)
 
-    @contextmanager
-    def _tx(self) -> Iterator[Session]:
-        try:
-            with self._session.begin() as s:
-                yield s
-        except SQLAlchemyError as exc:
-            raise StoreError(f"agent store failed: {type(exc).__name__}") from exc
+    def _tx(self) -> AbstractContextManager[Session]:
+        return transaction(self._session, "agent store")
 
     def _insert_new(self, table: Any, rows: list[dict[str, Any]]) -> None:
         """Insert rows, skipping keys already stored (a retried append)."""

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import logging
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Iterable
 
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from hcp.clock import utcnow
-from hcp.errors import ConflictError, StoreError, UnknownDeviceError
+from hcp.errors import ConflictError, UnknownDeviceError
 from hcp.fleet.modes import GpuMode, SwitchReport
 from hcp.store import models as m
+from hcp.store.db import transaction
 from hcp.store.events import EventKind
 
 if TYPE_CHECKING:
@@ -242,25 +243,5 @@ class FleetRepository:
             return [event_record(e) for e in s.scalars(q)]
 
     # -- plumbing -----------------------------------------------------------------------
-    def _tx(self) -> StoreTransaction:
-        return StoreTransaction(self._session)
-
-
-class StoreTransaction:
-    """A session in a transaction; database failures surface as StoreError, typed errors pass through."""
-
-    def __init__(self, factory: sessionmaker[Session]) -> None:
-        self._factory = factory
-
-    def __enter__(self) -> Session:
-        self._cm = self._factory.begin()
-        return self._cm.__enter__()
-
-    def __exit__(self, et, ev, tb) -> bool:  # type: ignore[no-untyped-def]
-        try:
-            self._cm.__exit__(et, ev, tb)
-        except SQLAlchemyError as exc:
-            raise StoreError(f"store write failed: {exc}") from exc
-        if isinstance(ev, SQLAlchemyError):
-            raise StoreError(f"store operation failed: {ev}") from ev
-        return False
+    def _tx(self) -> AbstractContextManager[Session]:
+        return transaction(self._session, "fleet store")

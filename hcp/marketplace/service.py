@@ -17,7 +17,6 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, null, select, update
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from hcp.auth.tokens import Principal, Role
@@ -48,6 +47,7 @@ from hcp.marketplace.offers import (
 from hcp.marketplace.reputation_book import ReputationBook
 from hcp.marketplace.sql_ledger import check_account_name
 from hcp.marketplace.views import JobView, ReputationView
+from hcp.store.db import transaction
 
 log = logging.getLogger(__name__)
 
@@ -431,9 +431,5 @@ class MarketplaceService:
 
     @contextmanager
     def _tx(self) -> Iterator[Session]:
-        with self._lock:
-            try:
-                with self._session.begin() as s:
-                    yield s
-            except SQLAlchemyError as exc:
-                raise StoreError(f"marketplace store failed: {exc}") from exc
+        with self._lock, transaction(self._session, "marketplace store") as s:
+            yield s

@@ -20,12 +20,13 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError
+from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError, SQLAlchemyError
 
 from hcp.errors import ConfigError, StoreError
 
 if TYPE_CHECKING:
     from alembic.config import Config
+    from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger(__name__)
 _MIGRATIONS = Path(__file__).parent / "migrations"
@@ -157,3 +158,15 @@ def _migration_lock(engine: Engine) -> Iterator[None]:
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
+
+
+@contextlib.contextmanager
+def transaction(factory: sessionmaker[Session], what: str) -> Iterator[Session]:
+    """A session of ``factory`` (a ``sessionmaker``) in one transaction: committed on leaving,
+    rolled back on an error; a database failure surfaces as ``StoreError`` naming ``what`` and
+    the failure's type only (never its SQL), typed errors pass through."""
+    try:
+        with factory.begin() as s:
+            yield s
+    except SQLAlchemyError as exc:
+        raise StoreError(f"{what} failed: {type(exc).__name__}") from exc

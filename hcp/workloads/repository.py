@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import logging
 from collections import namedtuple
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import JSON, Connection, Engine, Table, bindparam, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from hcp.clock import utcnow
 from hcp.errors import StoreError, ValidationError
 from hcp.fields import check_cursor_int
-from hcp.fleet.repository import StoreTransaction
 from hcp.store import models as m
+from hcp.store.db import transaction
 from hcp.store.events import EventKind
 from hcp.workloads.models import WorkloadRow
 from hcp.workloads.types import (
@@ -271,5 +272,5 @@ class WorkloadRepository:
             return [GpuInventory(g.id, g.model, g.memory_gb, g.facility)
                     for g in s.scalars(select(m.Gpu).order_by(m.Gpu.id))]
 
-    def _tx(self) -> StoreTransaction:
-        return StoreTransaction(self._session)
+    def _tx(self) -> AbstractContextManager[Session]:
+        return transaction(self._session, "workload store")

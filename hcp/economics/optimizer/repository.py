@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, and_, or_, select
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from hcp.economics.optimizer import models as om
@@ -25,6 +25,7 @@ from hcp.economics.optimizer.types import (
 )
 from hcp.errors import StoreError
 from hcp.store import models as m
+from hcp.store.db import transaction
 from hcp.store.events import EventKind
 
 log = logging.getLogger(__name__)
@@ -189,13 +190,8 @@ class OptimizerRepository:
                     for a, b, realized in s.execute(q)]
 
     # -- plumbing -----------------------------------------------------------------------
-    @contextmanager
-    def _tx(self) -> Iterator[Session]:
-        try:
-            with self._session.begin() as s:
-                yield s
-        except SQLAlchemyError as exc:
-            raise StoreError(f"optimizer store operation failed: {exc}") from exc
+    def _tx(self) -> AbstractContextManager[Session]:
+        return transaction(self._session, "optimizer store operation")
 
 
 def _step(r: om.OptimizerStep) -> StepRecord:

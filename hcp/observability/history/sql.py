@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from hcp.errors import StoreError
 from hcp.observability.history import models as m
 from hcp.observability.history.recorder import MinuteRow
 from hcp.observability.history.series import (
@@ -24,6 +21,7 @@ from hcp.observability.history.series import (
     Window,
 )
 from hcp.store import models as fleet
+from hcp.store.db import transaction
 
 MINUTES_KEPT = timedelta(days=2)
 HOURS_KEPT = timedelta(days=31)
@@ -37,13 +35,8 @@ class SqlHistory:
         self._session = sessionmaker(engine, expire_on_commit=False)
         self._dialect = engine.dialect.name
 
-    @contextmanager
-    def _tx(self) -> Iterator[Session]:
-        try:
-            with self._session.begin() as s:
-                yield s
-        except SQLAlchemyError as exc:
-            raise StoreError(f"metrics history store failed: {type(exc).__name__}") from exc
+    def _tx(self) -> AbstractContextManager[Session]:
+        return transaction(self._session, "metrics history store")
 
     def _insert(self, table: Any) -> Any:
         return (postgresql.insert(table) if self._dialect == "postgresql"
