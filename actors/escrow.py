@@ -21,7 +21,7 @@ from typing import Any
 import ray
 
 from actors.handles import get
-from actors.metrics_sink import configure_breakers
+from actors.metrics_sink import METRICS_SECONDS, configure_breakers
 from actors.options import escrow_actor_name, escrow_actor_options
 from hcp.config import Settings
 from hcp.errors import DeviceUnavailableError, ServiceUnavailableError
@@ -38,9 +38,6 @@ LEDGER_OPS = ("total_supply", "balance_of", "accounts", "escrowed_total", "locke
               "staked_total", "stake_of", "mint", "transfer", "lock", "partial_release",
               "release", "refund", "split", "stake", "request_unstake", "withdraw_stake",
               "slash")
-
-
-METRICS_SECONDS = 15.0  # Prometheus' scrape interval
 
 
 @dataclass(frozen=True)
@@ -117,8 +114,8 @@ class _RecordedLedger(_EscrowLedger):
 
         engine, sink = engine_for(settings.resolved_database_url), RaySink()
         # The one singleton with the platform's engine records the database's connections too.
-        recorders = [MarketplaceRecorder(engine, books, settings.marketplace.escrow_backend, sink),
-                     DbConnections(engine, sink)]
+        recorders = [MarketplaceRecorder(engine, books, settings.marketplace.escrow_backend, sink).record,
+                     DbConnections(engine, sink).record]
         self._metrics_stop = start_recorders(recorders, METRICS_SECONDS)
 
 

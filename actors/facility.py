@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import threading
 from typing import Any
 
@@ -17,11 +16,8 @@ from hcp.fleet.spec import FacilitySpec
 from hcp.fleet.status import GpuStatus, SwitchResult
 from hcp.logging_setup import configure_for
 from hcp.observability.fleet import record_facility
+from hcp.observability.recorders import start_recorders
 from hcp.store import engine_for
-
-log = logging.getLogger(__name__)
-
-METRICS_SECONDS = 15.0  # Prometheus' scrape interval
 
 
 @ray.remote
@@ -33,8 +29,13 @@ class FacilityActor:
         self._fleet = FleetClient(dict(gpus))  # device id -> GpuActor handle
         self._last: dict[str, GpuStatus] = {}
         self._lock = threading.Lock()  # the metrics thread and the callers share ``_last``
-        self._stop = threading.Event()
-        threading.Thread(target=self._record_loop, name="facility-metrics", daemon=True).start()
+        from actors.metrics_sink import METRICS_SECONDS, RaySink
+
+        # The facility's power against its cap for Prometheus (and FacilityOverPowerCap),
+        # whether or not anyone asks for a report.
+        sink = RaySink()
+        self._metrics_stop = start_recorders([lambda: record_facility(sink, self.report())],
+                                             METRICS_SECONDS)
 
     def report(self) -> FacilityReport:
         # A GPU that is restarting shows with its last known state, flagged unavailable: one
@@ -43,18 +44,6 @@ class FacilityActor:
             statuses = self._fleet.statuses(last=self._last, facility=self._facility.spec.name)
             self._last.update({k: v for k, v in statuses.items() if v.up})
             return self._facility.report(list(statuses.values()))
-
-    def _record_loop(self) -> None:
-        """The facility's power against its cap, for Prometheus (and FacilityOverPowerCap),
-        every ``METRICS_SECONDS`` whether or not anyone asks for a report."""
-        from actors.metrics_sink import RaySink
-
-        sink = RaySink()
-        while not self._stop.wait(METRICS_SECONDS):
-            try:
-                record_facility(sink, self.report())
-            except Exception:  # a slow GPU or a metrics hiccup: the next period tries again
-                log.warning("%s: facility metrics failed", self._facility.spec.name, exc_info=True)
 
     def switch(self, request: SwitchRequest) -> SwitchResult:
         """Switch one of this facility's ASICs (a power command; see ``Facility.set_asic_mode``)."""

@@ -35,6 +35,10 @@ def _refresh_interval() -> float:
         return DEFAULT_REFRESH_S
 
 
+# How often an actor records what it reads from its own state: Prometheus' scrape interval.
+METRICS_SECONDS = 15.0
+
+
 class RaySink(CheckedSink):
     def __init__(self, refresh_seconds: float | None = None) -> None:
         self._metrics: dict[str, Any] = {}

@@ -1,7 +1,7 @@
 """Which history answers: Prometheus where it runs, the store's own rows where it does not.
 
-``HCP_OPS__HISTORY_SOURCE``: ``auto`` (the default) reads Prometheus when it answers its
-readiness probe and the store otherwise, rechecking a down Prometheus every 30 s;
+``HCP_OPS__HISTORY_SOURCE``: ``auto`` (the default) reads Prometheus, and the store when
+Prometheus does not answer (asking Prometheus again after 30 s);
 ``prometheus`` only Prometheus (a 503 ``history_unavailable`` while it is down); ``store``
 only the store.
 """
@@ -47,17 +47,10 @@ class HistoryService:
     def _reader(self) -> HistoryReader:
         if self._prometheus is None:
             return self._store
-        if self._mode == "prometheus":
-            return self._prometheus
         with self._lock:
-            if self._clock.monotonic() < self._down_until:
+            if self._mode == "auto" and self._clock.monotonic() < self._down_until:
                 return self._store
-        if self._prometheus.ready():
-            return self._prometheus
-        with self._lock:
-            self._down_until = self._clock.monotonic() + RECHECK_S
-        log.info("Prometheus is not ready: the metrics history is read from the store")
-        return self._store
+        return self._prometheus
 
     def history(self, scope: Scope, subject: str, window: Window) -> History:
         """Blocking (SQL or HTTP): call it from a thread in async code."""
@@ -70,10 +63,11 @@ class HistoryService:
         try:
             return reader.history(scope, subject, window, now)
         except HistoryUnavailableError:
-            if self._mode != "auto":
+            if self._mode != "auto" or reader is self._store:
                 raise
             with self._lock:
                 self._down_until = self._clock.monotonic() + RECHECK_S
+            log.info("Prometheus did not answer: the metrics history is read from the store")
             return self._store.history(scope, subject, window, now)
 
 

@@ -81,16 +81,12 @@ class SqlHistory:
 
     def history(self, scope: Scope, subject: str, window: Window, now: datetime) -> History:
         span = Span.of(window, now)
-        if span.step >= 3600:
-            table: Any = m.DeviceHour
-            key, per_step = table.hour, span.step // 3600
-            lo, hi = span.first_epoch // 3600, int(span.end.timestamp()) // 3600
-            unit = 3600
-        else:
-            table = m.DeviceMinute
-            key, per_step = table.minute, span.step // 60
-            lo, hi = span.first_epoch // 60, int(span.end.timestamp()) // 60
-            unit = 60
+        # Hour rows for hourly steps, minute rows for the rest; ``unit``: one row's seconds.
+        table: Any = m.DeviceHour if span.step >= 3600 else m.DeviceMinute
+        unit = 3600 if table is m.DeviceHour else 60
+        key = table.hour if table is m.DeviceHour else table.minute
+        per_step = span.step // unit
+        lo, hi = span.first_epoch // unit, int(span.end.timestamp()) // unit
         match = table.device_id if scope is Scope.DEVICE else table.facility
         bucket = (key // per_step).label("bucket")
         # First each device's own step (averages weighted by its sample count), then the
