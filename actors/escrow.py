@@ -101,7 +101,8 @@ for _name in LEDGER_OPS:
 
 class _RecordedLedger(_EscrowLedger):
     """The ledger as the platform runs it: with the marketplace's metrics recorded from its
-    books and the job log every ``METRICS_SECONDS`` (hcp.observability.marketplace)."""
+    books and the job log every ``METRICS_SECONDS`` (hcp.observability.marketplace), and with
+    the chain escrow its chain client's transactions as they are sent."""
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
@@ -113,6 +114,13 @@ class _RecordedLedger(_EscrowLedger):
             return b.escrowed, b.residual
 
         engine, sink = engine_for(settings.resolved_database_url), RaySink()
+        if settings.marketplace.escrow_backend == "chain":
+            from hcp.marketplace.chain.escrow_backend import ChainEscrowBackend
+
+            # This process sends the platform's transactions: their pending count and
+            # send-to-receipt time come from its client.
+            if isinstance(self._backend, ChainEscrowBackend):
+                self._backend.client.sink = sink
         # The one singleton with the platform's engine records the database's connections too.
         recorders = [MarketplaceRecorder(engine, books, settings.marketplace.escrow_backend, sink).record,
                      DbConnections(engine, sink).record]

@@ -7,6 +7,7 @@ import logging
 import threading
 from typing import Any
 
+import httpx
 import ray
 
 from actors.metrics_sink import configure_breakers
@@ -15,6 +16,7 @@ from hcp.clock import SystemClock
 from hcp.config import Settings
 from hcp.images.cache import CachePeriod, CacheStatus, ImageCache
 from hcp.images.catalog import ImageCatalog
+from hcp.images.peers import reachable_peers
 from hcp.images.store.embedded import EmbeddedStore
 from hcp.images.usage import MarketplaceJobUsage
 from hcp.logging_setup import configure_for
@@ -37,6 +39,9 @@ class ImageCacheActor:
         from actors.metrics_sink import RaySink
 
         self._sink = RaySink()
+        self._store.sink = self._sink  # its evictions and collections
+        self._peers = settings.images.peers
+        self._probe = httpx.Client(timeout=min(5.0, settings.images.fetch_timeout_seconds))
         self._tick = min(30.0, settings.images.cache_interval_seconds)
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -54,7 +59,8 @@ class ImageCacheActor:
                 self._errors += 1
                 log.exception("image cache period failed")
             try:
-                record_image_store(self._sink, self._store.stat(), "embedded")
+                record_image_store(self._sink, self._store.stat(), "embedded",
+                                   reachable_peers(self._peers, self._probe))
             except Exception:
                 log.warning("image store metrics failed", exc_info=True)
 

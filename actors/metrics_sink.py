@@ -70,6 +70,12 @@ class RaySink(CheckedSink):
 
     def _inc(self, s: MetricSpec, value: float, labels: Mapping[str, str]) -> None:
         if s.kind is Kind.COUNTER:
+            if value == 0:
+                # A counter exported at 0 before its first event: Prometheus' increase() then
+                # sees the first one (a series born at 1 looks like no increase). Ray's inc()
+                # refuses 0; its OpenTelemetry counter takes it.
+                self._metric(s)._record(0, tags=dict(labels))
+                return
             self._metric(s).inc(value, tags=dict(labels))
             return
         key = (s.name, tuple(sorted(labels.items())))

@@ -570,6 +570,12 @@ class DependencyUnavailableError(ServiceUnavailableError):
         return (_rebuild_rate_limited, (type(self), self.detail, self.context))
 
 
+class StoreUnavailableError(DependencyUnavailableError, StoreError):
+    """PostgreSQL failed or its breaker is open: a dependency's 503 with ``retry_after``, and
+    a ``StoreError`` to the loops that keep going through a store outage (checkpoints, the
+    validators' buffers)."""
+
+
 # --- oracle validators (issue 14) ---
 
 

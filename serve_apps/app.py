@@ -21,6 +21,7 @@ from hcp.fleet.repository import FleetRepository
 from hcp.inference.usage import SqlUsageLedger
 from hcp.logging_setup import configure_for
 from hcp.observability.history import build_history
+from hcp.observability.sink import MetricsSink
 from hcp.ratelimit import (
     LeasedRateLimiter,
     MemoryRateLimiter,
@@ -81,11 +82,13 @@ def services_from_settings(settings: Settings) -> ApiServices:
     )
 
 
-def platform_routers(settings: Settings) -> list[Any]:
+def platform_routers(settings: Settings, metrics: MetricsSink) -> list[Any]:
     """The routers of the other areas as the platform mounts them: the notary's sandboxes on
     the runner actors; the marketplace's money through the escrow-ledger actor (the one owner
     of the books; found by name, on first use); the image node (Kubo RPC, trustless gateway
-    and the image API) providers' agents pull from; the instances renters and agents use."""
+    and the image API) providers' agents pull from; the instances renters and agents use; the
+    oracle's keys, heartbeats and standings (with the validators). The
+    notary's stages and verdicts and the image node's collections are recorded in ``metrics``."""
     from functools import partial
 
     from actors.escrow import RemoteEscrow
@@ -95,6 +98,7 @@ def platform_routers(settings: Settings) -> list[Any]:
     from hcp.marketplace.service import MarketplaceService
     from hcp.marketplace.wallet import WalletLogin
     from hcp.notary.service import build_service
+    from hcp.observability.notary import SinkNotaryMetrics
     from serve_apps.images.routes import build_deps as images_deps
     from serve_apps.images.routes import router as images_router
     from serve_apps.instances.routes import InstancesDeps
@@ -105,15 +109,26 @@ def platform_routers(settings: Settings) -> list[Any]:
 
     engine = engine_for(settings.resolved_database_url)
     tokens = TokenService.from_settings(settings)
-    notary = build_service(settings, engine, pool=NamedSandboxPool(settings))
+    notary = build_service(settings, engine, pool=NamedSandboxPool(settings),
+                           metrics=SinkNotaryMetrics(metrics))
     market = MarketplaceService(engine, RemoteEscrow(settings), settings)
     deps = MarketplaceDeps(market, WalletLogin(engine, tokens, settings), tokens, engine)
-    images = images_deps(settings, store=EmbeddedStore.from_settings(settings, engine), tokens=tokens)
+    store = EmbeddedStore.from_settings(settings, engine)
+    store.sink = metrics
+    images = images_deps(settings, store=store, tokens=tokens)
     instances = InstancesDeps(market, SqlRunStore(engine), tokens, SystemClock())
-    return [partial(notary_router, settings, service=notary, tokens=tokens),
-            partial(marketplace_router, settings, deps=deps),
-            partial(images_router, settings, deps=images),
-            partial(instances_router, settings, deps=instances)]
+    routers = [partial(notary_router, settings, service=notary, tokens=tokens),
+               partial(marketplace_router, settings, deps=deps),
+               partial(images_router, settings, deps=images),
+               partial(instances_router, settings, deps=instances)]
+    if settings.oracle.enabled:
+        from serve_apps.oracle.routes import build_deps as oracle_deps
+        from serve_apps.oracle.routes import router as oracle_router
+
+        # Providers' agents register their keys and send heartbeats here; the validators
+        # (actors, found by name on first use) answer.
+        routers.append(partial(oracle_router, settings, deps=oracle_deps(settings)))
+    return routers
 
 
 @serve.deployment(**api_ingress_options())
@@ -128,8 +143,9 @@ class ApiIngress:
         services = services_from_settings(s)
 
         # Ray's metrics agent on each node exports what the replicas record (file-sd: topology).
-        self._app = build_app(services, TokenService.from_settings(s), s, platform_routers(s),
-                              metrics=RaySink())
+        sink = RaySink()
+        self._app = build_app(services, TokenService.from_settings(s), s,
+                              platform_routers(s, sink), metrics=sink)
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         return self._app

@@ -1,7 +1,8 @@
 """Metrics of the notary behind an injected recorder (the core never imports Ray).
 
 ``PrometheusNotaryMetrics`` exports with prometheus_client (standalone app's ``/metrics``);
-``serve_apps.notary.metrics.RayNotaryMetrics`` exports through Ray's metrics agent.
+mounted in the platform, ``hcp.observability.notary.SinkNotaryMetrics`` records through the
+API replica's sink (Ray's metrics agent).
 """
 
 from __future__ import annotations

@@ -17,7 +17,8 @@ from hcp.observability.spec import Kind, MetricSpec, MetricUsageError
 
 class MetricsSink(Protocol):
     def inc(self, name: str, value: float = 1.0, /, **labels: Any) -> None:
-        """Add to a counter (value >= 0) or a gauge (any sign)."""
+        """Add to a counter (value >= 0) or a gauge (any sign). ``inc(counter, 0)`` exports
+        the counter's series at 0 before its first event, so ``increase()`` sees that one."""
 
     def set(self, name: str, value: float, /, **labels: Any) -> None:
         """Set a gauge."""
@@ -38,7 +39,7 @@ class CheckedSink:
         checked = s.check(kind, labels)
         if s.kind is Kind.COUNTER and value < 0:
             raise MetricUsageError(f"{name}: a counter cannot go down (inc by {value})")
-        if value:
+        if value or s.kind is Kind.COUNTER:
             self._inc(s, float(value), checked)
 
     def set(self, name: str, value: float, /, **labels: Any) -> None:

@@ -1,5 +1,5 @@
 """What the platform's stores look like to Prometheus: the image store's size and pins from
-its own stat, the chain's head, the indexer's lag behind it and whether the node answers
+its own stat and how many of its peers answer, the chain's head, the indexer's lag behind it and whether the node answers
 (the image-cache and chain-indexer actors record them each period), and the relational
 store's server connections (``DbConnections``, PostgreSQL only)."""
 
@@ -11,9 +11,11 @@ from hcp.images.store.base import RepoStat
 from hcp.observability.sink import MetricsSink
 
 
-def record_image_store(sink: MetricsSink, stat: RepoStat, backend: str) -> None:
+def record_image_store(sink: MetricsSink, stat: RepoStat, backend: str, peers: int) -> None:
+    """``peers``: how many of the node's peers answer (``hcp.images.peers``)."""
     sink.set("hcp_image_store_size_bytes", stat.used_bytes, backend=backend)
     sink.set("hcp_image_store_pins", stat.pins, backend=backend)
+    sink.set("hcp_image_store_peers", peers, backend=backend)
 
 
 def record_chain(sink: MetricsSink, head: int | None, indexed: int | None) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
+import math
 import os
 import threading
 from collections.abc import Iterator
@@ -22,7 +23,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError, SQLAlchemyError
 
-from hcp.errors import ConfigError, StoreError
+from hcp.errors import ConfigError, DependencyUnavailableError, StoreError, StoreUnavailableError
+from hcp.resilience.registry import Dependency, process_breakers
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -62,7 +64,24 @@ def connect(url: str) -> Engine:
         return engine
     if parsed.drivername in ("postgresql", "postgres"):
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    policy = process_breakers().get(Dependency.POSTGRES).policy
+    engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5,
+                           connect_args={"connect_timeout": max(1, math.ceil(policy.timeout_seconds))})
+    event.listen(engine, "do_connect", _through_breaker)
+    return engine
+
+
+def _through_breaker(dialect, _record, cargs, cparams):  # type: ignore[no-untyped-def]
+    """Every new server connection goes through the process's PostgreSQL breaker. A pooled
+    connection the server dropped fails its pre-ping and is replaced by a new one, so a server
+    that is down shows here whatever the call; while the breaker is open a store call fails
+    fast with a 503 and its ``retry_after`` instead of each waiting out a connect timeout."""
+    try:
+        with process_breakers().guard(Dependency.POSTGRES):
+            return dialect.connect(*cargs, **cparams)
+    except DependencyUnavailableError as exc:
+        raise StoreUnavailableError(exc.detail, retry_after=exc.retry_after,
+                                    dependency=Dependency.POSTGRES.value) from None
 
 
 def _private_file(path: Path) -> None:

@@ -40,6 +40,7 @@ from hcp.images.params import BLOCK_SIZE_LIMIT, ImportParams
 from hcp.images.store.base import AddResult, GcReport, PinInfo, RepoStat, Source
 from hcp.images.store.disk import BlockFiles
 from hcp.images.store.session import ImportSession, _add_refs, _insert
+from hcp.observability.sink import MetricsSink, NullSink
 
 if TYPE_CHECKING:
     from hcp.config import Settings
@@ -65,6 +66,9 @@ class EmbeddedStore:
         self._space = threading.Lock()
         self._touch_lock = threading.Lock()
         self._touched: dict[str, datetime] = {}
+        # Where this process records its collections (the API replica's and the image-cache
+        # actor's sinks, set by them); none elsewhere.
+        self.sink: MetricsSink = NullSink()
         with engine.connect() as conn:
             self._used = int(conn.scalar(select(func.coalesce(func.sum(ImgBlock.size), 0))) or 0)
 
@@ -147,7 +151,14 @@ class EmbeddedStore:
             freed += got
         if freed:
             log.info("evicted %d bytes of unpinned blocks to stay under the cap", freed)
+            self._collected(freed)
         return freed
+
+    def _collected(self, freed: int) -> None:
+        """One collection (an eviction under the cap counts, as Kubo's automatic GC does)."""
+        self.sink.inc("hcp_image_store_gc_runs_total", backend="embedded")
+        if freed:
+            self.sink.inc("hcp_image_store_gc_freed_bytes_total", freed, backend="embedded")
 
     def _collect(self, keys: list[str]) -> dict[str, int]:
         """Delete these blocks if they are still unheld and unprotected: {key: bytes freed}."""
@@ -359,6 +370,7 @@ class EmbeddedStore:
         except IntegrityError:
             log.debug("a DAG record was held meanwhile; it stays")
         log.info("gc removed %d blocks (%d bytes)", len(removed), freed)
+        self._collected(freed)
         return GcReport(len(removed), freed, tuple(removed))
 
     def stat(self) -> RepoStat:

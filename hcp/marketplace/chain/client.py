@@ -11,9 +11,9 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import requests
 from eth_utils.exceptions import ValidationError as _EthValidationError
@@ -30,6 +30,7 @@ from web3.exceptions import (
 from web3.types import TxReceipt
 
 from hcp.marketplace.chain.keys import Signer
+from hcp.observability.sink import MetricsSink, NullSink
 
 try:  # the in-process chain raises its own exception type for reverts
     from eth_tester.exceptions import TransactionFailed as _TesterRevert
@@ -80,6 +81,11 @@ class ChainClient:
         # py-evm is not thread-safe: in process, one call at a time.
         self._evm_lock = threading.RLock() if in_process else None
         self.breaker: DependencyBreaker | None = None  # None: the process's chain breaker
+        # The process's sink (an actor sets its own): transactions pending and send-to-receipt.
+        self.sink: MetricsSink = NullSink()
+        self.monotonic: Callable[[], float] = time.monotonic
+        self._pending = 0
+        self._pending_lock = threading.Lock()
 
     # -- construction ----------------------------------------------------------------------
     @classmethod
@@ -167,21 +173,26 @@ class ChainClient:
         """
         hashes: list[Any] = []
         built: dict[int, dict[str, Any]] = {}  # the same call object repeated is encoded once
-        with self._sender_lock(sender.address):
-            for fn in fns:
-                base = self._base_tx(sender, self.gas_limit, 0)
-                if id(fn) not in built:
-                    built[id(fn)] = self._rpc(lambda f=fn, b=base: f.build_transaction(b))
-                tx = {**built[id(fn)], "nonce": base["nonce"], "maxFeePerGas": base["maxFeePerGas"]}
-                hashes.append((fn, self._send_only(tx, sender)))
         results = []
-        for fn, tx_hash in hashes:
-            receipt = self._receipt(tx_hash)
-            if receipt["status"] != 1:
-                raise ChainRevertError(f"{fn.fn_name} reverted in a batch", reason="unknown",
-                                       function=fn.fn_name, tx_hash=receipt["transactionHash"].to_0x_hex())
-            results.append(TxResult(receipt["transactionHash"].to_0x_hex(), receipt["blockNumber"],
-                                    receipt["gasUsed"], receipt))
+        with _Flight(self) as flight:
+            with self._sender_lock(sender.address):
+                for fn in fns:
+                    base = self._base_tx(sender, self.gas_limit, 0)
+                    if id(fn) not in built:
+                        built[id(fn)] = self._rpc(lambda f=fn, b=base: f.build_transaction(b))
+                    tx = {**built[id(fn)], "nonce": base["nonce"], "maxFeePerGas": base["maxFeePerGas"]}
+                    tx_hash = self._send_only(tx, sender)
+                    flight.sent(tx_hash)
+                    hashes.append((fn, tx_hash))
+            for fn, tx_hash in hashes:
+                receipt = self._receipt(tx_hash)
+                flight.received(tx_hash)
+                if receipt["status"] != 1:
+                    raise ChainRevertError(f"{fn.fn_name} reverted in a batch", reason="unknown",
+                                           function=fn.fn_name,
+                                           tx_hash=receipt["transactionHash"].to_0x_hex())
+                results.append(TxResult(receipt["transactionHash"].to_0x_hex(),
+                                        receipt["blockNumber"], receipt["gasUsed"], receipt))
         return results
 
     def send_value(self, sender: Signer, to: str, value: int) -> TxResult:
@@ -255,41 +266,47 @@ class ChainClient:
         sender = Signer.unlocked(Web3.to_checksum_address(address))
         self._raw("anvil_impersonateAccount", [sender.address])
         hashes: list[str] = []
-        with self._sender_lock(sender.address):
-            # A measured limit, not the generous default: a block takes as many sends as fit.
-            gas = int(self._rpc(lambda: fn.estimate_gas({"from": sender.address})) * GAS_HEADROOM)
-            base = self._base_tx(sender, gas, 0)
-            tx = self._rpc(lambda: fn.build_transaction(base))
-            # Full blocks raise the base fee 12.5% each: a fee cap of 2 x base fee would strand
-            # the tail of the batch in the pool, so the cap is wide and the dev account topped up.
-            fee_cap = 100 * self._base_fee() + TIP_WEI
-            self._raw("anvil_setBalance", [sender.address, hex(self.eth_balance(sender.address)
-                                                               + count * gas * fee_cap)])
-            fields = {"from": sender.address, "to": tx["to"], "data": tx["data"], "gas": hex(gas),
-                      "maxFeePerGas": hex(fee_cap), "maxPriorityFeePerGas": hex(TIP_WEI)}
-            self._raw("evm_setAutomine", [False])
-            try:
-                for start in range(0, count, chunk):
-                    reqs = [("eth_sendTransaction", [{**fields, "nonce": hex(base["nonce"] + i)}])
-                            for i in range(start, min(count, start + chunk))]
-                    hashes += [self._batch_result(r) for r in self._rpc(
-                        lambda q=reqs: self.w3.provider.make_batch_request(q))]  # type: ignore[attr-defined]
-                # Each block takes what fits under its gas limit: mine until the last is in
-                # (or a block comes out empty: what is left cannot be mined).
-                for _ in range(count + 1):
-                    self._raw("anvil_mine", ["0x1"])
-                    if self._raw("eth_getTransactionReceipt", [hashes[-1]]) is not None:
-                        break
-                    if int(self._raw("eth_getBlockTransactionCountByNumber", ["latest"]), 16) == 0:
-                        break
-            finally:
-                self._raw("evm_setAutomine", [True])
-            self._nonces[sender.address] = base["nonce"] + count
-        receipts: list[dict[str, Any]] = []
-        for start in range(0, len(hashes), chunk):
-            reqs = [("eth_getTransactionReceipt", [h]) for h in hashes[start:start + chunk]]
-            receipts += [self._batch_result(r) for r in self._rpc(
-                lambda q=reqs: self.w3.provider.make_batch_request(q))]  # type: ignore[attr-defined]
+        with _Flight(self) as flight:
+            with self._sender_lock(sender.address):
+                # A measured limit, not the generous default: a block takes as many sends as fit.
+                gas = int(self._rpc(lambda: fn.estimate_gas({"from": sender.address})) * GAS_HEADROOM)
+                base = self._base_tx(sender, gas, 0)
+                tx = self._rpc(lambda: fn.build_transaction(base))
+                # Full blocks raise the base fee 12.5% each: a fee cap of 2 x base fee would strand
+                # the tail of the batch in the pool, so the cap is wide and the dev account topped up.
+                fee_cap = 100 * self._base_fee() + TIP_WEI
+                self._raw("anvil_setBalance", [sender.address, hex(self.eth_balance(sender.address)
+                                                                   + count * gas * fee_cap)])
+                fields = {"from": sender.address, "to": tx["to"], "data": tx["data"], "gas": hex(gas),
+                          "maxFeePerGas": hex(fee_cap), "maxPriorityFeePerGas": hex(TIP_WEI)}
+                self._raw("evm_setAutomine", [False])
+                try:
+                    for start in range(0, count, chunk):
+                        reqs = [("eth_sendTransaction", [{**fields, "nonce": hex(base["nonce"] + i)}])
+                                for i in range(start, min(count, start + chunk))]
+                        sent = [self._batch_result(r) for r in self._rpc(
+                            lambda q=reqs: self.w3.provider.make_batch_request(q))]  # type: ignore[attr-defined]
+                        hashes += sent
+                        flight.sent(*sent)
+                    # Each block takes what fits under its gas limit: mine until the last is in
+                    # (or a block comes out empty: what is left cannot be mined).
+                    for _ in range(count + 1):
+                        self._raw("anvil_mine", ["0x1"])
+                        if self._raw("eth_getTransactionReceipt", [hashes[-1]]) is not None:
+                            break
+                        if int(self._raw("eth_getBlockTransactionCountByNumber", ["latest"]), 16) == 0:
+                            break
+                finally:
+                    self._raw("evm_setAutomine", [True])
+                self._nonces[sender.address] = base["nonce"] + count
+            receipts: list[dict[str, Any]] = []
+            for start in range(0, len(hashes), chunk):
+                reqs = [("eth_getTransactionReceipt", [h]) for h in hashes[start:start + chunk]]
+                got = [self._batch_result(r) for r in self._rpc(
+                    lambda q=reqs: self.w3.provider.make_batch_request(q))]  # type: ignore[attr-defined]
+                receipts += got
+                flight.received(*(h for h, r in zip(hashes[start:start + chunk], got)
+                                  if r is not None))
         failed = [r for r in receipts if r is None or int(r["status"], 16) != 1]
         if failed:
             raise ChainRevertError(f"{len(failed)} of {count} bulk sends of {fn.fn_name} failed",
@@ -368,7 +385,11 @@ class ChainClient:
                     continue
                 raise ChainRevertError(f"transaction refused by the node: {exc}", reason="rejected") from None
             self._nonces[sender.address] = tx["nonce"] + 1
-            return self._receipt(tx_hash)
+            with _Flight(self) as flight:
+                flight.sent(tx_hash)
+                receipt = self._receipt(tx_hash)
+                flight.received(tx_hash)
+            return receipt
         raise AssertionError("unreachable")
 
     def _receipt(self, tx_hash: Any) -> TxReceipt:
@@ -379,6 +400,13 @@ class ChainClient:
         except TimeExhausted:
             raise ChainUnavailableError(f"no receipt for {tx_hash.to_0x_hex()} in {self.receipt_timeout}s",
                                         tx_hash=tx_hash.to_0x_hex()) from None
+
+    def _count_pending(self, change: int) -> None:
+        # The absolute count, set under the lock: concurrent senders cannot set it out of
+        # order, and a gauge set (not added to) cannot drift from the truth.
+        with self._pending_lock:
+            self._pending = max(0, self._pending + change)
+            self.sink.set("hcp_chain_transactions_pending", self._pending)
 
     def _revert(self, fn: ContractFunction, exc: Exception) -> ChainRevertError:
         reason = _reason_of(exc)
@@ -407,6 +435,39 @@ class ChainClient:
             except (requests.ConnectionError, requests.Timeout, ConnectionError,
                     ProviderConnectionError) as exc:
                 raise ChainUnavailableError(f"chain node unreachable: {exc}") from None
+
+
+class _Flight:
+    """The transactions one call has sent and awaits: pending from send to receipt, each
+    receipt observed in ``hcp_chain_transaction_seconds``. Leaving the block ends the wait
+    for the rest (a wait that timed out, a batch that stopped at a revert): no longer
+    pending, and nothing observed for them."""
+
+    def __init__(self, client: ChainClient) -> None:
+        self._client = client
+        self._sent: dict[Any, float] = {}
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._sent:
+            self._client._count_pending(-len(self._sent))
+            self._sent.clear()
+
+    def sent(self, *tx_hashes: Any) -> None:
+        if tx_hashes:
+            now = self._client.monotonic()
+            self._sent.update(dict.fromkeys(tx_hashes, now))
+            self._client._count_pending(len(tx_hashes))
+
+    def received(self, *tx_hashes: Any) -> None:
+        now = self._client.monotonic()
+        took = [now - self._sent.pop(h) for h in tx_hashes if h in self._sent]
+        if took:
+            self._client._count_pending(-len(took))
+            for seconds in took:
+                self._client.sink.observe("hcp_chain_transaction_seconds", seconds)
 
 
 class _NullLock:

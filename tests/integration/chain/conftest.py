@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import time
@@ -28,8 +29,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def anvil_url() -> Iterator[str]:
+@contextlib.contextmanager
+def running_anvil() -> Iterator[str]:
+    """A private anvil on a free port, its URL while the block runs."""
     assert ANVIL.exists(), "anvil missing: run `npm ci` in the repository root"
     port = _free_port()
     proc = subprocess.Popen([str(ANVIL), "--host", "127.0.0.1", "--port", str(port), "--silent"],
@@ -60,6 +62,12 @@ def anvil_url() -> Iterator[str]:
             proc.wait()
         if proc.stderr is not None:
             proc.stderr.close()
+
+
+@pytest.fixture(scope="session")
+def anvil_url() -> Iterator[str]:
+    with running_anvil() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -30,7 +30,11 @@ def test_jobs_are_counted_once_from_the_log_and_the_books_balance(
     sink = PrometheusSink()
     rec = MarketplaceRecorder(engine, lambda: _books(ledger), "sql", sink)
     rec.record()
-    assert not sink.value("jobs_created_total")  # history is not news: nothing counted
+    # History is not news: nothing counted, yet every counter is exported (at 0) from here.
+    for name in ("jobs_created_total", "jobs_completed_total", "jobs_disputed_total"):
+        assert sink.value(name) == 0
+    for party in ("provider", "platform", "refund"):
+        assert sink.value("hcp_marketplace_settled_amount_total", party=party) == 0
     assert sink.value("hcp_escrow_locked_amount", backend="sql") == PRICE
     assert sink.value("hcp_escrow_conservation_residual", backend="sql") == 0
 

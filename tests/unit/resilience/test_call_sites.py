@@ -150,3 +150,31 @@ def test_call_sites_share_the_process_breaker_configured_at_start() -> None:
         import hcp.resilience.registry as registry
 
         registry._PROCESS = before
+
+
+def test_the_store_stops_connecting_to_a_postgres_that_is_down() -> None:
+    """Every PostgreSQL connection goes through the process's breaker (hcp.store.db); the
+    store's error is both a dependency's 503 and a StoreError (what retrying loops catch)."""
+    from sqlalchemy import text
+
+    import hcp.resilience.registry as registry
+    from hcp.errors import StoreError, StoreUnavailableError
+    from hcp.store import connect
+
+    before, clock = registry._PROCESS, FakeClock()
+    configure_process_breakers(BreakerSettings(postgres=BreakerPolicy(
+        failure_threshold=2, recovery_seconds=7, timeout_seconds=1)), clock=clock)
+    engine = connect(f"postgresql://hcp@127.0.0.1:{_dead_port()}/hcp")
+    try:
+        outcomes = []
+        for _ in range(3):
+            with pytest.raises(StoreUnavailableError) as e, engine.connect() as c:
+                c.execute(text("SELECT 1"))
+            assert isinstance(e.value, StoreError) and e.value.http_status == 503
+            outcomes.append(e.value.to_dict()["detail"])
+        assert outcomes[:2] == ["postgres failed"] * 2
+        assert outcomes[2] == "postgres is unavailable (circuit open); retry later"
+        assert e.value.to_dict()["retry_after"] == 7
+    finally:
+        engine.dispose()
+        registry._PROCESS = before
