@@ -50,15 +50,17 @@ def create_app(settings: Settings, service: NotaryService | None = None,
 
 def replica_app(settings_json: str, runners: list[Any]) -> FastAPI:
     """The app of one Serve replica: the runner actors' handles, Ray metrics."""
+    from actors.metrics_sink import RaySink
     from actors.notary import RaySandboxPool
     from hcp.notary.service import build_service
+    from hcp.observability.notary import SinkNotaryMetrics
     from hcp.store.db import engine_for
-    from serve_apps.notary.metrics import RayNotaryMetrics
 
     s = Settings.model_validate_json(settings_json)
     engine = engine_for(s.resolved_database_url)  # migrated by build_app
     pool = RaySandboxPool(runners, s.notary.sandbox_queue)
-    return create_app(s, build_service(s, engine, pool=pool, metrics=RayNotaryMetrics()))
+    metrics = SinkNotaryMetrics(RaySink())  # the catalogue's names, through Ray's agent
+    return create_app(s, build_service(s, engine, pool=pool, metrics=metrics))
 
 
 def build_app(settings: Settings | None = None, **deployment_options: Any) -> Any:
