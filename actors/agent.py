@@ -82,6 +82,9 @@ class RouterWorkloadSource:
         except WorkloadNotFoundError:
             return None
 
+    def container_started(self, workload_id: str) -> Workload:
+        return self._call("container_started", workload_id)  # type: ignore[no-any-return]
+
     def finish(self, workload_id: str, ok: bool, detail: str) -> Workload | None:
         try:
             return self._call("complete", workload_id, ok, detail)

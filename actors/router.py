@@ -139,6 +139,13 @@ class RouterActor:
         self._wake_sched.set()
         return w
 
+    async def container_started(self, workload_id: str) -> Workload:
+        """The agent started the workload's container: metering starts now (committed
+        before this returns, so a restart keeps it)."""
+        w = self._core.container_started(workload_id)
+        await self._commit()
+        return w
+
     async def container_workloads(self, device_ids: list[str]) -> list[Workload]:
         """Running workloads that carry a container, on these GPUs (the agent runs them)."""
         ids = set(device_ids)

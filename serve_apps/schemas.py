@@ -64,6 +64,10 @@ class WorkloadView(BaseModel):
         None, description="Batch and training work: the image CID and command the platform's "
         "agent runs on its GPU (its output: `GET /api/v1/workloads/{id}/logs`)."
     )
+    container_started_at: str | None = Field(
+        None, description="When the agent's container of the current run started: a container "
+        "workload is metered from here, not from its placement (the image pull is not billed)."
+    )
 
 
 class WorkloadLogLine(BaseModel):

@@ -11,7 +11,6 @@ Cancelling the workload (or its preemption) ends the "job", so the agent stops t
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Collection
 from typing import Protocol
 
@@ -35,6 +34,9 @@ class WorkloadSource(Protocol):
 
     def get(self, workload_id: str) -> Workload | None: ...
 
+    def container_started(self, workload_id: str) -> Workload:
+        """Its container runs: the router meters it from now (idempotent)."""
+
     def finish(self, workload_id: str, ok: bool, detail: str) -> Workload | None:
         """End the workload (its cost metered to now); None if it had already ended."""
 
@@ -47,10 +49,12 @@ def workload_slots(gpus: Collection[tuple[str, str | None]]) -> list[Slot]:
 class WorkloadMarketplace:
     """``MarketplacePort`` over the router: a workload with a container is a job to the agent.
 
-    RUNNING in the router and not yet started by the agent reads as ACCEPTED (ready to
-    launch); once the agent starts its container, RUNNING. Ended, or back in the queue
-    (preempted), reads as not live, so the agent stops the container. ``complete`` and
-    ``cancel`` end the workload with the container's outcome, read from the run record.
+    RUNNING in the router and its container not started yet reads as ACCEPTED (ready to
+    launch); once the agent started its container (the router's ``container_started_at``,
+    kept in its store, so an agent or router restart reads the same), RUNNING. Ended, or back
+    in the queue (preempted), reads as not live, so the agent stops the container.
+    ``complete`` and ``cancel`` end the workload with the container's outcome, read from the
+    run record.
     """
 
     def __init__(self, source: WorkloadSource, slots: Collection[Slot], settings: AgentSettings,
@@ -60,24 +64,21 @@ class WorkloadMarketplace:
         self.settings = settings
         self._run_of = run_of
         self.clock = clock or SystemClock()
-        self._started: set[str] = set()
-        self._lock = threading.Lock()
 
     def _info(self, w: Workload) -> JobInfo:
         if w.state is WorkloadState.RUNNING:
-            with self._lock:
-                status = JobStatus.RUNNING if w.id in self._started else JobStatus.ACCEPTED
+            status = JobStatus.RUNNING if w.container_started_at is not None \
+                else JobStatus.ACCEPTED
         else:
             # Ended, or requeued (preempted): not the agent's to run any more. A requeued one
-            # placed again later is a fresh launch, not a container the agent lost.
-            with self._lock:
-                self._started.discard(w.id)
+            # placed again later is a fresh launch (the router cleared its container start).
             status = JobStatus.COMPLETED if w.state is WorkloadState.COMPLETED \
                 else JobStatus.CANCELLED
         return JobInfo(id=w.id, offer_id=f"{SLOT_PREFIX}{w.device_id}", renter=w.owner,
                        provider=PLATFORM, image_cid=str((w.container or {}).get("image_cid", "")),
                        status=status, estimated_seconds=w.duration_seconds,
-                       created_at=w.created_at, started_at=w.started_at, ended_at=w.finished_at)
+                       created_at=w.created_at, started_at=w.container_started_at,
+                       ended_at=w.finished_at)
 
     def open_jobs(self) -> list[JobInfo]:
         gpus = [s.gpu_id for s in self.slots.values()]
@@ -100,10 +101,9 @@ class WorkloadMarketplace:
         return self._must(job_id)  # placed by the router: nothing to accept
 
     def start(self, job_id: str) -> JobInfo:
-        """The container runs (the router metered the workload from its placement)."""
-        with self._lock:
-            self._started.add(job_id)
-        return self._must(job_id)
+        """The container runs: the router meters the workload from now, not from its
+        placement (the image pull before it is not billed)."""
+        return self._info(self.source.container_started(job_id))
 
     def complete(self, job_id: str, usage_seconds: int) -> JobInfo:
         run = self._run_of(job_id)
@@ -124,8 +124,6 @@ class WorkloadMarketplace:
 
     def _end(self, job_id: str, ok: bool, detail: str) -> JobInfo:
         self.source.finish(job_id, ok, detail)
-        with self._lock:
-            self._started.discard(job_id)
         return self._must(job_id)
 
     def _must(self, job_id: str) -> JobInfo:

@@ -51,6 +51,8 @@ class Workload(Result):
     detail: str = ""
     idempotency_key: str | None = None
     container: dict[str, Any] | None = Field(None, description="Image CID and command, if any.")
+    container_started_at: datetime | None = Field(
+        None, description="When its container started (metered from there).")
     replayed: bool = Field(False, description="True when a retry returned the first submission.")
 
     @property

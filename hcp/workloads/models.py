@@ -49,3 +49,6 @@ class WorkloadRow(Base):
     # Batch and training work in a container (migration 0016): {"image_cid", "command"}; the
     # platform's agent runs it on the workload's GPU.
     container: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # When that container started in the current run segment (migration 0019): metering of a
+    # container workload starts there, not at its placement (the image pull is not billed).
+    container_started_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)

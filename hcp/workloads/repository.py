@@ -77,7 +77,7 @@ def to_row(w: Workload) -> dict[str, Any]:
         "started_at": w.started_at, "finished_at": w.finished_at, "gpu_ms": w.gpu_ms,
         "cost_micro_usd": w.cost_micro_usd, "preempted_mining": w.preempted_mining,
         "detail": w.detail[:500], "updated_at": utcnow(), "idempotency_key": w.idempotency_key,
-        "container": w.container,
+        "container": w.container, "container_started_at": w.container_started_at,
     }
 
 
@@ -91,6 +91,7 @@ def from_row(r: Any) -> Workload:
         started_at=r.started_at, finished_at=r.finished_at, gpu_ms=r.gpu_ms,
         cost_micro_usd=r.cost_micro_usd, preempted_mining=r.preempted_mining, detail=r.detail or "",
         idempotency_key=r.idempotency_key, container=r.container,
+        container_started_at=r.container_started_at,
     )
 
 

@@ -27,6 +27,7 @@ from hcp.errors import (
     RouterBusyError,
     UnsatisfiableWorkloadError,
     WorkloadNotFoundError,
+    WorkloadTransitionError,
 )
 from hcp.fleet.modes import GpuMode
 from hcp.observability.sink import MetricsSink, NullSink
@@ -349,11 +350,30 @@ class WorkloadRouter:
         self._record(record_started, self.metrics, w)
         return w
 
+    def container_started(self, workload_id: str) -> Workload:
+        """The agent's container of a running workload started: its run segment (and its
+        metering, and the count towards ``duration_seconds``) starts now, not at placement;
+        the image pull before it is not the customer's GPU time. Said again (an agent's retry,
+        a reconcile) it changes nothing."""
+        w = self._active(workload_id)
+        if w.container is None:
+            raise InvalidWorkloadError(f"workload {w.id} has no container", workload_id=w.id)
+        if w.state is not S.RUNNING:
+            raise WorkloadTransitionError(f"workload {w.id} is {w.state.value}, not running",
+                                          workload_id=w.id, state=w.state.value,
+                                          target=S.RUNNING.value)
+        if w.container_started_at is None:
+            w.started_at = w.container_started_at = self.clock.now()
+            if w.id not in self._new:
+                self._dirty[w.id] = w
+        return w
+
     def requeue(self, workload_id: str, detail: str) -> Workload:
         """Back to the queue: the switch failed (scheduled) or it was preempted (running)."""
         w = self._active(workload_id)
         check_transition(w.id, w.state, S.QUEUED)
         self._end_segment(w)
+        w.container_started_at = None  # placed again, it is a fresh launch
         self._release(w, detail)
         w.scheduled_at = None
         self._transition(w, S.QUEUED, detail)
@@ -397,8 +417,11 @@ class WorkloadRouter:
         return w
 
     def _end_segment(self, w: Workload) -> None:
-        """Meter the run segment that ends now (only a running workload has one)."""
+        """Meter the run segment that ends now (only a running workload has one; a container
+        workload's from its container's start: none when it never started)."""
         if w.state is not S.RUNNING or w.started_at is None:
+            return
+        if w.container is not None and w.container_started_at is None:
             return
         ms = run_ms(w.started_at, self.clock.now())
         w.gpu_ms += ms

@@ -153,6 +153,8 @@ class Workload:
     idempotency_key: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     container: dict[str, Any] | None = None  # {"image_cid", "command"}: run by the agent
+    # The current run segment's container start (metering starts there); None before it.
+    container_started_at: datetime | None = None
 
     @property
     def runs_container(self) -> bool:
@@ -175,6 +177,7 @@ class Workload:
             "cost_micro_usd": self.cost_micro_usd, "preempted_mining": self.preempted_mining,
             "detail": self.detail, "idempotency_key": self.idempotency_key,
             "container": dict(self.container) if self.container is not None else None,
+            "container_started_at": _iso(self.container_started_at),
         }
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -186,6 +187,9 @@ def test_a_workload_with_an_image_and_a_command_runs_on_its_gpu_and_its_output_i
         assert done.state.value == "completed", done.detail
         assert done.device_id == gpu_id and done.detail.startswith("container exited with code 0")
         assert done.gpu_ms > 0 and done.cost_micro_usd > 0  # metered from its real run time
+        # ... from its container's start: the pull between placement and it is not billed.
+        assert done.scheduled_at < done.container_started_at == done.started_at
+        assert done.gpu_ms <= (done.finished_at - done.container_started_at) / timedelta(milliseconds=1)
         lines = SqlRunStore(engine_for(s.resolved_database_url)).read_logs(w.id, -1, 10)
         # Both streams, each line once (the Engine orders two streams' lines by time only).
         assert sorted((ln.stream, ln.text) for ln in lines) == [

@@ -47,6 +47,9 @@ class CoreSource:
         except Exception:  # noqa: BLE001 -- unknown id
             return None
 
+    def container_started(self, workload_id: str) -> Workload:
+        return self.core.container_started(workload_id)
+
     def finish(self, workload_id: str, ok: bool, detail: str) -> Workload | None:
         try:
             return self.core.complete(workload_id, ok, detail)
@@ -95,6 +98,42 @@ def test_a_workload_with_an_image_and_a_command_runs_and_its_output_is_kept(worl
     assert done.gpu_ms == 12_000  # metered by the router from its real run time
 
 
+def test_the_image_pull_is_not_billed_the_container_run_is(world: World) -> None:
+    """Placed at t0, the pull takes 30 s (the agent's step runs later), the container 12 s:
+    12 s are metered and its duration counts from the container's start."""
+    core, agent, _ = _setup(world)
+    w = _place(core, container={"image_cid": CID, "command": ["true"]}, duration_seconds=40)
+    placed = w.started_at
+    world.clock.advance(30)  # the pull (and the agent's poll) before the container starts
+    assert core.expired() == []  # 30 s since placement: not yet its 40 s
+    agent.step()
+    running = core.get(w.id)
+    assert running.container_started_at == world.clock.now() and running.started_at > placed
+    # Said again (a retried start, a reconcile after a restart): nothing moves.
+    world.clock.advance(2)
+    assert core.container_started(w.id).container_started_at == running.container_started_at
+    world.clock.advance(10)
+    assert core.expired() == []  # 42 s since placement, 12 s of run: not expired
+    world.containers.exit(world.containers.by_job(w.id).id, 0)
+    agent.step()
+    done = core.get(w.id)
+    assert done.state is S.COMPLETED and done.gpu_ms == 12_000
+    assert done.cost_micro_usd == 12_000  # 1 micro-USD per ms at the test's price
+
+
+def test_a_workload_whose_container_never_started_costs_nothing(world: World) -> None:
+    core, _, _ = _setup(world)
+    w = _place(core, container={"image_cid": CID})
+    world.clock.advance(45)
+    cancelled = core.cancel(w.id, "the image could not be pulled")
+    assert cancelled.gpu_ms == 0 and cancelled.cost_micro_usd == 0
+    with pytest.raises(WorkloadTransitionError):
+        core.container_started(w.id)  # ended: too late to start
+    plain = core.admit("alice", {"type": "batch", "priority": 5, "duration_seconds": 60})
+    with pytest.raises(InvalidWorkloadError):
+        core.container_started(plain.id)  # no container to start
+
+
 def test_a_failing_command_fails_the_workload(world: World) -> None:
     core, agent, _ = _setup(world)
     w = _place(core, container={"image_cid": CID, "command": ["false"]})
@@ -140,6 +179,7 @@ def test_a_preempted_workload_stops_and_runs_afresh_when_placed_again(world: Wor
     agent.step()
     first = world.containers.by_job(w.id).id
     core.requeue(w.id, "preempted: facility power cap")
+    assert core.get(w.id).container_started_at is None  # placed again, a fresh launch
     agent.step()  # the agent sees it is no longer running: the container stops
     assert first not in world.containers.containers or \
         world.containers.containers[first].status.value == "exited"
