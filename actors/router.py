@@ -25,7 +25,7 @@ from hcp.clock import SystemClock
 from hcp.config import Settings
 from hcp.errors import HcpError, InvalidWorkloadError, RouterBusyError, RouterUnavailableError
 from hcp.logging_setup import configure_for
-from hcp.observability.workloads import record_live
+from hcp.observability.workloads import record_live, record_preemption
 from hcp.store import engine_for
 from hcp.workloads.metering import PriceTable
 from hcp.workloads.repository import WorkloadRepository
@@ -65,6 +65,7 @@ class RouterActor:
         self._scheduler = Scheduler(self._core, fleet, routed, self._commit)
         self._resumed = self._core.resume()
         log.info("router resumed %s", self._resumed)
+        record_preemption(self._sink, n=0)
         self._waiters: list[asyncio.Future[None]] = []
         self._refused: dict[str, HcpError] = {}  # admitted, then refused by the store alone
         self._wake_flush = asyncio.Event()

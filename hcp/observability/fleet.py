@@ -16,7 +16,8 @@ def record_device(sink: MetricsSink, status: Any, *, facility: str, kind: str, m
                   temperature_limit_c: float | None = None,
                   shares_before: int | None = None) -> None:
     """A ``WorkerStatus`` (mode, hashrate, shares, telemetry). ``shares_before`` is the share
-    count of the previous call: the counter moves by the difference."""
+    count of the previous call: the counter moves by the difference (None, the first call:
+    the series is exported at 0, so ``increase()`` sees the first share)."""
     dev = {"device": status.device_id, "facility": facility, "kind": kind}
     t = status.telemetry
     sink.set_state("hcp_device_mode", "mode", status.mode, **dev)
@@ -27,7 +28,9 @@ def record_device(sink: MetricsSink, status: Any, *, facility: str, kind: str, m
     sink.set("hcp_device_utilization_ratio", status.utilization, **dev)
     if temperature_limit_c is not None:
         sink.set("hcp_device_temperature_limit_celsius", temperature_limit_c, **dev)
-    if shares_before is not None and status.shares_found > shares_before:
+    if shares_before is None:
+        sink.inc("hcp_device_shares_total", 0, **dev)  # exported at 0 before its first share
+    elif status.shares_found > shares_before:
         sink.inc("hcp_device_shares_total", status.shares_found - shares_before, **dev)
 
 

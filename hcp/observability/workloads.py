@@ -32,5 +32,6 @@ def record_started(sink: MetricsSink, w: Workload) -> None:
                  type=w.type.value, priority=str(w.priority))
 
 
-def record_preemption(sink: MetricsSink, kind: str = "gpu") -> None:
-    sink.inc("hcp_workload_preemptions_total", kind=kind)
+def record_preemption(sink: MetricsSink, kind: str = "gpu", n: int = 1) -> None:
+    """``n`` = 0 where the router starts: the series is exported before its first preemption."""
+    sink.inc("hcp_workload_preemptions_total", n, kind=kind)

@@ -25,6 +25,9 @@ def status(shares: int, mode: GpuMode = GpuMode.MINING) -> WorkerStatus:
 
 def test_a_device_status_becomes_its_gauges_and_share_counter() -> None:
     sink = PrometheusSink()
+    # The first reading is the baseline: the counter is exported at 0, its shares not counted.
+    record_device(sink, status(2), facility="lab", kind="gpu", model="H100")
+    assert sink.value("hcp_device_shares_total", **DEV) == 0
     record_device(sink, status(3), facility="lab", kind="gpu", model="H100",
                   temperature_limit_c=83.0, shares_before=0)
     record_device(sink, status(5, GpuMode.INFERENCE), facility="lab", kind="gpu", model="H100",
