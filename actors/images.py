@@ -79,6 +79,7 @@ class ImageCacheActor:
 
     def shutdown(self) -> None:
         self._stop.set()
+        self._probe.close()
 
 
 def launch_image_cache(settings: Settings) -> Any:

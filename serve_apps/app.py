@@ -87,8 +87,8 @@ def platform_routers(settings: Settings, metrics: MetricsSink) -> list[Any]:
     the runner actors; the marketplace's money through the escrow-ledger actor (the one owner
     of the books; found by name, on first use); the image node (Kubo RPC, trustless gateway
     and the image API) providers' agents pull from; the instances renters and agents use; the
-    oracle's keys, heartbeats and standings (with the validators). The
-    notary's stages and verdicts and the image node's collections are recorded in ``metrics``."""
+    oracle's keys, heartbeats and standings (with the validators). The notary's stages and
+    verdicts and the image node's collections are recorded in ``metrics``."""
     from functools import partial
 
     from actors.escrow import RemoteEscrow
