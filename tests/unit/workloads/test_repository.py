@@ -43,6 +43,33 @@ def _run(r: WorkloadRouter, gpus) -> list[str]:  # type: ignore[no-untyped-def]
     return out
 
 
+def test_a_container_start_survives_a_router_restart_and_is_metered_once(
+        repo: WorkloadRepository) -> None:
+    """Placed, pulled for 20 s, started, then the router crashes: the new router meters from
+    the stored container start and a repeated start moves nothing."""
+    clock = FakeClock()
+    r = _router(repo, clock)
+    cid = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"
+    w = r.admit("o1", {"type": "batch", "priority": 5, "duration_seconds": 60,
+                       "container": {"image_cid": cid}})
+    assert _run(r, [gpu("g0", "INFERENCE")]) == [w.id]
+    r.flush()
+    clock.advance(20)  # the image pull
+    started = r.container_started(w.id).container_started_at
+    r.flush()
+    clock.advance(5)
+
+    r2 = _router(repo, clock, start=100)  # "crash": the old router is dropped
+    again = r2.get(w.id)
+    assert again.container_started_at == started == again.started_at
+    clock.advance(5)
+    assert r2.container_started(w.id).container_started_at == started  # said again: no move
+    done = r2.complete(w.id)
+    r2.flush()
+    assert (done.gpu_ms, done.cost_micro_usd) == (10_000, 10_000)  # 10 s of run, not 30 s
+    assert repo.get(w.id).container_started_at == started
+
+
 def test_crash_and_resume_loses_nothing_and_meters_once(repo: WorkloadRepository) -> None:
     clock = FakeClock()
     r = _router(repo, clock)
